@@ -1,0 +1,1 @@
+"""firebus core runtime: internal; plugins import firebus.sdk instead."""

@@ -1,0 +1,113 @@
+"""firebus.sdk: the only import a firebus plugin needs.
+
+Everything exported here is public and versioned by ``API_VERSION``;
+everything in ``firebus.core`` is internal and may change.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from .context import Context, new_id
+from .core_api import BusAPI, Clock, CoreAPI, OverflowPolicy, PointInfo, RegistryAPI, StorageAPI
+from .driver import (
+    DeviceInfo,
+    DeviceReport,
+    Driver,
+    DriverContext,
+    NotReady,
+    PointSpec,
+    PolledDriver,
+    PushDriver,
+    Reading,
+)
+from .events import (
+    AlarmEvent,
+    AlarmTransition,
+    AvailabilityChanged,
+    CommandRequested,
+    CommandResult,
+    Event,
+    Lane,
+    LinkChanged,
+    NotificationResult,
+    Payload,
+    PayloadQuarantined,
+    RegistryAction,
+    RegistryUpdated,
+    StateChanged,
+    StateReported,
+)
+from .extension import AlarmRule, NoOptions, Notifier, Transport, TransportContext, VideoDetector
+from .manifest import API_VERSION, Manifest, sdk_compatible
+from .migration import Migration
+from .vocab import (
+    ActorKind,
+    AlarmCategory,
+    Availability,
+    PlaceKind,
+    PointClass,
+    Severity,
+    Unit,
+)
+
+#: Decorate hook implementations with this: ``@hookimpl def firebus_register_drivers(core): …``
+hookimpl = pluggy.HookimplMarker("firebus")
+
+#: Entry-point group plugins register under (built-ins use the same one).
+ENTRY_POINT_GROUP = "firebus.plugins"
+
+__all__ = [
+    "API_VERSION",
+    "ENTRY_POINT_GROUP",
+    "ActorKind",
+    "AlarmCategory",
+    "AlarmEvent",
+    "AlarmRule",
+    "AlarmTransition",
+    "Availability",
+    "BusAPI",
+    "Clock",
+    "CoreAPI",
+    "OverflowPolicy",
+    "PointInfo",
+    "RegistryAPI",
+    "StorageAPI",
+    "AvailabilityChanged",
+    "CommandRequested",
+    "CommandResult",
+    "Context",
+    "DeviceInfo",
+    "DeviceReport",
+    "Driver",
+    "DriverContext",
+    "Event",
+    "Lane",
+    "LinkChanged",
+    "Manifest",
+    "Migration",
+    "NoOptions",
+    "NotReady",
+    "NotificationResult",
+    "Notifier",
+    "Payload",
+    "PayloadQuarantined",
+    "PlaceKind",
+    "PointClass",
+    "PointSpec",
+    "PolledDriver",
+    "PushDriver",
+    "Reading",
+    "RegistryAction",
+    "RegistryUpdated",
+    "Severity",
+    "StateChanged",
+    "StateReported",
+    "Transport",
+    "TransportContext",
+    "Unit",
+    "VideoDetector",
+    "hookimpl",
+    "new_id",
+    "sdk_compatible",
+]

@@ -1,0 +1,103 @@
+"""What a plugin may use of the running core, as typed protocols.
+
+Hooks receive ``core``; plugins rely only on what is declared here.  The core's
+concrete classes live in ``firebus.core`` and may change; these may not
+without a new ``API_VERSION``.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from typing import Any, Awaitable, Callable, Iterable, Protocol, Sequence
+
+import msgspec
+
+from .context import Context
+from .events import Event, Payload
+
+
+class OverflowPolicy(StrEnum):
+    """What a subscriber's full telemetry queue does with one more event.
+
+    Alarm-class events are never subject to it: they are never dropped.
+    """
+
+    DROP_OLDEST = "drop_oldest"  # live views: the newest value matters most
+    DROP_NEWEST = "drop_newest"  # keep the backlog in order, shed new arrivals
+    UNBOUNDED = "unbounded"  # the event log: memory over loss
+
+
+class PointInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Everything a rule or notifier needs to know about a point, resolved."""
+
+    point_id: str
+    device_id: str
+    key: str
+    point_class: str
+    unit: str = ""
+    name: str = ""
+    device_name: str = ""
+    driver: str = ""
+    location_id: str | None = None
+    location_name: str = ""
+    unit_id: str | None = None  # the site unit (联网单位), not the unit of measure
+    overrides: dict[str, Any] = msgspec.field(default_factory=dict)
+    writable: bool = False
+
+
+class Clock(Protocol):
+    """Wall time and sleeping, replaceable by a controllable clock in tests."""
+
+    def time(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class BusAPI(Protocol):
+    def subscribe(
+        self,
+        name: str,
+        handler: Callable[[Event], Awaitable[None] | None],
+        types: Iterable[type[Payload]] | None = None,
+        *,
+        maxsize: int = 10_000,
+        overflow: OverflowPolicy = OverflowPolicy.DROP_OLDEST,
+    ) -> Callable[[], None]: ...
+
+    def publish(self, payload: Payload, context: Context | None = None) -> Event: ...
+
+
+class StorageAPI(Protocol):
+    """Writes go through the core's single writer, in order; reads never block it."""
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None: ...
+
+
+class RegistryAPI(Protocol):
+    def point_info(self, point_id: str) -> PointInfo | None: ...
+
+    def points_of_device(self, device_id: str) -> list[PointInfo]: ...
+
+    def points_at_location(self, location_id: str) -> list[PointInfo]: ...
+
+
+class CoreAPI(Protocol):
+    bus: BusAPI
+    storage: StorageAPI
+    registry: RegistryAPI
+    clock: Clock
+
+    def logger(self, name: str) -> logging.Logger: ...
+
+    def start_task(self, func: Callable[..., Awaitable[Any]], *args: Any, name: str = "") -> None:
+        """Run ``func(*args)`` in the core's task group until the core stops."""
+
+    async def write_point(self, device_id: str, point_key: str, value: Any, context: Context | None = None) -> None:
+        """Write a device point through its driver (linkage actions, commands)."""

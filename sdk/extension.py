@@ -1,0 +1,83 @@
+"""Base classes of the other declarations a plugin can register.
+
+Each has a ``type_key`` (unique across all loaded plugins; a duplicate fails
+start-up naming both plugins) and an ``Options`` msgspec Struct that the
+matching section of the site file must satisfy.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+import logging
+from typing import Any, Awaitable, Callable, ClassVar, Protocol
+
+import msgspec
+
+
+class NoOptions(msgspec.Struct, forbid_unknown_fields=True):
+    """For declarations that take no options."""
+
+
+class TransportContext(Protocol):
+    """What the core gives a transport.  Implemented by the core."""
+
+    logger: logging.Logger
+
+    def link_changed(self, up: bool, reason: str = "") -> None:
+        """Report the link going down or coming back (published as ``LinkChanged``)."""
+
+    async def run_in_background(self, func: Callable[..., Awaitable[Any]], *args: Any, name: str = "") -> None:
+        """Start a task in the core's task group (cancelled when the core stops)."""
+
+
+class Transport(ABC):
+    """A shared connection to devices: an MQTT broker, a Modbus line.
+
+    The core creates one instance per ``transports:`` entry in the site file and
+    hands it to every driver configured on it; drivers never open sockets.
+    """
+
+    type_key: ClassVar[str]
+    Options: ClassVar[type[msgspec.Struct]] = NoOptions
+
+    def __init__(self, key: str, options: Any, ctx: TransportContext) -> None:
+        self.key = key
+        self.options = options
+        self.ctx = ctx
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Connect (or start connecting in the background); never raise for a dead peer."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Disconnect and release everything."""
+
+
+class AlarmRule(ABC):
+    """A rule type: turns point states into alarm conditions."""
+
+    type_key: ClassVar[str]
+    Options: ClassVar[type[msgspec.Struct]] = NoOptions
+
+
+class Notifier(ABC):
+    """A notification channel type (e-mail, webhook, SMS gateway, group robots …)."""
+
+    type_key: ClassVar[str]
+    Options: ClassVar[type[msgspec.Struct]] = NoOptions
+
+    @abstractmethod
+    async def send(self, message: Any) -> None:
+        """Deliver one message; raise on failure so the outbox retries it."""
+
+
+class VideoDetector(ABC):
+    """A flame/smoke recognition back-end (Frigate-style fixed output)."""
+
+    type_key: ClassVar[str]
+    Options: ClassVar[type[msgspec.Struct]] = NoOptions
+
+    @abstractmethod
+    def detect(self, frame: Any) -> list[Any]:
+        """Return detections (label, score, normalised box) for one frame."""

@@ -1,0 +1,98 @@
+"""The hooks a firebus plugin can implement.
+
+pluggy composes, the bus runs: these hooks are called at start-up (and on
+reload) and return *declarations*: classes, migrations, routes.  Readings,
+alarms and notifications never flow through hook calls; they flow over the
+core's event bus.
+
+Every ``firebus_register_*`` hook returns a list of classes, each with a
+``type_key`` class attribute.  Keys must be unique across all loaded plugins:
+a duplicate fails start-up with a message naming both plugins.
+
+Implementations must not give their parameters default values (pluggy does
+not pass arguments to parameters that have defaults).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("firebus")
+
+
+@hookspec
+def firebus_register_transports(core: Any) -> list[type]:
+    """Return transport classes (subclasses of ``firebus.sdk.Transport``).
+
+    A transport is a shared connection to devices: an MQTT broker, a Modbus TCP
+    endpoint, an RS-485 line.  The site file's ``transports:`` entries pick one by
+    its ``type_key`` (``mqtt``, ``modbus_tcp`` …).
+    """
+
+
+@hookspec
+def firebus_register_drivers(core: Any) -> list[type]:
+    """Return device driver classes (``PolledDriver`` or ``PushDriver`` subclasses).
+
+    The site file's ``devices:`` entries pick a driver by its ``type_key``
+    (e.g. ``leakage.modbus``); ``options`` are validated against ``Driver.Options``.
+    """
+
+
+@hookspec
+def firebus_register_rules(core: Any) -> list[type]:
+    """Return alarm rule classes (subclasses of ``firebus.sdk.AlarmRule``).
+
+    Rules turn point states into alarms: thresholds, rate of rise, heartbeat,
+    two-detector confirmation …
+    """
+
+
+@hookspec
+def firebus_register_notifiers(core: Any) -> list[type]:
+    """Return notification channel classes (subclasses of ``firebus.sdk.Notifier``)."""
+
+
+@hookspec
+def firebus_register_detectors(core: Any) -> list[type]:
+    """Return video fire/smoke detector classes (subclasses of ``firebus.sdk.VideoDetector``)."""
+
+
+@hookspec
+def firebus_register_routes(core: Any) -> list[Any]:
+    """Return Starlette routes to mount under ``/-/plugins/<plugin name>/`` on the panel."""
+
+
+@hookspec
+def firebus_register_commands(cli: Any) -> None:
+    """Add sub-commands to the ``firebus`` CLI.
+
+    ``cli`` is the ``argparse`` sub-parsers object; add a parser and set its
+    ``func`` default to a callable taking the parsed ``argparse.Namespace``.
+    """
+
+
+@hookspec
+def firebus_register_point_classes(core: Any) -> list[str]:
+    """Return point class names beyond ``firebus.sdk.PointClass``."""
+
+
+@hookspec
+def firebus_register_migrations(core: Any) -> list[Any]:
+    """Return ``firebus.sdk.Migration`` objects for the plugin's own tables.
+
+    Migrations are namespaced by their ``component`` and applied in ``version``
+    order, each in its own transaction, before the core starts.
+    """
+
+
+@hookspec
+def firebus_startup(core: Any) -> Any:
+    """Called once the core has started; may return an awaitable the core awaits."""
+
+
+@hookspec
+def firebus_shutdown(core: Any) -> Any:
+    """Called when the core stops; may return an awaitable the core awaits."""

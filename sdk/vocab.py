@@ -1,0 +1,99 @@
+"""Shared vocabularies: point classes, units, alarm categories, severities.
+
+Plain ``StrEnum`` values so they serialise as their string and read well in
+YAML, JSON and SQL.  Plugins may add point classes through
+``firebus_register_point_classes``; the ones here are what the core knows.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+
+class PointClass(StrEnum):
+    """What a point measures or reports (one physical quantity or status)."""
+
+    RESIDUAL_CURRENT = "residual_current"  # mA, electrical-fire monitoring (GB 14287.2)
+    TEMPERATURE = "temperature"  # °C, cable / busbar temperature (GB 14287.3)
+    CURRENT = "current"
+    VOLTAGE = "voltage"
+    SMOKE = "smoke"  # binary: detector in alarm
+    HEAT = "heat"
+    GAS_LEL = "gas_lel"  # %LEL combustible gas
+    CO = "co"
+    WATER_LEVEL = "water_level"  # m
+    PRESSURE = "pressure"  # MPa
+    PUMP_STATE = "pump_state"  # running / stopped
+    PUMP_MODE = "pump_mode"  # auto / manual
+    VALVE_STATE = "valve_state"  # open / closed
+    FAN_STATE = "fan_state"
+    FLAME = "flame"  # video or optical flame detection
+    BATTERY = "battery"  # %
+    SIGNAL = "signal"  # dBm
+    FAULT = "fault"  # binary device-reported fault
+    TAMPER = "tamper"
+    STATUS = "status"  # device status word / enum
+    SEQUENCE = "sequence"  # message counter, used to prove nothing is lost
+
+
+class Unit(StrEnum):
+    """Units of measure, SI where the trade uses SI."""
+
+    MILLIAMPERE = "mA"
+    AMPERE = "A"
+    VOLT = "V"
+    CELSIUS = "°C"
+    PERCENT_LEL = "%LEL"
+    PPM = "ppm"
+    METRE = "m"
+    MEGAPASCAL = "MPa"
+    PERCENT = "%"
+    DBM = "dBm"
+    NONE = ""
+
+
+class Severity(IntEnum):
+    """Ordered: a higher number is more urgent.  Sorting alarms uses this."""
+
+    INFO = 10
+    SUPERVISORY = 20
+    FAULT = 30
+    PRE_ALARM = 40
+    ALARM = 50
+    FIRE = 60
+
+
+class AlarmCategory(StrEnum):
+    """Categories are shown distinctly (GB 50116 keeps fire and gas alarms apart)."""
+
+    FIRE = "fire"
+    GAS = "gas"
+    ELECTRICAL_PRE_ALARM = "electrical_pre_alarm"
+    ELECTRICAL_ALARM = "electrical_alarm"
+    SUPERVISORY = "supervisory"
+    FAULT = "fault"
+    OFFLINE = "offline"
+
+
+class Availability(StrEnum):
+    AVAILABLE = "available"
+    UNAVAILABLE = "unavailable"
+
+
+class PlaceKind(StrEnum):
+    """Levels of the site hierarchy: unit (联网单位) → building → floor → location."""
+
+    UNIT = "unit"
+    BUILDING = "building"
+    FLOOR = "floor"
+    LOCATION = "location"
+
+
+class ActorKind(StrEnum):
+    """Who caused an event: lets an incident review tell people from machines."""
+
+    DEVICE = "device"
+    RULE = "rule"
+    USER = "user"
+    SYSTEM = "system"
+    PLUGIN = "plugin"
