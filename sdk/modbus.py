@@ -1,0 +1,639 @@
+"""Modbus for plugins: register-map profiles, block planning, decoding, and a generic driver.
+
+A *profile* is data (YAML or TOML), not code: it says where each point lives
+(table, address, data type, word/byte order, scale, sentinels).  Plugins for
+leakage, gas and water devices ship profiles and, at most, a thin subclass of
+``ModbusProfileDriver``.  The driver never opens a socket: it talks to the
+line's shared hub through the ``ModbusLine`` protocol, which the core's
+``modbus_tcp`` / ``modbus_rtu`` transports implement.
+
+Why batching matters: one request per point cannot reach 1–5 s scans with 40+
+points on a slow gateway (Home Assistant issue 48497), so ``plan_blocks`` merges
+nearby registers into as few reads as the device's limits allow.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import struct
+import tomllib
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Protocol, Sequence
+
+import msgspec
+
+from .driver import DeviceInfo, PointSpec, PolledDriver, Reading
+
+# --------------------------------------------------------------------------- errors
+
+
+class ModbusError(Exception):
+    """Base of every Modbus failure a driver may see from a hub."""
+
+
+class ModbusConnectionError(ModbusError):
+    """The line is down: no TCP connection / serial port, or still backing off."""
+
+
+class ModbusTimeoutError(ModbusError):
+    """The line is up but the unit did not answer (after the configured retries)."""
+
+
+class ModbusExceptionResponse(ModbusError):
+    """The unit answered with a Modbus exception code (illegal address, busy …)."""
+
+    NAMES: ClassVar[dict[int, str]] = {
+        1: "illegal function",
+        2: "illegal data address",
+        3: "illegal data value",
+        4: "server device failure",
+        5: "acknowledge",
+        6: "server device busy",
+        8: "memory parity error",
+        10: "gateway path unavailable",
+        11: "gateway target device failed to respond",
+    }
+
+    def __init__(self, code: int, request: str = "") -> None:
+        self.code = code
+        name = self.NAMES.get(code, "unknown exception")
+        super().__init__(f"exception {code} ({name}){' on ' + request if request else ''}")
+
+
+class ModbusWriteVerifyError(ModbusError):
+    """A write was accepted but reading it back gave another value."""
+
+
+class ProfileError(ValueError):
+    """A register-map profile is invalid; the message names the file and the field."""
+
+
+# --------------------------------------------------------------------------- profile format
+
+
+class Table(StrEnum):
+    HOLDING = "holding"  # FC03 read, FC06/FC16 write
+    INPUT = "input"  # FC04
+    COIL = "coil"  # FC01 read, FC05 write
+    DISCRETE = "discrete"  # FC02
+
+    @property
+    def is_bits(self) -> bool:
+        return self in (Table.COIL, Table.DISCRETE)
+
+
+class DType(StrEnum):
+    INT16 = "int16"
+    UINT16 = "uint16"
+    INT32 = "int32"
+    UINT32 = "uint32"
+    FLOAT32 = "float32"
+    INT64 = "int64"
+    UINT64 = "uint64"
+    FLOAT64 = "float64"
+    BIT = "bit"  # one bit of a 16-bit register (status words); needs ``bit``
+    BOOL = "bool"  # a coil or discrete input
+
+
+class Order(StrEnum):
+    BIG = "big"
+    LITTLE = "little"
+
+
+#: registers each numeric type occupies, and its struct code (big-endian, per register pair)
+_WIDTH = {
+    DType.INT16: 1, DType.UINT16: 1, DType.BIT: 1, DType.BOOL: 1,
+    DType.INT32: 2, DType.UINT32: 2, DType.FLOAT32: 2,
+    DType.INT64: 4, DType.UINT64: 4, DType.FLOAT64: 4,
+}
+_STRUCT = {
+    DType.INT16: "h", DType.UINT16: "H", DType.INT32: "i", DType.UINT32: "I",
+    DType.FLOAT32: "f", DType.INT64: "q", DType.UINT64: "Q", DType.FLOAT64: "d",
+}
+
+#: Modbus application-protocol limits per request (V1.1b3 §6.1–6.4)
+MAX_REGISTERS_PER_READ = 125
+MAX_BITS_PER_READ = 2000
+
+
+class PointMap(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Where one point lives and how its raw value becomes an engineering value.
+
+    ``value = raw * scale + offset`` (or ``raw / 10**decimals`` with
+    ``decimals_from``).  ``sentinels`` maps raw values the device uses for
+    "no measurement" (0xFFFF fault, 0xFFFE open circuit …) to a fault reason:
+    such a value becomes ``Reading.fault``, never a measurement.  ``enum``
+    maps raw integers to state names (pump mode 0 → auto).
+    """
+
+    point_key: str
+    point_class: str
+    table: Table
+    address: int
+    dtype: DType = DType.UINT16
+    unit: str = ""
+    name: str = ""
+    word_order: Order | None = None  # None → the profile's default
+    byte_order: Order | None = None
+    scale: float = 1.0
+    offset: float = 0.0
+    precision: int | None = None  # round the engineering value to this many decimals
+    decimals_from: str | None = None  # point whose raw value gives the decimal places
+    bit: int | None = None
+    invert: bool = False  # for bit/bool points wired active-low
+    sentinels: dict[int, str] = msgspec.field(default_factory=dict)
+    enum: dict[int, str] = msgspec.field(default_factory=dict)
+    writable: bool = False
+    readback: bool = True  # verify writes by reading back (off for self-resetting command coils)
+    min: float | None = None  # write limits, in engineering units
+    max: float | None = None
+    expected_interval: float | None = None
+
+    @property
+    def width(self) -> int:
+        return _WIDTH[self.dtype]
+
+
+class ProfileDefaults(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    word_order: Order = Order.BIG
+    byte_order: Order = Order.BIG
+
+
+class ModbusProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """A device's register map.  ``max_gap``/``max_count`` shape the batched reads."""
+
+    name: str
+    points: list[PointMap]
+    manufacturer: str = ""
+    model: str = ""
+    description: str = ""
+    defaults: ProfileDefaults = ProfileDefaults()
+    max_gap: int = 8  # unused registers a read may span to merge two points (0: never span)
+    max_count: int = 100  # registers per read (≤ 125); bit tables use ``max_bits``
+    max_bits: int = 256
+    poll_interval: float | None = None
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for p in self.points:
+            where = f"point {p.point_key!r}"
+            if p.point_key in seen:
+                raise ValueError(f"{where}: duplicate point_key")
+            seen.add(p.point_key)
+            if not 0 <= p.address <= 0xFFFF:
+                raise ValueError(f"{where}: address {p.address} outside 0..65535")
+            if p.table.is_bits and p.dtype is not DType.BOOL:
+                raise ValueError(f"{where}: table {p.table} holds bits; dtype must be 'bool'")
+            if not p.table.is_bits and p.dtype is DType.BOOL:
+                raise ValueError(f"{where}: dtype 'bool' needs a coil or discrete table (use 'bit' in registers)")
+            if p.dtype is DType.BIT:
+                if p.bit is None or not 0 <= p.bit <= 15:
+                    raise ValueError(f"{where}: dtype 'bit' needs bit: 0..15")
+                if p.writable:
+                    raise ValueError(f"{where}: a bit inside a register cannot be written safely (read-modify-write races the device)")
+            elif p.bit is not None:
+                raise ValueError(f"{where}: bit is only for dtype 'bit'")
+            if p.writable and p.table in (Table.INPUT, Table.DISCRETE):
+                raise ValueError(f"{where}: table {p.table} is read-only")
+            if p.scale == 0:
+                raise ValueError(f"{where}: scale must not be 0")
+            if p.decimals_from is not None and p.decimals_from not in {q.point_key for q in self.points}:
+                raise ValueError(f"{where}: decimals_from names unknown point {p.decimals_from!r}")
+        if not 1 <= self.max_count <= MAX_REGISTERS_PER_READ:
+            raise ValueError(f"max_count must be 1..{MAX_REGISTERS_PER_READ}")
+        if not 1 <= self.max_bits <= MAX_BITS_PER_READ:
+            raise ValueError(f"max_bits must be 1..{MAX_BITS_PER_READ}")
+        if self.max_gap < 0:
+            raise ValueError("max_gap must be ≥ 0")
+
+    def point(self, key: str) -> PointMap:
+        for p in self.points:
+            if p.point_key == key:
+                return p
+        raise KeyError(key)
+
+    def point_specs(self) -> list[PointSpec]:
+        return [
+            PointSpec(
+                key=p.point_key, point_class=p.point_class, unit=p.unit, name=p.name,
+                writable=p.writable, expected_interval=p.expected_interval,
+            )
+            for p in self.points
+        ]
+
+
+def profile_from_data(data: Any, source: str = "<data>") -> ModbusProfile:
+    """Validate already-parsed YAML/TOML data.  Errors name ``source`` and the field path."""
+    try:
+        # strict=False: TOML tables have string keys ("65535" = "fault"); accept them as ints.
+        return msgspec.convert(data, ModbusProfile, strict=False)
+    except (msgspec.ValidationError, ValueError, TypeError) as exc:
+        raise ProfileError(f"{source}: {exc}") from None
+
+
+def load_profile(path: str | Path) -> ModbusProfile:
+    """Load a profile from a ``.yaml``/``.yml`` or ``.toml`` file."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    return parse_profile(text, path.name, str(path))
+
+
+def parse_profile(text: str, filename: str, source: str | None = None) -> ModbusProfile:
+    source = source or filename
+    if filename.endswith(".toml"):
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ProfileError(f"{source}: {exc}") from None
+    else:
+        import yaml  # core dependency; imported lazily so TOML-only users don't pay for it
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ProfileError(f"{source}: {exc}") from None
+    return profile_from_data(data, source)
+
+
+def load_profile_resource(package: str, name: str) -> ModbusProfile:
+    """Load a profile shipped as package data: ``load_profile_resource(__package__, "x.yaml")``."""
+    ref = resources.files(package).joinpath(name)
+    return parse_profile(ref.read_text(encoding="utf-8"), name, f"{package}/{name}")
+
+
+# --------------------------------------------------------------------------- planning
+
+
+class Block(msgspec.Struct, frozen=True):
+    """One read request: ``count`` registers/bits from ``address`` in ``table``."""
+
+    table: Table
+    address: int
+    count: int
+    points: tuple[str, ...]
+
+    @property
+    def end(self) -> int:
+        return self.address + self.count
+
+
+def plan_blocks(
+    points: Iterable[PointMap], *, max_gap: int = 8, max_count: int = 100, max_bits: int = 256
+) -> list[Block]:
+    """Merge points into as few contiguous reads as the limits allow.
+
+    Two points share a read when the unused span between them is ≤ ``max_gap``
+    and the merged read stays ≤ ``max_count`` (registers) or ``max_bits``.
+    Several bit points in one status register naturally share it.
+    """
+    by_table: dict[Table, list[PointMap]] = {}
+    for p in points:
+        by_table.setdefault(p.table, []).append(p)
+    blocks: list[Block] = []
+    for table in Table:
+        pts = sorted(by_table.get(table, []), key=lambda p: (p.address, p.width))
+        limit = max_bits if table.is_bits else max_count
+        start = end = -1
+        keys: list[str] = []
+        for p in pts:
+            p_end = p.address + p.width
+            if keys and p.address - end <= max_gap and max(end, p_end) - start <= limit:
+                end = max(end, p_end)
+                keys.append(p.point_key)
+                continue
+            if keys:
+                blocks.append(Block(table, start, end - start, tuple(keys)))
+            start, end, keys = p.address, p_end, [p.point_key]
+        if keys:
+            blocks.append(Block(table, start, end - start, tuple(keys)))
+    return blocks
+
+
+# --------------------------------------------------------------------------- decode / encode
+
+
+def _orders(p: PointMap, defaults: ProfileDefaults) -> tuple[Order, Order]:
+    return p.word_order or defaults.word_order, p.byte_order or defaults.byte_order
+
+
+def words_to_raw(words: Sequence[int], dtype: DType, word_order: Order = Order.BIG,
+                 byte_order: Order = Order.BIG) -> int | float:
+    """Turn 1–4 registers into the raw number ``dtype`` describes."""
+    ws = list(words)
+    if word_order is Order.LITTLE:
+        ws.reverse()  # low word first on the wire ("word-swapped", e.g. Acrel floats)
+    if byte_order is Order.LITTLE:
+        ws = [((w & 0xFF) << 8) | (w >> 8) for w in ws]
+    data = b"".join(w.to_bytes(2, "big") for w in ws)
+    return struct.unpack(">" + _STRUCT[dtype], data)[0]
+
+
+def raw_to_words(raw: int | float, dtype: DType, word_order: Order = Order.BIG,
+                 byte_order: Order = Order.BIG) -> list[int]:
+    """Inverse of ``words_to_raw``; raises ``ValueError`` when ``raw`` does not fit."""
+    try:
+        data = struct.pack(">" + _STRUCT[dtype], raw)
+    except struct.error as exc:
+        raise ValueError(f"{raw!r} does not fit {dtype}: {exc}") from None
+    ws = [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
+    if byte_order is Order.LITTLE:
+        ws = [((w & 0xFF) << 8) | (w >> 8) for w in ws]
+    if word_order is Order.LITTLE:
+        ws.reverse()
+    return ws
+
+
+def _scaled(p: PointMap, raw: float, decimals: int | None) -> float | int:
+    if decimals is not None:
+        value: float = raw / (10 ** decimals)
+    else:
+        value = raw * p.scale + p.offset
+    if p.precision is not None:
+        value = round(value, p.precision)
+    elif isinstance(raw, int) and p.scale == 1 and p.offset == 0 and decimals is None:
+        return raw
+    return value
+
+
+def decode_point(p: PointMap, words_or_bits: Sequence[Any], defaults: ProfileDefaults = ProfileDefaults(),
+                 decimals: int | None = None) -> Reading:
+    """Decode one point from its own slice of registers (or its single bit)."""
+    if p.dtype is DType.BOOL:
+        value = bool(words_or_bits[0]) ^ p.invert
+        return Reading(point_key=p.point_key, value=value)
+    if p.dtype is DType.BIT:
+        word = int(words_or_bits[0])
+        raw_bit = bool((word >> int(p.bit or 0)) & 1) ^ p.invert
+        if word in p.sentinels:
+            return Reading(point_key=p.point_key, value=None, fault=p.sentinels[word])
+        return Reading(point_key=p.point_key, value=raw_bit)
+    wo, bo = _orders(p, defaults)
+    raw = words_to_raw(words_or_bits[: p.width], p.dtype, wo, bo)
+    if isinstance(raw, float) and not math.isfinite(raw):
+        return Reading(point_key=p.point_key, value=None, fault="not_a_number")
+    if isinstance(raw, int) or raw.is_integer():
+        key = int(raw)
+        if key in p.sentinels:
+            return Reading(point_key=p.point_key, value=None, fault=p.sentinels[key])
+        if p.enum:
+            if key not in p.enum:
+                return Reading(point_key=p.point_key, value=None, fault=f"unknown_state_{key}")
+            return Reading(point_key=p.point_key, value=p.enum[key])
+    return Reading(point_key=p.point_key, value=_scaled(p, raw, decimals))
+
+
+def decode_block(profile: ModbusProfile, block: Block, data: Sequence[Any]) -> list[Reading]:
+    """Decode every point of ``block`` from the values one read returned."""
+    if len(data) < block.count:
+        raise ModbusError(f"short response: {len(data)} of {block.count} values at {block.table}:{block.address}")
+    pts = [profile.point(k) for k in block.points]
+    raws: dict[str, int] = {}
+    for p in pts:
+        if p.width == 1 and p.dtype not in (DType.BOOL, DType.BIT):
+            raws[p.point_key] = int(words_to_raw(data[p.address - block.address:][:1], p.dtype))
+    out = []
+    for p in pts:
+        seg = data[p.address - block.address: p.address - block.address + p.width]
+        decimals = None
+        if p.decimals_from is not None:
+            d = raws.get(p.decimals_from)
+            if d is None or not 0 <= d <= 9:
+                out.append(Reading(point_key=p.point_key, value=None,
+                                   fault="scale_unavailable" if d is None else f"bad_decimals_{d}"))
+                continue
+            decimals = d
+        out.append(decode_point(p, seg, profile.defaults, decimals))
+    return out
+
+
+_BOOL_WORDS = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
+
+
+def encode_point(p: PointMap, value: Any, defaults: ProfileDefaults = ProfileDefaults(),
+                 decimals: int | None = None) -> list[int] | bool:
+    """Engineering value → registers (or a bool for a coil).  ``ValueError`` when it cannot be written."""
+    if not p.writable:
+        raise ValueError(f"point {p.point_key!r} is not writable")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if p.min is not None and value < p.min or p.max is not None and value > p.max:
+            raise ValueError(f"point {p.point_key!r}: {value} outside [{p.min}, {p.max}]")
+    return encode_value(p, value, defaults, decimals)
+
+
+def encode_value(p: PointMap, value: Any, defaults: ProfileDefaults = ProfileDefaults(),
+                 decimals: int | None = None) -> list[int] | bool:
+    """``encode_point`` without the writability check (simulators encode read-only points too)."""
+    if p.dtype is DType.BOOL:
+        if isinstance(value, str) and value.lower() in _BOOL_WORDS:
+            value = _BOOL_WORDS[value.lower()]
+        if not isinstance(value, (bool, int)) or value not in (0, 1):
+            raise ValueError(f"point {p.point_key!r} takes a boolean, got {value!r}")
+        return bool(value) ^ p.invert
+    if p.enum and isinstance(value, str):
+        for raw_key, name in p.enum.items():
+            if name == value:
+                return raw_to_words(raw_key, p.dtype, *_orders(p, defaults))
+        raise ValueError(f"point {p.point_key!r}: unknown state {value!r} (one of {sorted(p.enum.values())})")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"point {p.point_key!r} takes a number, got {value!r}")
+    if decimals is not None:
+        raw: float = value * (10 ** decimals)
+    else:
+        raw = (value - p.offset) / p.scale
+    if p.dtype not in (DType.FLOAT32, DType.FLOAT64):
+        raw = int(round(raw))
+    return raw_to_words(raw, p.dtype, *_orders(p, defaults))
+
+
+# --------------------------------------------------------------------------- the hub a driver sees
+
+
+class ModbusLine(Protocol):
+    """A Modbus line (TCP endpoint or RS-485 port) shared by every device on it.
+
+    Requests are serialised by the hub; a driver just awaits them.  Every
+    method raises a ``ModbusError`` subclass on failure, never returns an
+    error object.
+    """
+
+    key: str
+
+    async def read(self, unit: int, table: Table | str, address: int, count: int) -> list[int] | list[bool]: ...
+
+    async def write_register(self, unit: int, address: int, value: int) -> None: ...
+
+    async def write_registers(self, unit: int, address: int, values: Sequence[int]) -> None: ...
+
+    async def write_coil(self, unit: int, address: int, value: bool) -> None: ...
+
+
+class OutageLog:
+    """Log a failure once per outage and the recovery once (HA ``log-when-unavailable``).
+
+    ``failed`` returns True only for the first failure of an outage, so the
+    caller can also set the device unavailable exactly once.
+    """
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self.logger = logger
+        self.what = what
+        self.down = False
+        self.failures = 0
+
+    def failed(self, exc: BaseException | str) -> bool:
+        self.failures += 1
+        if self.down:
+            self.logger.debug("%s still unavailable: %s", self.what, exc)
+            return False
+        self.down = True
+        self.logger.warning("%s unavailable: %s", self.what, exc)
+        return True
+
+    def recovered(self) -> bool:
+        if not self.down:
+            return False
+        self.down = False
+        self.logger.info("%s available again after %d failed attempt(s)", self.what, self.failures)
+        self.failures = 0
+        return True
+
+
+# --------------------------------------------------------------------------- generic driver
+
+
+class ModbusDeviceOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Options of a device served by ``ModbusProfileDriver``.
+
+    ``profile`` is a file path (YAML/TOML); subclasses that ship their own
+    profile leave it empty.
+    """
+
+    unit: int
+    profile: str = ""
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.unit <= 247:
+            raise ValueError("unit must be 0..247")
+
+
+class ModbusProfileDriver(PolledDriver):
+    """A polled driver driven entirely by a ``ModbusProfile``.
+
+    Subclass and set ``type_key`` and ``profile`` (e.g. with
+    ``load_profile_resource``), or use the type as is and name a profile file
+    in the device's options.  ``poll`` reads every point in as few requests as
+    the profile allows and raises a ``ModbusError`` when the line or the unit
+    fails, so the core's poller marks the device unavailable.
+    """
+
+    type_key: ClassVar[str] = "modbus_profile"
+    Options: ClassVar[type[msgspec.Struct]] = ModbusDeviceOptions
+    transports: ClassVar[tuple[str, ...]] = ("modbus_tcp", "modbus_rtu")
+    profile: ClassVar[ModbusProfile | None] = None
+
+    def __init__(self, options: msgspec.Struct, ctx: Any) -> None:
+        super().__init__(options, ctx)
+        opts: ModbusDeviceOptions = options  # type: ignore[assignment]
+        if opts.profile:
+            self.device_profile = load_profile(opts.profile)
+        elif self.profile is not None:
+            self.device_profile = self.profile
+        else:
+            raise ProfileError(f"{self.type_key}: no profile (set options.profile or the class attribute)")
+        p = self.device_profile
+        self.unit = opts.unit
+        self.blocks = plan_blocks(p.points, max_gap=p.max_gap, max_count=p.max_count, max_bits=p.max_bits)
+        self._last_raw: dict[str, int] = {}  # decimals registers seen, for writes of scaled points
+
+    @property
+    def line(self) -> ModbusLine:
+        return self.ctx.transport
+
+    async def setup(self) -> DeviceInfo:
+        opts: ModbusDeviceOptions = self.options  # type: ignore[assignment]
+        try:
+            await self.poll()  # proves the unit answers; identity is (line, unit)
+        except ModbusError as exc:
+            from .driver import NotReady
+
+            raise NotReady(str(exc)) from exc
+        return DeviceInfo(
+            identifiers={"modbus": f"{self.line.key}:{self.unit}"},
+            manufacturer=self.device_profile.manufacturer,
+            model=self.device_profile.model or self.device_profile.name,
+            name=opts.name,
+        )
+
+    def points(self) -> list[PointSpec]:
+        return self.device_profile.point_specs()
+
+    async def poll(self) -> list[Reading]:
+        readings: list[Reading] = []
+        for block in self.blocks:
+            data = await self.line.read(self.unit, block.table, block.address, block.count)
+            readings.extend(decode_block(self.device_profile, block, data))
+            for p in (self.device_profile.point(k) for k in block.points):
+                if p.width == 1 and not p.table.is_bits:
+                    self._last_raw[p.point_key] = int(data[p.address - block.address])
+        return readings
+
+    async def write(self, point_key: str, value: Any) -> None:
+        try:
+            p = self.device_profile.point(point_key)
+        except KeyError:
+            raise ValueError(f"{self.type_key}: no point {point_key!r}") from None
+        decimals = self._last_raw.get(p.decimals_from) if p.decimals_from else None
+        if p.decimals_from and decimals is None:
+            raise ValueError(f"{point_key}: scale unknown until {p.decimals_from} has been read")
+        encoded = encode_point(p, value, self.device_profile.defaults, decimals)
+        if isinstance(encoded, bool):
+            await self.line.write_coil(self.unit, p.address, encoded)
+        elif len(encoded) == 1:
+            await self.line.write_register(self.unit, p.address, encoded[0])
+        else:
+            await self.line.write_registers(self.unit, p.address, encoded)
+        if not p.readback:
+            return
+        got = await self.line.read(self.unit, p.table, p.address, p.width)
+        if isinstance(encoded, bool):
+            ok, expected, seen = bool(got[0]) == encoded, encoded, bool(got[0])
+        else:
+            ok, expected, seen = [int(g) for g in got[: p.width]] == encoded, encoded, list(got[: p.width])
+        if not ok:
+            raise ModbusWriteVerifyError(f"{point_key}: wrote {expected}, read back {seen}")
+
+
+__all__ = [
+    "Block",
+    "DType",
+    "ModbusConnectionError",
+    "ModbusDeviceOptions",
+    "ModbusError",
+    "ModbusExceptionResponse",
+    "ModbusLine",
+    "ModbusProfile",
+    "ModbusProfileDriver",
+    "ModbusTimeoutError",
+    "ModbusWriteVerifyError",
+    "Order",
+    "OutageLog",
+    "PointMap",
+    "ProfileDefaults",
+    "ProfileError",
+    "Table",
+    "decode_block",
+    "decode_point",
+    "encode_point",
+    "encode_value",
+    "load_profile",
+    "load_profile_resource",
+    "parse_profile",
+    "plan_blocks",
+    "profile_from_data",
+    "raw_to_words",
+    "words_to_raw",
+]
