@@ -1,0 +1,77 @@
+"""The alarm engine's own tables (component ``alarms``), applied by ``Storage.open``.
+
+Every table is written with exactly one upsert/insert statement: the storage
+writer groups a batch's rows by statement, so two different statements on one
+table could be reordered within a batch.  Cancelling a timer is therefore an
+upsert with ``due = NULL``, not a DELETE.
+"""
+
+from __future__ import annotations
+
+from firebus.sdk import Migration
+
+ALARM_MIGRATIONS = [
+    Migration(
+        component="alarms",
+        version=1,
+        description="alarms, alarm history, rule state, timers, linkage log",
+        sql="""
+        CREATE TABLE alarms (
+            id TEXT PRIMARY KEY,
+            dedup_key TEXT NOT NULL,
+            category TEXT NOT NULL,
+            severity INTEGER NOT NULL,
+            active INTEGER NOT NULL,
+            acknowledged INTEGER NOT NULL,
+            unit_id TEXT,
+            device_id TEXT,
+            point_id TEXT,
+            location_id TEXT,
+            start_ts REAL NOT NULL,
+            data TEXT NOT NULL                -- the whole Alarm as JSON
+        );
+        CREATE INDEX alarms_open ON alarms (active, acknowledged);
+        CREATE INDEX alarms_unit ON alarms (unit_id, start_ts);
+        CREATE INDEX alarms_category ON alarms (category, start_ts);
+        -- "one active alarm per dedup_key" is enforced by the engine, not a UNIQUE index:
+        -- a constraint failure inside a batch would make the writer retry it forever.
+        CREATE INDEX alarms_dedup ON alarms (dedup_key, active);
+        CREATE TABLE alarm_history (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            alarm_id TEXT NOT NULL,
+            ts REAL NOT NULL,
+            transition TEXT NOT NULL,
+            actor_kind TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}',
+            context_id TEXT NOT NULL,
+            parent_id TEXT
+        );
+        CREATE INDEX alarm_history_alarm ON alarm_history (alarm_id, seq);
+        CREATE TRIGGER alarm_history_append_only BEFORE DELETE ON alarm_history
+        BEGIN SELECT RAISE(ABORT, 'alarm_history is append-only'); END;
+        CREATE TABLE alarm_rule_state (
+            rule TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            point_id TEXT NOT NULL,           -- the point last evaluated (for timer wake-ups)
+            context_id TEXT,                  -- the last input's context (parent of a timed alarm)
+            state TEXT NOT NULL,
+            PRIMARY KEY (rule, scope)
+        ) WITHOUT ROWID;
+        CREATE TABLE alarm_timers (
+            key TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,               -- rule | escalation
+            due REAL,                         -- NULL = cancelled
+            data TEXT NOT NULL DEFAULT '{}'
+        ) WITHOUT ROWID;
+        CREATE TABLE alarm_linkage (
+            id TEXT PRIMARY KEY,
+            alarm_id TEXT NOT NULL,
+            ts REAL NOT NULL,
+            ok INTEGER,                       -- NULL while pending
+            data TEXT NOT NULL
+        );
+        CREATE INDEX alarm_linkage_alarm ON alarm_linkage (alarm_id, ts);
+        """,
+    ),
+]

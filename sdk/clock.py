@@ -1,0 +1,101 @@
+"""Clocks: real time for the running core, a hand-driven one for tests.
+
+Everything in firebus that waits (on-delays, heartbeats, escalation, demand
+deadlines) goes through a ``Clock`` (``firebus.sdk.core_api.Clock``) so a test
+can step time by an hour in a millisecond, and step it exactly: a sleeper due at
+t wakes with ``clock.time() == t``, in deadline order, never early.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+
+import anyio
+
+
+class SystemClock:
+    """Wall time (epoch seconds) and real sleeping."""
+
+    def time(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(max(0.0, seconds))
+
+
+class ManualClock:
+    """A clock that only moves when told to.
+
+    ``advance(s)`` walks time forward deadline by deadline: for each sleeper due
+    within the step it sets the time to that deadline, wakes it, and lets every
+    task run until all are blocked again (so a woken task that schedules a new,
+    earlier-than-target sleep is woken within the same step).  Deterministic as
+    long as the tasks under test block on the clock or on I/O, not on real sleeps.
+    """
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self._now = float(start)
+        self._seq = itertools.count()
+        # (deadline, seq, event); cancelled sleepers are removed lazily.
+        self._heap: list[tuple[float, int, anyio.Event]] = []
+        self._cancelled: set[int] = set()
+
+    def time(self) -> float:
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await anyio.lowlevel.checkpoint()
+            return
+        seq = next(self._seq)
+        event = anyio.Event()
+        heapq.heappush(self._heap, (self._now + seconds, seq, event))
+        try:
+            await event.wait()
+        finally:
+            if not event.is_set():  # cancelled while sleeping
+                self._cancelled.add(seq)
+
+    @property
+    def sleepers(self) -> int:
+        """How many tasks are sleeping on this clock right now."""
+        return sum(1 for _, seq, ev in self._heap if seq not in self._cancelled and not ev.is_set())
+
+    def next_deadline(self) -> float | None:
+        self._prune()
+        return self._heap[0][0] if self._heap else None
+
+    def _prune(self) -> None:
+        while self._heap and (self._heap[0][1] in self._cancelled or self._heap[0][2].is_set()):
+            _, seq, _ = heapq.heappop(self._heap)
+            self._cancelled.discard(seq)
+
+    async def settle(self) -> None:
+        """Let every task run until all of them wait on something."""
+        await anyio.wait_all_tasks_blocked()
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``, waking sleepers in deadline order."""
+        if seconds < 0:
+            raise ValueError("a clock does not run backwards")
+        await self.settle()
+        target = self._now + seconds
+        while True:
+            due = self.next_deadline()
+            if due is None or due > target:
+                break
+            self._now = max(self._now, due)
+            while self._heap and self._heap[0][0] <= self._now:
+                _, seq, event = heapq.heappop(self._heap)
+                if seq in self._cancelled:
+                    self._cancelled.discard(seq)
+                    continue
+                event.set()
+            await self.settle()
+        self._now = target
+        await self.settle()
+
+    async def advance_to(self, when: float) -> None:
+        await self.advance(max(0.0, when - self._now))
