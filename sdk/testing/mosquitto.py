@@ -100,6 +100,9 @@ class Mosquitto:
             "max_queued_messages 100000",
             "max_inflight_messages 0",
             "set_tcp_nodelay true",
+            # Started as root (CI containers), Mosquitto drops to user "mosquitto",
+            # which cannot write our temp dir: persistence would silently fail.
+            "user root" if os.geteuid() == 0 else "",
             "log_dest stderr",
             "log_type error",
             "log_type warning",
