@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .engine import DEFAULT_ESCALATION, AlarmConfig, AlarmEngine, RuleConfig
-from .linkage import LinkageRule, Match, MqttPublish, Snapshot, WritePoint
+from .linkage import LinkageRule, Match, MqttPublish, Snapshot, WritePoint, make_mqtt_publish_handler
 from .model import Alarm, AlarmError, AlarmNotFound, AlarmStatus, Transition, Verdict
 from .schema import ALARM_MIGRATIONS
 
@@ -24,4 +24,5 @@ __all__ = [
     "Transition",
     "Verdict",
     "WritePoint",
+    "make_mqtt_publish_handler",
 ]

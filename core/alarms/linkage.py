@@ -117,3 +117,29 @@ def make_write_point_handler(core: Any) -> ActionHandler:
         await core.write_point(device_id, action.point_key, action.value, context)
 
     return write_point
+
+
+#: ``publish(topic, payload, qos, retain)``: the core's MQTT transport (or any broker client).
+MqttPublisher = Callable[[str, bytes, int, bool], Awaitable[None]]
+
+_json = msgspec.json.Encoder()
+
+
+def make_mqtt_publish_handler(publish: MqttPublisher) -> ActionHandler:
+    """An ``mqtt_publish`` handler on top of a publish function.
+
+    With no ``payload`` the message is the alarm itself plus its context ids, so the
+    receiver can quote them back (lineage across systems).
+    """
+
+    async def mqtt_publish(action: MqttPublish, alarm: Alarm, context: Context) -> None:
+        topic = render_topic(action.topic, alarm)
+        if action.payload is None:
+            body = _json.encode({"alarm": alarm, "context_id": context.id, "parent_id": context.parent_id})
+        elif isinstance(action.payload, str):
+            body = action.payload.encode()
+        else:
+            body = _json.encode(action.payload)
+        await publish(topic, body, action.qos, action.retain)
+
+    return mqtt_publish

@@ -163,3 +163,58 @@ async def test_pending_action_is_run_again_after_a_crash(tmp_path):
                 await anyio.sleep(0.02)
         [record] = await h.engine.linkage_log(new.alarm_id)
         assert record.ok and record.attempts == 1 and calls == [("c1", new.alarm_id, record.parent_id)]
+
+
+async def test_mqtt_publish_action_reaches_a_real_mosquitto(tmp_path):
+    import json
+    import subprocess
+
+    from paho.mqtt import publish as mqtt_publish
+    from paho.mqtt import subscribe as mqtt_subscribe
+
+    from firebus.core.alarms import make_mqtt_publish_handler
+
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    broker = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        with anyio.fail_after(20):
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1):
+                        break
+                except OSError:
+                    assert broker.poll() is None, broker.stderr.read()
+                    await anyio.sleep(0.05)
+
+        async def publish(topic, payload, qos, retain):
+            await anyio.to_thread.run_sync(
+                lambda: mqtt_publish.single(topic, payload, qos=qos, retain=retain, hostname="127.0.0.1", port=port)
+            )
+
+        rule = LinkageRule(
+            name="bms",
+            when=Match(categories=[AlarmCategory.GAS]),
+            actions=[MqttPublish(topic="bms/{unit_id}/{category}", retain=True)],
+        )
+        config = AlarmConfig(linkage=[rule])
+        handlers = {"mqtt_publish": make_mqtt_publish_handler(publish)}
+        async with running(tmp_path / "db.sqlite", [gas()], config=config, handlers=handlers) as h:
+            await h.value("gas1", 40.0)
+            [new] = h.alarm_events("new")
+            with anyio.fail_after(20):
+                while not (records := await h.engine.linkage_log(new.alarm_id)) or records[0].ok is None:
+                    await anyio.sleep(0.02)
+            assert records[0].ok, records[0].error
+            with anyio.fail_after(20):  # the retained message is there for a late subscriber
+                message = await anyio.to_thread.run_sync(
+                    lambda: mqtt_subscribe.simple("bms/unit-a/gas", hostname="127.0.0.1", port=port),
+                    abandon_on_cancel=True,
+                )
+            body = json.loads(message.payload)
+            assert body["alarm"]["id"] == new.alarm_id and body["context_id"] == records[0].context_id
+            assert body["parent_id"] == next(e for e in h.events if e.data.transition == "new").context.id
+    finally:
+        broker.terminate()
+        broker.wait(timeout=10)
