@@ -546,6 +546,8 @@ class ModbusProfileDriver(PolledDriver):
             raise ProfileError(f"{self.type_key}: no profile (set options.profile or the class attribute)")
         p = self.device_profile
         self.unit = opts.unit
+        if p.poll_interval is not None:
+            self.poll_interval = p.poll_interval  # the profile knows how fast the device can be asked
         self.blocks = plan_blocks(p.points, max_gap=p.max_gap, max_count=p.max_count, max_bits=p.max_bits)
         self._last_raw: dict[str, int] = {}  # decimals registers seen, for writes of scaled points
 

@@ -126,6 +126,7 @@ class MqttTransport(Transport):
         self.log: logging.Logger = ctx.logger
         self.client_id = options.client_id or f"firebus-{key}"
         self._handlers: dict[str, list[MessageHandler]] = {}
+        self._filters: tuple[str, ...] = ()  # snapshot the paho thread reads (never the dict)
         self._unrouted: MessageHandler | None = None
         self._parked: deque[_Inbound] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -159,6 +160,7 @@ class MqttTransport(Transport):
         _check_filter(pattern)
         new = pattern not in self._handlers
         self._handlers.setdefault(pattern, []).append(handler)
+        self._filters = tuple(self._handlers)
         if new and self._client is not None and self._connected.is_set():
             self._client.subscribe(pattern, **self._sub_args())
         self._release_parked()
@@ -169,6 +171,7 @@ class MqttTransport(Transport):
                 handlers.remove(handler)
             if not handlers and pattern in self._handlers:
                 del self._handlers[pattern]
+                self._filters = tuple(self._handlers)
                 if self._client is not None and self._connected.is_set():
                     self._client.unsubscribe(pattern)
 
@@ -325,8 +328,8 @@ class MqttTransport(Transport):
         self.connects += 1
         self._connected.set()
         # Resubscribe every time: the session may have expired or the broker lost it.
-        if self._handlers:
-            topics = list(self._handlers)
+        topics = self._filters
+        if topics:
             if self.options.protocol == "v5":
                 client.subscribe([(t, self._sub_args()["options"]) for t in topics])
             else:
