@@ -451,8 +451,10 @@ class AlarmEngine:
             self._open[alarm.id] = alarm
             self._active[dedup] = alarm
             ctx = Context(id=alarm.context_id, parent_id=parent_id, actor=ActorKind.RULE, actor_id=name)
-            await self._transition(alarm, AlarmTransition.NEW, ctx, {"value": cond.value})
+            # Armed before the transition's commit, so a crash right after the NEW event
+            # cannot leave an alarm without its reminders.
             await self._schedule_escalation(alarm, now, step=1)
+            await self._transition(alarm, AlarmTransition.NEW, ctx, {"value": cond.value})
         elif cond.active and alarm is not None:
             rose = cond.severity > alarm.severity
             changed = cond.severity != alarm.severity
@@ -470,12 +472,12 @@ class AlarmEngine:
                 alarm.peak_severity = max(alarm.peak_severity, cond.severity)
                 if rose and alarm.silenced:  # a worse alarm sounds again
                     alarm.silenced = False
+                if rose and not alarm.acknowledged:
+                    await self._schedule_escalation(alarm, now, step=alarm.escalation_step + 1)
                 ctx = Context(parent_id=parent_id, actor=ActorKind.RULE, actor_id=name)
                 await self._transition(
                     alarm, AlarmTransition.UPDATE, ctx, {"severity": int(cond.severity), "from": int(before)}
                 )
-                if rose and not alarm.acknowledged:
-                    await self._schedule_escalation(alarm, now, step=alarm.escalation_step + 1)
             elif now - self._last_update_pub.get(alarm.id, alarm.start_ts) >= self.config.update_interval:
                 ctx = Context(parent_id=parent_id, actor=ActorKind.RULE, actor_id=name)
                 self._last_update_pub[alarm.id] = now
@@ -580,9 +582,10 @@ class AlarmEngine:
         step = int(timer.data.get("step", 1))
         alarm.escalation_step = step
         ctx = Context(parent_id=alarm.context_id, actor=ActorKind.SYSTEM, actor_id="escalation")
-        await self._transition(alarm, AlarmTransition.ESCALATE, ctx, {"step": step, "due": timer.due})
-        # The next reminder counts from when this one was due, so the schedule does not drift.
+        # The next reminder counts from when this one was due, so the schedule does not
+        # drift; it is armed before this one is committed, so a crash cannot end the series.
         await self._schedule_escalation(alarm, timer.due, step + 1)
+        await self._transition(alarm, AlarmTransition.ESCALATE, ctx, {"step": step, "due": timer.due})
 
     # -- operator actions (panel / API) ----------------------------------------------------------
 
