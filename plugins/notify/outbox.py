@@ -1,0 +1,266 @@
+"""The transactional outbox: every notification is a row before it is a send.
+
+Life of a row: ``pending`` (due at ``next_ts``) → ``inflight`` (claimed,
+attempt counted) → ``sent`` | back to ``pending`` with a later ``next_ts``
+(exponential back-off) | ``failed`` (permanent error or older than
+``max_age_s``).  Rate-limited rows wait as ``held`` until a digest replaces
+them (``digested``); escalation rows of an acknowledged alarm become
+``cancelled``.
+
+One worker task per channel sends that channel's due rows in priority order
+(fire first).  A failure backs off the whole channel, not only the row: a
+gateway that is down for an hour gets one probe per back-off interval, not
+one per queued message, and the queue is delivered in order once it is back.
+
+Idempotency: rows are keyed by ``dedup_key`` (alarm, step, recipient,
+channel), so a repeated alarm event or a replayed escalation step inserts
+nothing.  A row is marked ``inflight`` before the send and ``sent`` after
+it, so nothing marked ``sent`` goes out again after a restart.  A row found
+``inflight`` at start-up (the process died mid-send) is sent again with the
+same id: for alarms a possible duplicate that receivers can drop (the id is
+in every channel's wire format) beats a possible loss.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import anyio
+import msgspec
+
+from firebus.sdk import ActorKind, Context, NotificationResult
+
+from .config import OutboxConfig
+from .health import ChannelRegistry
+from .message import DeliveryError, Message
+
+log = logging.getLogger("firebus.plugin.notify")
+
+_enc = msgspec.json.Encoder()
+_dec = msgspec.json.Decoder(Message)
+
+SQL_INSERT = """
+INSERT INTO notify_outbox (id, dedup_key, alarm_id, kind, step, recipient, channel, status, priority,
+                           created_ts, next_ts, context_id, message)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (dedup_key) DO NOTHING
+"""
+_COLUMNS = "id, channel, status, attempts, created_ts, context_id, message"
+
+
+@dataclass
+class Entry:
+    """A row to add: a rendered message plus how it should be scheduled."""
+
+    dedup_key: str
+    message: Message
+    context_id: str | None
+    status: str = "pending"  # or "held"
+    next_ts: float = 0.0
+    priority: int = 0
+
+
+@dataclass
+class Row:
+    id: str
+    channel: str
+    status: str
+    attempts: int
+    created_ts: float
+    context_id: str | None
+    message: Message
+
+    @classmethod
+    def of(cls, row: tuple[Any, ...]) -> "Row":
+        return cls(row[0], row[1], row[2], row[3], row[4], row[5], _dec.decode(row[6]))
+
+
+class Outbox:
+    def __init__(self, core: Any, channels: ChannelRegistry, cfg: OutboxConfig) -> None:
+        self.core = core
+        self.storage = core.storage
+        self.clock = core.clock
+        self.channels = channels
+        self.cfg = cfg
+        self._wake: dict[str, anyio.Event] = {}
+        self._blocked_until: dict[str, float] = {}
+        self.on_result: Callable[[Row, bool, str], None] | None = None
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def add(self, entries: list[Entry]) -> None:
+        """Record entries (one transaction); duplicates of existing dedup keys are ignored."""
+        if not entries:
+            return
+        now = self.clock.time()
+        rows = [
+            (e.message.id, e.dedup_key, e.message.alarm_id, e.message.kind, e.message.step, e.message.recipient,
+             e.message.channel, e.status, e.priority, now, max(e.next_ts, now) if e.next_ts else now,
+             e.context_id, _enc.encode(e.message).decode())
+            for e in entries
+        ]
+        await self.storage.executemany(SQL_INSERT, rows)
+        for channel in {e.message.channel for e in entries if e.status == "pending"}:
+            self.wake(channel)
+
+    async def existing_keys(self, alarm_id: str) -> set[str]:
+        rows = await self.storage.fetchall("SELECT dedup_key FROM notify_outbox WHERE alarm_id = ?", (alarm_id,))
+        return {r[0] for r in rows}
+
+    async def cancel_escalations(self, alarm_id: str) -> None:
+        await self.storage.execute(
+            "UPDATE notify_outbox SET status = 'cancelled' WHERE alarm_id = ? AND kind = 'escalate' "
+            "AND status IN ('pending', 'held')",
+            (alarm_id,),
+        )
+
+    async def recover(self) -> int:
+        """After a restart: rows that were mid-send go back to pending (see module doc)."""
+        row = await self.storage.fetchone("SELECT count(*) FROM notify_outbox WHERE status = 'inflight'")
+        if row and row[0]:
+            log.warning("notify: %d notification(s) were being sent when the core stopped; sending again", row[0])
+            # They were due when they were claimed: due again now.
+            await self.storage.execute(
+                "UPDATE notify_outbox SET status = 'pending', next_ts = min(next_ts, ?) WHERE status = 'inflight'",
+                (self.clock.time(),),
+            )
+        return row[0] if row else 0
+
+    # -- the workers ------------------------------------------------------------------------
+
+    def wake(self, channel: str) -> None:
+        event = self._wake.get(channel)
+        if event is not None:
+            event.set()
+
+    async def _wait(self, channel: str, seconds: float | None) -> None:
+        event = self._wake.setdefault(channel, anyio.Event())
+        if event.is_set():
+            self._wake[channel] = anyio.Event()
+            return
+        async with anyio.create_task_group() as tg:
+            async def sleeper() -> None:
+                if seconds is None:
+                    await anyio.sleep_forever()
+                await self.clock.sleep(max(0.0, seconds))
+                tg.cancel_scope.cancel()
+
+            async def waiter() -> None:
+                await event.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(sleeper)
+            tg.start_soon(waiter)
+        if event.is_set():
+            self._wake[channel] = anyio.Event()
+
+    async def run_channel(self, key: str) -> None:
+        """Deliver ``key``'s due rows forever (cancel the task to stop)."""
+        self._wake.setdefault(key, anyio.Event())
+        while True:
+            now = self.clock.time()
+            blocked = self._blocked_until.get(key, 0.0)
+            if now < blocked:
+                await self._wait(key, blocked - now)
+                continue
+            rows = await self.storage.fetchall(
+                f"SELECT {_COLUMNS} FROM notify_outbox WHERE channel = ? AND status = 'pending' AND next_ts <= ? "
+                "ORDER BY priority DESC, created_ts, id LIMIT 50",
+                (key, now),
+            )
+            if not rows:
+                nxt = await self.storage.fetchone(
+                    "SELECT min(next_ts) FROM notify_outbox WHERE channel = ? AND status = 'pending'", (key,)
+                )
+                await self._wait(key, None if not nxt or nxt[0] is None else nxt[0] - now)
+                continue
+            for raw in rows:
+                try:
+                    row = Row.of(raw)
+                except msgspec.DecodeError as exc:
+                    await self._finish(raw[0], "failed", f"undecodable row: {exc}")
+                    continue
+                if not await self.deliver(row):
+                    break  # the channel is failing: back off all of it
+
+    async def deliver(self, row: Row) -> bool:
+        """One attempt at one row.  Returns False when the channel failed (back off).
+
+        Shielded from cancellation: a shutdown lets a send that has started finish
+        and be recorded (bounded by ``send_timeout_s``), instead of leaving a row
+        ``inflight`` that would be sent again after the restart.
+        """
+        with anyio.CancelScope(shield=True):
+            return await self._deliver(row)
+
+    async def _deliver(self, row: Row) -> bool:
+        entry = self.channels.get(row.channel)
+        if entry is None:
+            return True  # not configured now: leave pending until it is (nothing lost)
+        await self.storage.execute(
+            "UPDATE notify_outbox SET status = 'inflight', attempts = attempts + 1 WHERE id = ? AND status = 'pending'",
+            (row.id,),
+        )
+        check = await self.storage.fetchone("SELECT status, attempts FROM notify_outbox WHERE id = ?", (row.id,))
+        if check is None or check[0] != "inflight":
+            return True  # cancelled (alarm acknowledged) between the query and now
+        attempt = int(check[1])
+        # Back-off counts from the start of the attempt, so a slow failure does not stretch it.
+        started = self.clock.time()
+        error = ""
+        permanent = False
+        try:
+            with anyio.fail_after(self.cfg.send_timeout_s):
+                await entry.notifier.send(row.message)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except TimeoutError:
+            error = f"no answer within {self.cfg.send_timeout_s:g}s"
+        except DeliveryError as exc:
+            error, permanent = str(exc) or type(exc).__name__, exc.permanent
+        except Exception as exc:  # a channel bug must not stop the outbox
+            error = f"{type(exc).__name__}: {exc}"
+        now = self.clock.time()
+        if not error:
+            await self._finish(row.id, "sent", "", sent_ts=now)
+            await self.channels.succeeded(entry, now)
+            self._blocked_until.pop(row.channel, None)
+            self._publish(row, attempt, True, "")
+            return True
+        self._publish(row, attempt, False, error)
+        if permanent:
+            # The row is wrong (no address, bad template), not the channel: skip it, keep going.
+            log.error("notify: cannot send %s to %s via %s: %s", row.id, row.message.recipient, row.channel, error)
+            await self._finish(row.id, "failed", error)
+            return True
+        await self.channels.failed(entry, now, error)
+        if now - row.created_ts >= self.cfg.max_age_s:
+            log.error("notify: giving up on %s to %s via %s after %d attempts: %s",
+                      row.id, row.message.recipient, row.channel, attempt, error)
+            await self._finish(row.id, "failed", error)
+        delay = min(self.cfg.max_backoff_s, self.cfg.base_backoff_s * 2 ** max(0, entry.failures - 1))
+        if entry.failures == 1:
+            log.warning("notify: %s via %s failed (%s); retrying in %gs", row.id, row.channel, error, delay)
+        self._blocked_until[row.channel] = started + delay
+        await self.storage.execute(
+            "UPDATE notify_outbox SET status = 'pending', next_ts = ?, last_error = ? WHERE id = ?",
+            (started + delay, error, row.id),
+        )
+        return False
+
+    async def _finish(self, row_id: str, status: str, error: str, sent_ts: float | None = None) -> None:
+        await self.storage.execute(
+            "UPDATE notify_outbox SET status = ?, last_error = ?, sent_ts = coalesce(?, sent_ts) WHERE id = ?",
+            (status, error, sent_ts, row_id),
+        )
+
+    def _publish(self, row: Row, attempt: int, ok: bool, error: str) -> None:
+        self.core.bus.publish(
+            NotificationResult(notification_id=row.id, channel=row.channel, recipient=row.message.recipient,
+                               ok=ok, attempt=attempt, error=error),
+            Context(parent_id=row.context_id, actor=ActorKind.PLUGIN, actor_id="notify"),
+        )
+        if self.on_result is not None:
+            self.on_result(row, ok, error)

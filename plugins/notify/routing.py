@@ -1,0 +1,69 @@
+"""Which routes an alarm takes and who each escalation step reaches: pure functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from firebus.sdk import AlarmCategory, AlarmEvent
+
+from .config import NotifyConfig, Person, Route, Step, parse_severity
+
+
+def matching_routes(cfg: NotifyConfig, alarm: AlarmEvent) -> list[Route]:
+    return [r for r in cfg.routes if route_matches(r, alarm)]
+
+
+def route_matches(route: Route, alarm: AlarmEvent) -> bool:
+    if route.units and alarm.unit_id not in route.units:
+        return False
+    if route.categories and AlarmCategory(alarm.category) not in route.categories:
+        return False
+    return int(alarm.severity) >= int(parse_severity(route.min_severity))
+
+
+def step_of(route: Route, index: int) -> Step:
+    """Step ``index``; past the configured steps, the last one repeats."""
+    steps = route.escalation.steps
+    return steps[min(index, len(steps) - 1)]
+
+
+def step_due(route: Route, index: int, started: float) -> float | None:
+    """When step ``index`` is due, or None when the route has no such step."""
+    steps = route.escalation.steps
+    if index < len(steps):
+        return started + steps[index].after_minutes * 60.0
+    esc = route.escalation
+    repeat = index - len(steps) + 1
+    if esc.repeat_minutes <= 0 or repeat > esc.max_repeats:
+        return None
+    return started + steps[-1].after_minutes * 60.0 + repeat * esc.repeat_minutes * 60.0
+
+
+def recipients(cfg: NotifyConfig, step: Step, unit_id: str | None) -> list[Person]:
+    """People holding one of the step's roles for the alarm's unit.
+
+    A person with no ``units`` covers every unit; an alarm with no unit reaches
+    everyone holding the role (better one person too many than none).
+    """
+    wanted = set(step.roles)
+    return [
+        p for p in cfg.people
+        if wanted.intersection(p.roles) and (not p.units or unit_id is None or unit_id in p.units)
+    ]
+
+
+def describe(alarm: AlarmEvent, registry: Any) -> dict[str, Any]:
+    """Human names for the alarm's point, device and place, when the registry knows them."""
+    out: dict[str, Any] = {"where": "", "device": alarm.device_id or ""}
+    info = None
+    if registry is not None and alarm.point_id:
+        try:
+            info = registry.point_info(alarm.point_id)
+        except Exception:
+            info = None
+    if info is not None:
+        out["where"] = info.location_name or ""
+        out["device"] = " / ".join(x for x in (info.device_name, info.name) if x) or out["device"]
+    elif alarm.location_id:
+        out["where"] = alarm.location_id
+    return out

@@ -1,0 +1,453 @@
+"""The notify service: alarm events in, outbox rows out, escalation in between.
+
+Escalation, decided here:
+
+* NEW starts the alarm on every matching route at step 0 (usually at once:
+  the duty officer).  Step *k* is due ``steps[k].after_minutes`` after the
+  alarm started; past the last step, the last one repeats every
+  ``repeat_minutes`` (at most ``max_repeats`` times).
+* The alarm engine emits ESCALATE events with ``escalation_step``; one that
+  arrives moves the alarm to that step at once.  Our own timer covers the
+  same steps so escalation also happens when the engine has no escalation
+  configured (``own_timer: false`` leaves it to the engine alone).  Both
+  paths write the same outbox dedup key (alarm, step, recipient, channel), so
+  a step reached by both is sent once.
+* ACKNOWLEDGED stops escalation and cancels escalation messages not yet
+  sent.  CLEARED stops it too and sends a "cleared" message to everyone who
+  was told about the alarm.  SILENCED (a sounder muted at the panel) does not
+  stop escalation: only an acknowledgement says a person took charge.
+* Escalation state is a row per (alarm, route) and timers are re-armed from
+  it at start, so a step due while the core was down is sent once when it is
+  back.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import msgspec
+
+from firebus.sdk import AlarmCategory, AlarmEvent, AlarmTransition, Event, new_id
+
+from .config import NotifyConfig, Person, Route, channel_options
+from .health import ChannelEntry, ChannelRegistry
+from .message import Message, MqttPublish
+from .outbox import Entry, Outbox
+from .policy import RateLimiter, quiet_until
+from .routing import describe, matching_routes, recipients, step_due, step_of
+from .templates import Renderer
+from .timers import Timers
+
+_enc = msgspec.json.Encoder()
+_alarm_dec = msgspec.json.Decoder(AlarmEvent)
+
+SQL_ESCALATION = """
+INSERT INTO notify_escalation (alarm_id, route, step, due, started_ts, context_id, alarm)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (alarm_id, route) DO UPDATE SET step = excluded.step, due = excluded.due
+"""
+
+
+@dataclass
+class Tracked:
+    """One alarm on one route."""
+
+    alarm: AlarmEvent
+    route: Route
+    step: int  # last step sent; -1 before the first
+    due: float | None
+    started: float
+    context_id: str | None
+
+    @property
+    def timer_key(self) -> str:
+        return f"esc|{self.alarm.alarm_id}|{self.route.name}"
+
+
+class _ChannelCtx:
+    def __init__(self, service: "NotifyService", key: str) -> None:
+        self._service = service
+        self.logger = logging.getLogger(f"firebus.plugin.notify.{key}")
+
+    def time(self) -> float:
+        return self._service.clock.time()
+
+    @property
+    def http(self) -> Any:
+        return self._service.http
+
+    @property
+    def mqtt_publish(self) -> MqttPublish | None:
+        return self._service.mqtt_publish
+
+
+class NotifyService:
+    def __init__(self, core: Any, cfg: NotifyConfig, channel_types: dict[str, type], *,
+                 mqtt_publish: MqttPublish | None = None, http: Any = None) -> None:
+        self.core = core
+        self.cfg = cfg
+        self.clock = core.clock
+        self.log = core.logger("notify") if hasattr(core, "logger") else logging.getLogger("firebus.plugin.notify")
+        self.mqtt_publish = mqtt_publish
+        self.http = http
+        self._own_http = http is None
+        self.channels = ChannelRegistry(core, self.log)
+        for index, ch in enumerate(cfg.channels):
+            if not ch.enabled:
+                continue
+            cls = channel_types[ch.type]
+            options = channel_options(ch, index, cls)
+            try:
+                notifier = cls(ch.key, options, _ChannelCtx(self, ch.key))
+            except ValueError as exc:
+                from .config import NotifyConfigError
+
+                raise NotifyConfigError(f"notify.channels[{index}].options: {exc}") from None
+            self.channels.add(ChannelEntry(ch.key, ch.type, notifier, ch.down_after,
+                                           str(ch.language) if ch.language else None))
+        self.outbox = Outbox(core, self.channels, cfg.outbox)
+        self.renderer = Renderer(cfg)
+        self.limiter = RateLimiter(cfg.rate_limit.burst, cfg.rate_limit.window_s)
+        self.timers = Timers(core.clock)
+        self.tracked: dict[tuple[str, str], Tracked] = {}
+        self.routes = {r.name: r for r in cfg.routes}
+        self._people = {p.name: p for p in cfg.people}
+        self._ready = anyio.Event()
+        self._unsubscribe: Any = None
+        self._scope: anyio.CancelScope | None = None
+        self._lock = anyio.Lock()  # event handling and timers mutate the same alarm state
+        self.stopped = anyio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def subscribe(self) -> None:
+        """Subscribe at once (events are queued by the bus until ``run`` has loaded state)."""
+        self._unsubscribe = self.core.bus.subscribe("notify", self._on_event, types=[AlarmEvent])
+
+    async def run(self) -> None:
+        if self._unsubscribe is None:
+            self.subscribe()
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                if self.http is None:
+                    import httpx
+
+                    self.http = httpx.AsyncClient(follow_redirects=False)
+                await self.channels.restore()
+                await self.outbox.recover()
+                await self._reload()
+                async with anyio.create_task_group() as tg:
+                    for key in self.channels.entries:
+                        tg.start_soon(self.outbox.run_channel, key, name=f"notify:{key}")
+                    tg.start_soon(self.timers.run, self._fire, name="notify:timers")
+                    self._ready.set()
+        finally:
+            with anyio.CancelScope(shield=True):
+                for entry in self.channels.entries.values():
+                    try:
+                        await entry.notifier.aclose()
+                    except Exception:
+                        self.log.exception("notify: closing channel %s failed", entry.key)
+                if self._own_http and self.http is not None:
+                    await self.http.aclose()
+                    self.http = None
+            self.stopped.set()
+
+    def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    async def _reload(self) -> None:
+        rows = await self.core.storage.fetchall(
+            "SELECT alarm_id, route, step, due, started_ts, context_id, alarm FROM notify_escalation "
+            "WHERE due IS NOT NULL"
+        )
+        for alarm_id, route_name, step, due, started, context_id, alarm_json in rows:
+            route = self.routes.get(route_name)
+            if route is None:
+                self.log.warning("notify: alarm %s was escalating on route %s, which no longer exists",
+                                 alarm_id, route_name)
+                continue
+            tracked = Tracked(_alarm_dec.decode(alarm_json), route, step, due, started, context_id)
+            self.tracked[(alarm_id, route_name)] = tracked
+            if self._timer_driven(tracked):
+                self.timers.set(tracked.timer_key, due)
+        held = await self.core.storage.fetchall(
+            "SELECT DISTINCT recipient, channel FROM notify_outbox WHERE status = 'held'"
+        )
+        for recipient, channel in held:
+            # The window they were held in has passed (or will not be remembered): digest soon.
+            self.timers.set(f"digest|{recipient}|{channel}", self.clock.time())
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def _on_event(self, event: Event) -> None:
+        alarm = event.data
+        if not isinstance(alarm, AlarmEvent):
+            return
+        await self._ready.wait()
+        async with self._lock:
+            await self.handle(alarm, event.context.id)
+
+    async def handle(self, alarm: AlarmEvent, context_id: str | None) -> None:
+        t = alarm.transition
+        if t in (AlarmTransition.NEW, AlarmTransition.UPDATE):
+            # An UPDATE can raise the severity into a route that the NEW did not match;
+            # routes already started are skipped, so a repeated event adds nothing.
+            if t is AlarmTransition.NEW or alarm.status in ("", "active_unack"):
+                await self._on_new(alarm, context_id)
+        elif t is AlarmTransition.ESCALATE:
+            await self._on_escalate(alarm, context_id)
+        elif t is AlarmTransition.ACKNOWLEDGED:
+            await self._stop(alarm, "acknowledged")
+        elif t is AlarmTransition.CLEARED:
+            await self._stop(alarm, "cleared")
+
+    async def _on_new(self, alarm: AlarmEvent, context_id: str | None) -> None:
+        routes = matching_routes(self.cfg, alarm)
+        if not routes:
+            self.log.info("notify: alarm %s (%s) matches no route", alarm.alarm_id, alarm.category)
+            return
+        started = alarm.ts or self.clock.time()
+        for route in routes:
+            key = (alarm.alarm_id, route.name)
+            if key in self.tracked:
+                continue  # the same NEW again (a replay): already on its way
+            existing = await self.core.storage.fetchone(
+                "SELECT step FROM notify_escalation WHERE alarm_id = ? AND route = ?", key
+            )
+            if existing is not None:
+                continue  # handled before a restart and since stopped
+            tracked = Tracked(alarm, route, -1, step_due(route, 0, started), started, context_id)
+            self.tracked[key] = tracked
+            await self._save(tracked)
+            await self._advance(tracked)
+
+    async def _on_escalate(self, alarm: AlarmEvent, context_id: str | None) -> None:
+        for (alarm_id, _), tracked in list(self.tracked.items()):
+            if alarm_id != alarm.alarm_id or tracked.due is None:
+                continue
+            # escalation_step is the step the engine has reached; 0 (unnumbered) means "the next one".
+            target = alarm.escalation_step if alarm.escalation_step > 0 else tracked.step + 1
+            if target <= tracked.step:
+                continue  # our own timer got there first
+            await self._send_step(tracked, target)
+            tracked.step = target
+            await self._schedule_next(tracked)
+
+    async def _advance(self, tracked: Tracked) -> None:
+        """Send every step that is due now (a restart may have skipped several), then re-arm."""
+        now = self.clock.time()
+        while tracked.due is not None and tracked.due <= now:
+            step = tracked.step + 1
+            if step > 0 and not tracked.route.escalation.own_timer:
+                break  # later steps only on the engine's ESCALATE
+            await self._send_step(tracked, step)
+            tracked.step = step
+            tracked.due = step_due(tracked.route, step + 1, tracked.started)
+        await self._schedule_next(tracked, recompute=False)
+
+    async def _schedule_next(self, tracked: Tracked, *, recompute: bool = True) -> None:
+        if recompute:
+            tracked.due = step_due(tracked.route, tracked.step + 1, tracked.started)
+        await self._save(tracked)
+        if tracked.due is None:
+            self.timers.cancel(tracked.timer_key)
+            self.tracked.pop((tracked.alarm.alarm_id, tracked.route.name), None)
+        elif self._timer_driven(tracked):
+            self.timers.set(tracked.timer_key, tracked.due)
+        else:
+            self.timers.cancel(tracked.timer_key)
+
+    @staticmethod
+    def _timer_driven(tracked: Tracked) -> bool:
+        # Without own_timer only the first step runs on our clock; the rest wait for the engine.
+        return tracked.route.escalation.own_timer or tracked.step < 0
+
+    async def _stop(self, alarm: AlarmEvent, why: str) -> None:
+        routes: list[Route] = []
+        for key, tracked in list(self.tracked.items()):
+            if key[0] != alarm.alarm_id:
+                continue
+            routes.append(tracked.route)
+            tracked.due = None
+            await self._save(tracked)
+            self.timers.cancel(tracked.timer_key)
+            del self.tracked[key]
+        if not routes:
+            rows = await self.core.storage.fetchall(
+                "SELECT route FROM notify_escalation WHERE alarm_id = ?", (alarm.alarm_id,)
+            )
+            routes = [self.routes[r[0]] for r in rows if r[0] in self.routes]
+            for route in routes:
+                await self.core.storage.execute(
+                    "UPDATE notify_escalation SET due = NULL WHERE alarm_id = ? AND route = ?",
+                    (alarm.alarm_id, route.name),
+                )
+        if why == "acknowledged":
+            await self.outbox.cancel_escalations(alarm.alarm_id)
+        elif why == "cleared" and any(r.notify_cleared for r in routes):
+            await self._send_cleared(alarm, routes)
+
+    async def _fire(self, key: str) -> None:
+        async with self._lock:
+            kind, _, rest = key.partition("|")
+            if kind == "esc":
+                alarm_id, _, route = rest.partition("|")
+                tracked = self.tracked.get((alarm_id, route))
+                if tracked is not None:
+                    await self._advance(tracked)
+            elif kind == "digest":
+                recipient, _, channel = rest.rpartition("|")
+                await self._digest(recipient, channel)
+
+    async def _save(self, t: Tracked) -> None:
+        await self.core.storage.execute(
+            SQL_ESCALATION,
+            (t.alarm.alarm_id, t.route.name, t.step, t.due, t.started, t.context_id, _enc.encode(t.alarm).decode()),
+        )
+
+    # -- building messages -------------------------------------------------------------------
+
+    def _values(self, alarm: AlarmEvent, step: int, started: float) -> dict[str, Any]:
+        return {
+            **msgspec.to_builtins(alarm),
+            "category": str(alarm.category),
+            "severity": int(alarm.severity),
+            "step": step,
+            "minutes": max(0, round((self.clock.time() - started) / 60)),
+            **describe(alarm, getattr(self.core, "registry", None)),
+        }
+
+    async def _send_step(self, tracked: Tracked, step: int) -> None:
+        alarm, route = tracked.alarm, tracked.route
+        people = recipients(self.cfg, step_of(route, step), alarm.unit_id)
+        kind = "new" if step == 0 else "escalate"
+        entries = await self._entries(alarm, route.channels, people, kind, f"s{step}", step,
+                                      tracked.context_id, tracked.started)
+        if not entries:
+            self.log.warning("notify: alarm %s step %d on route %s reaches nobody (roles %s, unit %s)",
+                             alarm.alarm_id, step, route.name, [str(r) for r in step_of(route, step).roles],
+                             alarm.unit_id)
+        await self.outbox.add(entries)
+
+    async def _send_cleared(self, alarm: AlarmEvent, routes: list[Route]) -> None:
+        """Tell everyone who was told about the alarm (and only them)."""
+        rows = await self.core.storage.fetchall(
+            "SELECT DISTINCT recipient, channel, context_id FROM notify_outbox WHERE alarm_id = ? "
+            "AND kind IN ('new', 'escalate') AND status NOT IN ('cancelled', 'failed')",
+            (alarm.alarm_id,),
+        )
+        if not rows:
+            return
+        started_row = await self.core.storage.fetchone(
+            "SELECT min(started_ts), context_id FROM notify_escalation WHERE alarm_id = ?", (alarm.alarm_id,)
+        )
+        started = started_row[0] if started_row and started_row[0] is not None else alarm.ts
+        context_id = rows[0][2]
+        cleared_channels = {c for r in routes if r.notify_cleared for c in r.channels}
+        by_channel: dict[str, list[Person]] = {}
+        for recipient, channel, _ in rows:
+            if channel not in cleared_channels:
+                continue
+            people = by_channel.setdefault(channel, [])
+            if recipient in self._people:
+                people.append(self._people[recipient])
+        entries: list[Entry] = []
+        for channel, people in by_channel.items():
+            entries += await self._entries(alarm, [channel], people, "cleared", "cleared", 0, context_id, started)
+        await self.outbox.add(entries)
+
+    async def _entries(self, alarm: AlarmEvent, channel_keys: list[str], people: list[Person], kind: str,
+                       tag: str, step: int, context_id: str | None, started: float) -> list[Entry]:
+        existing = await self.outbox.existing_keys(alarm.alarm_id)
+        values = self._values(alarm, step, started)
+        urgent = AlarmCategory(alarm.category) in self.cfg.urgent_categories
+        exempt = kind == "new" and AlarmCategory(alarm.category) in self.cfg.rate_limit.exempt_categories
+        now = self.clock.time()
+        entries: list[Entry] = []
+        for key in channel_keys:
+            channel = self.channels.get(key)
+            if channel is None:
+                continue
+            if channel.group:
+                targets: list[tuple[str, str, list[str], str, Person | None]] = [(
+                    "*", "", [p.contacts[key] for p in people if key in p.contacts],
+                    channel.language or str(self.cfg.language), None,
+                )]
+            else:
+                targets = [
+                    (p.name, p.contacts[key], [], str(p.language or self.cfg.language), p)
+                    for p in people if key in p.contacts
+                ]
+            for recipient, address, mentions, language, person in targets:
+                dedup = f"{alarm.alarm_id}|{tag}|{recipient}|{key}"
+                if dedup in existing:
+                    continue
+                title, text = self.renderer.render(kind, key, language, {**values, "recipient": recipient})
+                message = Message(
+                    id=new_id(), kind=kind, channel=key, recipient=recipient, address=address,
+                    mentions=mentions, title=title, text=text, language=language, alarm_id=alarm.alarm_id,
+                    category=str(alarm.category), severity=int(alarm.severity), step=step, ts=now,
+                    data={"unit_id": alarm.unit_id, "device_id": alarm.device_id, "point_id": alarm.point_id,
+                          "location_id": alarm.location_id, "value": alarm.value},
+                )
+                next_ts = now
+                if person is not None and not urgent:
+                    quiet_end = quiet_until(person, now, self.cfg.tz)
+                    if quiet_end is not None:
+                        next_ts = quiet_end
+                status = "pending"
+                if not exempt and not self.limiter.admit(recipient, key, now):
+                    status = "held"
+                    digest_key = f"digest|{recipient}|{key}"
+                    if digest_key not in self.timers:
+                        self.timers.set(digest_key, self.limiter.window_end(recipient, key, now))
+                entries.append(Entry(dedup, message, context_id, status, next_ts, int(alarm.severity)))
+        return entries
+
+    async def _digest(self, recipient: str, channel: str) -> None:
+        rows = await self.core.storage.fetchall(
+            "SELECT id, message, context_id FROM notify_outbox WHERE status = 'held' AND recipient = ? "
+            "AND channel = ? ORDER BY created_ts, id",
+            (recipient, channel),
+        )
+        if not rows:
+            return
+        entry = self.channels.get(channel)
+        held = [msgspec.json.decode(r[1], type=Message) for r in rows]
+        first = held[0]
+        shown = [m.title for m in held[:20]]
+        title, text = self.renderer.render("digest", channel, first.language, {
+            "count": len(held), "items": shown, "more": max(0, len(held) - len(shown)),
+            "recipient": recipient, "category": "", "ts": self.clock.time(),
+        })
+        digest = Message(
+            id=new_id(), kind="digest", channel=channel, recipient=recipient, address=first.address,
+            mentions=sorted({m for h in held for m in h.mentions}), title=title, text=text,
+            language=first.language, severity=max(h.severity for h in held), ts=self.clock.time(),
+            data={"held": [r[0] for r in rows], "alarms": sorted({h.alarm_id for h in held})},
+        )
+        person = self._people.get(recipient)
+        next_ts = self.clock.time()
+        if person is not None and entry is not None and not entry.group:
+            urgent = any(AlarmCategory(h.category) in self.cfg.urgent_categories for h in held if h.category)
+            quiet_end = None if urgent else quiet_until(person, next_ts, self.cfg.tz)
+            next_ts = quiet_end or next_ts
+        # Keyed by the first held row: a digest interrupted by a restart is rebuilt, not repeated.
+        await self.outbox.add([Entry(f"digest|{recipient}|{channel}|{rows[0][0]}", digest, rows[0][2], "pending",
+                                     next_ts, digest.severity)])
+        await self.core.storage.executemany(
+            "UPDATE notify_outbox SET status = 'digested', last_error = ? WHERE id = ? AND status = 'held'",
+            [(f"in digest {digest.id}", r[0]) for r in rows],
+        )
