@@ -71,7 +71,7 @@ class MqttOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: seconds the broker keeps the session (and queued messages) while we are away
     session_expiry: int = 7 * 24 * 3600
     #: keepalive seconds; a silent broker is detected within about twice this
-    keepalive: int = 4
+    keepalive: int = 3
     #: in-flight window: unacknowledged QoS 1 messages the broker may send us (MQTT 5
     #: Receive Maximum). With ack-after-commit, throughput ≤ window ÷ commit latency.
     receive_maximum: int = 1000

@@ -47,6 +47,25 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def make_test_certs(directory: str | Path, host: str = "127.0.0.1") -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for ``host`` (openssl CLI). Returns (ca, cert, key)."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, cert = (d / n for n in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt"))
+    ext = d / "san.cnf"
+    ext.write_text(f"subjectAltName=IP:{host},DNS:localhost\n")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=firebus test CA",
+        "-keyout", str(ca_key), "-out", str(ca))
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={host}", "-keyout", str(key), "-out", str(csr))
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+        "-days", "2", "-extfile", str(ext), "-out", str(cert))
+    return ca, cert, key
+
+
 def wait_port(host: str, port: int, timeout: float = 10.0, *, open_: bool = True) -> None:
     """Wait until ``host:port`` accepts connections (or, with ``open_=False``, refuses them)."""
     deadline = time.monotonic() + timeout
@@ -75,7 +94,10 @@ class Mosquitto:
         persistence: bool = True,
         extra_config: str = "",
         binary: str | None = None,
+        users: dict[str, str] | None = None,
+        tls: tuple[str | Path, str | Path, str | Path] | None = None,
     ) -> None:
+        """``users`` → password file, anonymous access off; ``tls`` = (ca, cert, key) files for the listener."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.host = host
@@ -83,6 +105,8 @@ class Mosquitto:
         self.persistence = persistence
         self.extra_config = extra_config
         self.binary = binary or find_mosquitto()
+        self.users = dict(users or {})
+        self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
         self.conf_path = self.workdir / "mosquitto.conf"
         self.log_path = self.workdir / "mosquitto.log"
@@ -90,9 +114,24 @@ class Mosquitto:
     def config(self) -> str:
         data = self.workdir / "data"
         data.mkdir(exist_ok=True)
+        auth = ["allow_anonymous true"]
+        if self.users:
+            pw = self.workdir / "passwd"
+            pw.write_text("")
+            passwd_tool = str(Path(self.binary).with_name("mosquitto_passwd"))
+            if not os.access(passwd_tool, os.X_OK):
+                passwd_tool = shutil.which("mosquitto_passwd") or "mosquitto_passwd"
+            for user, password in self.users.items():
+                subprocess.run([passwd_tool, "-b", str(pw), user, password], check=True, capture_output=True)
+            auth = ["allow_anonymous false", f"password_file {pw}"]
+        tls = []
+        if self.tls is not None:
+            ca, cert, key = self.tls
+            tls = [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
         lines = [
             f"listener {self.port} {self.host}",
-            "allow_anonymous true",
+            *tls,
+            *auth,
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {data}/",
             # Defaults drop silently (1000 queued) and cap in-flight at 20; tests
@@ -139,6 +178,7 @@ class Mosquitto:
         if self.proc is None:
             return
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused broker cannot handle SIGTERM
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
@@ -153,6 +193,15 @@ class Mosquitto:
             self.proc.kill()
             self.proc.wait()
             self.proc = None
+
+    def pause(self) -> None:
+        """SIGSTOP: the broker keeps its sockets open but says nothing (a hung broker or dead route)."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)
 
     def restart(self, timeout: float = 10.0) -> None:
         self.stop(timeout)

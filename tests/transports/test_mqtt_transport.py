@@ -206,6 +206,38 @@ async def test_broker_restart_recovers_and_raises_then_clears_the_link_fault(mos
         await t.stop()
 
 
+async def test_silent_broker_raises_the_link_fault_within_10_s(mosquitto, ctx):
+    """A broker that keeps the socket open but stops answering (SIGSTOP) is caught by keepalive."""
+    got: list[int] = []
+
+    async def handler(topic, payload, ack):
+        got.append(json.loads(payload)["seq"])
+        ack()
+
+    t = hub(mosquitto, ctx)  # default keepalive 3 s: paho gives up after ~2 × keepalive + 1 s
+    t.subscribe("s/#", handler)
+    await t.start()
+    try:
+        await t.wait_connected()
+        await asyncio.sleep(0.2)
+        mosquitto.pause()
+        loop = asyncio.get_running_loop()
+        paused_at = loop.time()
+        try:
+            await wait_for(lambda: any(not up for up, _ in ctx.links), timeout=15, what="link fault")
+            assert loop.time() - paused_at <= 10.0
+        finally:
+            mosquitto.resume()
+        await wait_for(lambda: ctx.links[-1][0], timeout=30, what="link cleared after resume")
+        pub = publisher(mosquitto)
+        await asyncio.to_thread(publish_seq, pub, "s/x", 0, 5)
+        pub.loop_stop()
+        pub.disconnect()
+        await wait_for(lambda: sorted(set(got)) == list(range(5)), what="messages after recovery")
+    finally:
+        await t.stop()
+
+
 async def test_publish_waits_for_broker_confirmation(mosquitto, ctx):
     received: list[bytes] = []
     t = hub(mosquitto, ctx)
@@ -314,3 +346,95 @@ def test_options_reject_a_session_that_cannot_persist():
         MqttOptions(session_expiry=0)
     with pytest.raises(ValueError):
         MqttOptions(receive_maximum=0)
+
+
+async def test_tls_and_password_auth(tmp_path):
+    from firebus.sdk.testing.mosquitto import Mosquitto, make_test_certs
+
+    ca, cert, key = make_test_certs(tmp_path / "certs")
+    broker = Mosquitto(tmp_path / "tls-broker", users={"firebus": "s3cret"}, tls=(ca, cert, key))
+    broker.start()
+    try:
+        got: list[bytes] = []
+
+        async def handler(topic, payload, ack):
+            got.append(payload)
+            ack()
+
+        ok_ctx = RecordingContext("tls")
+        t = MqttTransport("tls", MqttOptions(host=broker.host, port=broker.port, client_id="firebus-tls", tls=True,
+                                             ca_file=str(ca), username="firebus", password="s3cret"), ok_ctx)
+        t.subscribe("secure/#", handler)
+        await t.start()
+        try:
+            await t.wait_connected()
+            await asyncio.sleep(0.2)
+            await t.publish("secure/x", b"over tls")
+            await wait_for(lambda: got == [b"over tls"], what="message over TLS")
+        finally:
+            await t.stop()
+
+        bad_ctx = RecordingContext("badpw")
+        bad = MqttTransport("bad", MqttOptions(host=broker.host, port=broker.port, client_id="firebus-bad", tls=True,
+                                               ca_file=str(ca), username="firebus", password="wrong"), bad_ctx)
+        await bad.start()  # never raises for a refused login: reported as a link fault
+        try:
+            await wait_for(lambda: bad_ctx.links, what="refusal reported")
+            assert bad_ctx.links[0][0] is False and not bad.connected
+        finally:
+            await bad.stop()
+    finally:
+        broker.stop()
+
+
+async def test_failing_handler_leaves_message_unacked_and_unrouted_go_to_the_fallback(mosquitto, ctx):
+    calls: list[str] = []
+    unrouted: list[str] = []
+
+    async def broken(topic, payload, ack):
+        calls.append(topic)
+        raise RuntimeError("decoder bug")
+
+    async def fallback(topic, payload, ack):
+        unrouted.append(topic)
+        ack()
+
+    # An earlier run had a driver on orphan/#: the persistent session still holds that subscription.
+    t0 = hub(mosquitto, RecordingContext("t0"))
+    t0.subscribe("orphan/#", broken)
+    await t0.start()
+    await t0.wait_connected()
+    await asyncio.sleep(0.3)
+    await t0.stop()
+
+    t = hub(mosquitto, ctx, unrouted_grace=0.5)
+    t.subscribe("b/#", broken)
+    t.set_unrouted_handler(fallback)
+    await t.start()
+    pub = publisher(mosquitto)
+    try:
+        await t.wait_connected()
+        await asyncio.sleep(0.2)
+        pub.publish("b/1", b"x", qos=1).wait_for_publish(10)
+        await wait_for(lambda: calls == ["b/1"], what="handler called")
+        assert t.handler_errors == 1 and t.acked == 0
+        pub.publish("orphan/7", b"y", qos=1).wait_for_publish(10)
+        await wait_for(lambda: unrouted == ["orphan/7"], what="fallback after the grace period")
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        await t.stop()
+    # the failed message comes back to the next session
+    again: list[str] = []
+
+    async def fixed(topic, payload, ack):
+        again.append(topic)
+        ack()
+
+    t2 = hub(mosquitto, RecordingContext("t2"))
+    t2.subscribe("b/#", fixed)
+    await t2.start()
+    try:
+        await wait_for(lambda: again == ["b/1"], what="redelivery of the unacked message")
+    finally:
+        await t2.stop()
