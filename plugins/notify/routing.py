@@ -9,12 +9,39 @@ from firebus.sdk import AlarmCategory, AlarmEvent
 from .config import NotifyConfig, Person, Route, Step, parse_severity
 
 
-def matching_routes(cfg: NotifyConfig, alarm: AlarmEvent) -> list[Route]:
-    return [r for r in cfg.routes if route_matches(r, alarm)]
+def unit_names(registry: Any, unit_id: str | None) -> tuple[set[str], str]:
+    """Every name the site file may use for the alarm's unit (联网单位), and its display name.
+
+    Alarms carry the registry's unit *id*; people and routes in the site file
+    name units by *key*.  Both are accepted.  The registry is asked through
+    ``place(id)`` (requested for the SDK's RegistryAPI) or, until that exists,
+    its ``places`` mapping.
+    """
+    if unit_id is None:
+        return set(), ""
+    names = {unit_id}
+    place = None
+    lookup = getattr(registry, "place", None)
+    try:
+        if callable(lookup):
+            place = lookup(unit_id)
+        elif registry is not None:
+            place = getattr(registry, "places", {}).get(unit_id)
+    except Exception:
+        place = None
+    key = getattr(place, "key", None)
+    if key:
+        names.add(key)
+    return names, getattr(place, "name", "") or key or unit_id
 
 
-def route_matches(route: Route, alarm: AlarmEvent) -> bool:
-    if route.units and alarm.unit_id not in route.units:
+def matching_routes(cfg: NotifyConfig, alarm: AlarmEvent, units: set[str] | None = None) -> list[Route]:
+    units = {alarm.unit_id} - {None} if units is None else units  # type: ignore[operator]
+    return [r for r in cfg.routes if route_matches(r, alarm, units)]
+
+
+def route_matches(route: Route, alarm: AlarmEvent, units: set[str]) -> bool:
+    if route.units and not units.intersection(route.units):
         return False
     if route.categories and AlarmCategory(alarm.category) not in route.categories:
         return False
@@ -39,7 +66,7 @@ def step_due(route: Route, index: int, started: float) -> float | None:
     return started + steps[-1].after_minutes * 60.0 + repeat * esc.repeat_minutes * 60.0
 
 
-def recipients(cfg: NotifyConfig, step: Step, unit_id: str | None) -> list[Person]:
+def recipients(cfg: NotifyConfig, step: Step, units: set[str]) -> list[Person]:
     """People holding one of the step's roles for the alarm's unit.
 
     A person with no ``units`` covers every unit; an alarm with no unit reaches
@@ -48,7 +75,7 @@ def recipients(cfg: NotifyConfig, step: Step, unit_id: str | None) -> list[Perso
     wanted = set(step.roles)
     return [
         p for p in cfg.people
-        if wanted.intersection(p.roles) and (not p.units or unit_id is None or unit_id in p.units)
+        if wanted.intersection(p.roles) and (not p.units or not units or units.intersection(p.units))
     ]
 
 

@@ -37,7 +37,7 @@ from .health import ChannelEntry, ChannelRegistry
 from .message import Message, MqttPublish
 from .outbox import Entry, Outbox
 from .policy import RateLimiter, quiet_until
-from .routing import describe, matching_routes, recipients, step_due, step_of
+from .routing import describe, matching_routes, recipients, step_due, step_of, unit_names
 from .templates import Renderer
 from .timers import Timers
 
@@ -214,7 +214,7 @@ class NotifyService:
             await self._stop(alarm, "cleared")
 
     async def _on_new(self, alarm: AlarmEvent, context_id: str | None) -> None:
-        routes = matching_routes(self.cfg, alarm)
+        routes = matching_routes(self.cfg, alarm, self._units(alarm)[0])
         if not routes:
             self.log.info("notify: alarm %s (%s) matches no route", alarm.alarm_id, alarm.category)
             return
@@ -319,8 +319,12 @@ class NotifyService:
 
     # -- building messages -------------------------------------------------------------------
 
+    def _units(self, alarm: AlarmEvent) -> tuple[set[str], str]:
+        return unit_names(getattr(self.core, "registry", None), alarm.unit_id)
+
     def _values(self, alarm: AlarmEvent, step: int, started: float) -> dict[str, Any]:
         return {
+            "unit": self._units(alarm)[1],
             **msgspec.to_builtins(alarm),
             "category": str(alarm.category),
             "severity": int(alarm.severity),
@@ -331,7 +335,7 @@ class NotifyService:
 
     async def _send_step(self, tracked: Tracked, step: int) -> None:
         alarm, route = tracked.alarm, tracked.route
-        people = recipients(self.cfg, step_of(route, step), alarm.unit_id)
+        people = recipients(self.cfg, step_of(route, step), self._units(alarm)[0])
         kind = "new" if step == 0 else "escalate"
         entries = await self._entries(alarm, route.channels, people, kind, f"s{step}", step,
                                       tracked.context_id, tracked.started)

@@ -8,6 +8,7 @@ Templates run in Jinja's sandbox: they come from a site file, not from code.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 import jinja2
@@ -15,7 +16,9 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from firebus.sdk import AlarmCategory, Severity
 
-from .config import NotifyConfig, TemplateOverride
+from .config import NotifyConfig, NotifyConfigError
+
+log = logging.getLogger("firebus.plugin.notify")
 
 CATEGORY_LABEL = {
     "zh": {
@@ -68,7 +71,8 @@ ADVICE = {
 }
 
 _DETAILS_ZH = """{{ category_label }}（{{ severity_label }}）
-位置：{{ where or "未知" }}
+{% if unit %}单位：{{ unit }}
+{% endif %}位置：{{ where or "未知" }}
 {% if device %}设备：{{ device }}
 {% endif %}{% if value is not none %}数值：{{ value }}
 {% endif %}{% if message %}说明：{{ message }}
@@ -76,7 +80,8 @@ _DETAILS_ZH = """{{ category_label }}（{{ severity_label }}）
 告警编号：{{ alarm_id }}"""
 
 _DETAILS_EN = """{{ category_label }} ({{ severity_label }})
-Where: {{ where or "unknown" }}
+{% if unit %}Unit: {{ unit }}
+{% endif %}Where: {{ where or "unknown" }}
 {% if device %}Device: {{ device }}
 {% endif %}{% if value is not none %}Value: {{ value }}
 {% endif %}{% if message %}Details: {{ message }}
@@ -120,32 +125,43 @@ class Renderer:
         self.env = SandboxedEnvironment(undefined=jinja2.ChainableUndefined, autoescape=False,
                                         trim_blocks=False, keep_trailing_newline=False)
         self._builtin = {key: (self.env.from_string(t), self.env.from_string(b)) for key, (t, b) in BUILTIN.items()}
-        self._overrides = [
-            (tpl, self.env.from_string(tpl.title) if tpl.title is not None else None, self.env.from_string(tpl.body))
-            for tpl in cfg.templates
-        ]
+        self._overrides = []
+        for i, tpl in enumerate(cfg.templates):
+            try:
+                title = self.env.from_string(tpl.title) if tpl.title is not None else None
+                body = self.env.from_string(tpl.body)
+            except jinja2.TemplateSyntaxError as exc:
+                raise NotifyConfigError(f"notify.templates[{i}]: line {exc.lineno}: {exc.message}") from None
+            self._overrides.append((tpl, title, body))
 
-    def _pick(self, kind: str, channel: str, category: str, language: str) -> tuple[Any, Any]:
-        best: tuple[int, Any, Any] | None = None
-        for tpl, title, body in self._overrides:
+    def _pick(self, kind: str, channel: str, category: str, language: str, *, builtin: bool = False) -> tuple[Any, Any]:
+        # Title and body are chosen separately: an override may change only the body.
+        best_title: tuple[int, Any] | None = None
+        best_body: tuple[int, Any] | None = None
+        for tpl, title, body in () if builtin else self._overrides:
             if tpl.kind != kind:
                 continue
             if tpl.channel not in (None, channel) or tpl.category not in (None, category) or tpl.language not in (None, language):
                 continue
             score = (tpl.channel is not None) * 4 + (tpl.category is not None) * 2 + (tpl.language is not None)
-            if best is None or score > best[0]:
-                best = (score, title, body)
+            if best_body is None or score > best_body[0]:
+                best_body = (score, body)
+            if title is not None and (best_title is None or score > best_title[0]):
+                best_title = (score, title)
         b_title, b_body = self._builtin.get((kind, language)) or self._builtin[(kind, "en")]
-        if best is None:
-            return b_title, b_body
-        return best[1] or b_title, best[2]
+        return (best_title[1] if best_title else b_title), (best_body[1] if best_body else b_body)
 
     def render(self, kind: str, channel: str, language: str, values: dict[str, Any]) -> tuple[str, str]:
         category = values.get("category") or ""
         lang = language if language in ("zh", "en") else "en"
-        title_t, body_t = self._pick(kind, channel, category, lang)
         full = {**labels(category, values.get("severity"), lang, self.cfg.tz, values.get("ts")), **values}
-        return title_t.render(full).strip(), body_t.render(full).strip()
+        title_t, body_t = self._pick(kind, channel, category, lang)
+        try:
+            return title_t.render(full).strip(), body_t.render(full).strip()
+        except Exception as exc:  # a site's template must never cost an alarm its message
+            log.error("notify: %s template for %s/%s failed (%s); using the built-in one", kind, channel, category, exc)
+            title_t, body_t = self._pick(kind, channel, category, lang, builtin=True)
+            return title_t.render(full).strip(), body_t.render(full).strip()
 
 
 def labels(category: str, severity: Any, lang: str, tz: dt.tzinfo, ts: float | None) -> dict[str, Any]:
