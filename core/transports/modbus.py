@@ -144,9 +144,13 @@ class ModbusLineTransport(Transport):
         self.ctx.link_changed(up, reason)
 
     def _on_connect_trace(self, connected: bool) -> None:
-        # pymodbus calls this from its protocol callbacks (event-loop thread).
-        if not connected and not self._closed and self._link_up:
-            self._set_link(False, "connection lost")
+        # pymodbus calls this from its protocol callbacks (event-loop thread).  A
+        # lost connection is not yet a link fault: pymodbus also drops the socket
+        # after a run of timeouts (dead units behind a live gateway), and the next
+        # request reconnects at once.  Only a reconnect that fails is reported, so
+        # the link does not flap for what is a device problem.
+        if not connected and not self._closed:
+            self.log.debug("modbus line %s: connection closed; reconnecting on the next request", self.key)
 
     async def _ensure_connected(self) -> None:
         if self._closed or self._client is None:
@@ -186,16 +190,20 @@ class ModbusLineTransport(Transport):
             except ModbusIOException as exc:
                 self.failures += 1
                 if not self._client.connected:  # the peer closed while we waited
-                    self._set_link(False, "connection lost")
                     raise ModbusConnectionError(f"{self.key}: {what}: connection lost") from None
                 raise ModbusTimeoutError(f"{self.key}: {what}: no answer ({exc})") from None
             except ConnectionException as exc:
                 self.failures += 1
-                self._set_link(False, str(exc))
                 raise ModbusConnectionError(f"{self.key}: {what}: {exc}") from None
             except asyncio.TimeoutError:
                 self.failures += 1
                 raise ModbusTimeoutError(f"{self.key}: {what}: no answer") from None
+            except asyncio.CancelledError:
+                # Cancelled mid-exchange (the poller's deadline): the answer may still
+                # arrive, and RTU frames carry no transaction id to tell it from the
+                # next one's.  Drop the connection so stale bytes cannot be misread.
+                self._client.close()
+                raise
             finally:
                 self._last_io = time.monotonic()
             if rr is None:

@@ -288,7 +288,7 @@ class MqttTransport(Transport):
         if client is not None:
             # DISCONNECT keeps the session (expiry > 0): unacked messages come back next start.
             client.disconnect()
-            await asyncio.to_thread(client.loop_stop)
+            await self._join_network_thread(client)
         self._connected.clear()
         if self._dispatcher is not None:
             self._dispatcher.cancel()
@@ -300,6 +300,27 @@ class MqttTransport(Transport):
         for fut in self._pub_waiting.values():
             if not fut.done():
                 fut.set_exception(MqttPublishError(f"{self.key}: transport stopped"))
+
+    async def _join_network_thread(self, client: mqtt.Client, timeout: float = 10.0) -> None:
+        # A daemon thread, not the default executor: should paho's thread ever hang,
+        # an executor worker stuck in join() would block interpreter exit.
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def join() -> None:
+            try:
+                client.loop_stop()
+            finally:
+                try:
+                    loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+                except RuntimeError:
+                    pass  # loop already closed
+
+        threading.Thread(target=join, name=f"mqtt-{self.key}-stop", daemon=True).start()
+        try:
+            await asyncio.wait_for(asyncio.shield(done), timeout)
+        except asyncio.TimeoutError:
+            self.log.error("%s: paho network thread did not stop within %.0fs", self.key, timeout)
 
     # ------------------------------------------------------------------ paho thread side
     # Everything below runs on paho's network thread: no blocking, no awaiting,

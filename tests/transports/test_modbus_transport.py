@@ -260,3 +260,39 @@ def _profile_path(name: str):
     from importlib import resources
 
     return resources.files("firebus.core.sim.profiles").joinpath(f"{name}.yaml")
+
+
+async def test_dead_units_behind_a_live_gateway_do_not_flap_the_link(ctx):
+    """pymodbus drops the socket after a run of timeouts; the gateway itself is fine, so no link fault."""
+    dead = SimDevice(1, resolve_profile("pump_controller"))
+    dead.forced_silent = True
+    async with ModbusSimulator([dead]) as sim:
+        line = tcp(sim, ctx, timeout=0.2)
+        await line.start()
+        try:
+            for _ in range(10):
+                with pytest.raises((ModbusTimeoutError, ModbusConnectionError)):
+                    await line.read(1, "discrete", 0, 2)
+            dead.forced_silent = False
+            assert await line.read(1, "discrete", 0, 2) == [False, False]
+        finally:
+            await line.stop()
+    assert ctx.links == []
+
+
+async def test_cancelled_request_cannot_leak_its_answer_into_the_next(ctx):
+    """RTU frames have no transaction id: a late answer to a cancelled read must not become the next read's."""
+    dev = SimDevice(1, resolve_profile("rcd_temp4"), {"residual_current": Steady(value=111),
+                                                      "temperature_setting": Steady(value=99)})
+    async with ModbusSimulator([dev], framer="rtu", latency=0.3) as sim:
+        line = ModbusRtuTransport("rs485", ModbusRtuOptions(port=f"socket://127.0.0.1:{sim.port}", timeout=2,
+                                                            message_wait_ms=0), ctx)
+        await line.start()
+        try:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(line.read(1, "holding", 0x0001, 1), 0.1)
+            # sent while the cancelled read's answer ([111]) is still on its way
+            assert await line.read(1, "holding", 0x0021, 1) == [99]
+            assert await line.read(1, "holding", 0x0001, 1) == [111]
+        finally:
+            await line.stop()
