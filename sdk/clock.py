@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
+from typing import Callable
 
 import anyio
 
@@ -33,9 +34,14 @@ class ManualClock:
     task run until all are blocked again (so a woken task that schedules a new,
     earlier-than-target sleep is woken within the same step).  Deterministic as
     long as the tasks under test block on the clock or on I/O, not on real sleeps.
+
+    "All tasks blocked" cannot tell a task waiting for a database thread from an
+    idle one, so components that do I/O between clock sleeps register an idle
+    check (``add_idle_check``); ``settle`` also waits until every check is true.
     """
 
     def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self._idle_checks: list[Callable[[], bool]] = []
         self._now = float(start)
         self._seq = itertools.count()
         # (deadline, seq, event); cancelled sleepers are removed lazily.
@@ -72,9 +78,19 @@ class ManualClock:
             _, seq, _ = heapq.heappop(self._heap)
             self._cancelled.discard(seq)
 
-    async def settle(self) -> None:
-        """Let every task run until all of them wait on something."""
-        await anyio.wait_all_tasks_blocked()
+    def add_idle_check(self, check: Callable[[], bool]) -> Callable[[], None]:
+        """Make ``settle`` also wait for ``check()``; returns a function that removes it."""
+        self._idle_checks.append(check)
+        return lambda: self._idle_checks.remove(check) if check in self._idle_checks else None
+
+    async def settle(self, timeout: float = 30.0) -> None:
+        """Let every task run until all of them wait on something and every idle check holds."""
+        with anyio.fail_after(timeout):
+            while True:
+                await anyio.wait_all_tasks_blocked()
+                if all(check() for check in self._idle_checks):
+                    return
+                await anyio.sleep(0.001)  # real time: let the I/O finish
 
     async def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds``, waking sleepers in deadline order."""

@@ -703,6 +703,11 @@ class AlarmEngine:
         await self.store.flush()
         return await self.store.linkage(alarm_id)
 
+    @property
+    def busy(self) -> bool:
+        """Handling an event, a timer or an operator action right now."""
+        return self._lock.locked()
+
     def open_alarms(self) -> list[Alarm]:
         return sorted(self._open.values(), key=lambda a: (not a.active, -a.severity, -a.start_ts))
 

@@ -168,6 +168,7 @@ async def running(
             harness = Harness(core, engine)
             bus.subscribe("test-recorder", harness.record, types=[AlarmEvent])
             bus.attach(tg)
+            remove_check = clock.add_idle_check(lambda: not engine.busy)
             await engine.start()
             await harness.settle()
             try:
@@ -176,6 +177,7 @@ async def running(
                 if graceful:
                     await harness.settle()
                     await engine.stop()
+                remove_check()
                 tg.cancel_scope.cancel()
     finally:
         await storage.close()
