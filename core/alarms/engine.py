@@ -87,7 +87,7 @@ class AlarmConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rules: list[RuleConfig] | None = None
     linkage: list[LinkageRule] = []
     #: category -> gaps in seconds between escalation reminders (empty: none)
-    escalation: dict[str, list[float]] = msgspec.field(
+    escalation: dict[AlarmCategory, list[float]] = msgspec.field(
         default_factory=lambda: {
             AlarmCategory.FIRE: DEFAULT_ESCALATION,
             AlarmCategory.GAS: DEFAULT_ESCALATION,
@@ -96,6 +96,19 @@ class AlarmConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     )
     #: minimum seconds between UPDATE events for repeats that change nothing but value/count
     update_interval: float = 10.0
+
+    def __post_init__(self) -> None:
+        for category, gaps in self.escalation.items():
+            if any(gap < 1 for gap in gaps):
+                raise ValueError(f"escalation gaps for {category} must be at least 1 s, got {gaps}")
+        names = [rule.name for rule in self.linkage]
+        if len(set(names)) != len(names):
+            raise ValueError(f"linkage rule names repeat: {names}")
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "AlarmConfig":
+        """Validate a site file section; errors name the offending path (``$.linkage[0]…``)."""
+        return msgspec.convert(raw, cls, strict=False)
 
 
 class _RuleState(msgspec.Struct):
@@ -211,6 +224,10 @@ class AlarmEngine:
                 # give it one full period from now.
                 due = now + (due - data["armed_at"])
             self.timers.set(Timer(key=key, kind=kind, due=due, data=data))
+        orphans = {a.rule.split(":", 1)[0] for a in self._active.values()} - set(self._by_key)
+        if orphans:
+            # Kept, not cleared: dropping a fire rule by mistake must not silently end its alarms.
+            log.warning("alarms: active alarms of rules no longer configured: %s (clear them by hand)", sorted(orphans))
         log.info(
             "alarms: resumed %d open alarms, %d rule states, %d timers",
             len(self._open), len(self._states), len(self.timers),
