@@ -514,10 +514,13 @@ class ModbusDeviceOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defau
     unit: int
     profile: str = ""
     name: str = ""
+    poll_interval: float | None = None  # seconds; default: the profile's, else the driver class's
 
     def __post_init__(self) -> None:
         if not 0 <= self.unit <= 247:
             raise ValueError("unit must be 0..247")
+        if self.poll_interval is not None and self.poll_interval <= 0:
+            raise ValueError("poll_interval must be > 0")
 
 
 class ModbusProfileDriver(PolledDriver):

@@ -201,3 +201,24 @@ def test_builtin_profiles_load():
     for n in names:
         prof = resolve_profile(n)
         assert prof.points and plan_blocks(prof.points)
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 400), st.sampled_from([DType.UINT16, DType.INT32, DType.FLOAT64])),
+        min_size=1, max_size=40, unique_by=lambda t: t[0],
+    ),
+    st.integers(0, 20),
+    st.integers(4, 125),
+)
+def test_plan_covers_every_point_once_within_limits(spec, max_gap, max_count):
+    pts = [pm(point_key=f"p{a}", address=a, dtype=d) for a, d in spec]
+    blocks = plan_blocks(pts, max_gap=max_gap, max_count=max_count)
+    seen = [k for b in blocks for k in b.points]
+    assert sorted(seen) == sorted(p.point_key for p in pts)
+    by_key = {p.point_key: p for p in pts}
+    for b in blocks:
+        assert b.count <= max_count
+        for k in b.points:
+            p = by_key[k]
+            assert b.address <= p.address and p.address + p.width <= b.end

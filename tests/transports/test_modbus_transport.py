@@ -28,7 +28,7 @@ from firebus.sdk.modbus import (
     load_profile_resource,
 )
 
-from .conftest import RecordingContext, wait_for
+from .conftest import RecordingContext
 
 pytestmark = pytest.mark.anyio
 
