@@ -39,7 +39,7 @@ from firebus.sdk.modbus import (
     raw_to_words,
 )
 
-from .scenario import AnyBehaviour, DeviceScenario, Fault, Follow, Raw, Scenario, Steady, Window, noise
+from .scenario import AnyBehaviour, Behaviour, DeviceScenario, Fault, Follow, Raw, Scenario, Steady, Window, noise
 
 PROFILE_PACKAGE = "firebus.core.sim.profiles"
 
@@ -99,7 +99,7 @@ class SimDevice:
     # -- behaviour control (tests and the CLI use these)
     def set(self, point_key: str, behaviour: AnyBehaviour | Any) -> None:
         self.profile.point(point_key)  # KeyError for an unknown point
-        if not isinstance(behaviour, (Steady, Fault, Follow)) and not hasattr(behaviour, "base_value"):
+        if not isinstance(behaviour, Behaviour):
             behaviour = Steady(value=behaviour)
         self.behaviours[point_key] = behaviour
         # A scripted value replaces anything a client wrote.
@@ -151,7 +151,18 @@ class SimDevice:
                                 *(_orders(self.profile, p)))
         if p.dtype is DType.BOOL:
             return bool(v)
-        return encode_value(p, v, self.profile.defaults, self._decimals(p, t))
+        try:
+            return encode_value(p, v, self.profile.defaults, self._decimals(p, t))
+        except ValueError:
+            if not isinstance(v, (int, float)) or p.dtype not in _INT_RANGE:
+                raise
+            # Out of the register's range: saturate like a real transmitter at full scale.
+            lo, hi = _INT_RANGE[p.dtype]
+            up = (v - p.offset) / p.scale > 0
+            raw = hi if up else lo
+            while raw in p.sentinels:  # full scale, not the device's "no value" codes
+                raw += -1 if up else 1
+            return raw_to_words(raw, p.dtype, *_orders(self.profile, p))
 
     def image(self, table: Table, t: float) -> dict[int, int | bool]:
         """Every mapped address of ``table`` → its current raw value."""
@@ -212,6 +223,13 @@ class SimDevice:
             r = decode_point(p, data, self.profile.defaults, self._decimals(p, t))
             self.write_log.setdefault(p.point_key, []).append((t, r.value))
         return None
+
+
+_INT_RANGE = {
+    DType.INT16: (-(2**15), 2**15 - 1), DType.UINT16: (0, 2**16 - 1),
+    DType.INT32: (-(2**31), 2**31 - 1), DType.UINT32: (0, 2**32 - 1),
+    DType.INT64: (-(2**63), 2**63 - 1), DType.UINT64: (0, 2**64 - 1),
+}
 
 
 def _orders(profile: ModbusProfile, p: PointMap) -> tuple[Any, Any]:

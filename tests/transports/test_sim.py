@@ -196,3 +196,11 @@ async def test_cli_modbus_serves_a_real_port():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_out_of_range_values_saturate_at_full_scale_not_at_a_sentinel():
+    d = SimDevice(1, resolve_profile("rcd_temp4"), {"residual_current": Drift(start=65000, rate=1000)})
+    assert d.readings(0)["residual_current"] == 65000
+    assert d.readings(10)["residual_current"] == 65533  # 0xFFFF/0xFFFE are the device's fault codes
+    d.set("temperature_1", -5000)
+    assert d.readings(0)["temperature_1"] == pytest.approx(-3276.7)
