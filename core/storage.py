@@ -18,9 +18,10 @@ import logging
 import math
 import time
 from collections import defaultdict
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, AsyncIterator, Callable, Iterable, Sequence
 
 import aiosqlite
 import anyio
@@ -147,6 +148,23 @@ class Storage:
         self._reader = await aiosqlite.connect(self.path, isolation_level=None)
         await self._reader.execute("PRAGMA busy_timeout=10000")
         await self._reader.execute("PRAGMA query_only=ON")
+
+    @asynccontextmanager
+    async def running(self, migrations: Iterable[Migration] = ()) -> AsyncIterator["Storage"]:
+        """Open, run the writer, and always close (tests, tools, benchmarks)."""
+        await self.open(migrations)
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(self.run_writer)
+                try:
+                    yield self
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await self.barrier()
+                    tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.close()
 
     async def close(self) -> None:
         for conn in (self._reader, self._writer):

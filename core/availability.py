@@ -1,0 +1,38 @@
+"""Device availability: one event per change, one log line per outage."""
+
+from __future__ import annotations
+
+import logging
+
+from firebus.sdk.context import Context
+from firebus.sdk.events import AvailabilityChanged
+from firebus.sdk.vocab import ActorKind, Availability
+
+from .bus import EventBus
+
+log = logging.getLogger(__name__)
+
+
+class AvailabilityTracker:
+    def __init__(self, bus: EventBus) -> None:
+        self.bus = bus
+        self.current: dict[str, Availability] = {}
+
+    def set(self, device_id: str, availability: Availability, reason: str = "") -> bool:
+        """Record ``availability``; returns True (and publishes) only when it changed."""
+        previous = self.current.get(device_id)
+        if previous is availability:
+            return False
+        self.current[device_id] = availability
+        if availability is Availability.UNAVAILABLE:
+            log.warning("device %s unavailable: %s", device_id, reason or "no reason given")
+        elif previous is Availability.UNAVAILABLE:
+            log.info("device %s available again", device_id)
+        self.bus.publish(
+            AvailabilityChanged(device_id=device_id, availability=availability, reason=reason),
+            Context(actor=ActorKind.DEVICE, actor_id=device_id),
+        )
+        return True
+
+    def get(self, device_id: str) -> Availability | None:
+        return self.current.get(device_id)

@@ -1,0 +1,326 @@
+"""The site file: YAML in, validated msgspec Structs out, errors with file:line:path.
+
+Validation is msgspec's; line numbers come from PyYAML's node marks, mapped
+from msgspec's ``$.devices[3].options.port`` error path, so an integrator
+reads ``site.yaml:42: devices[3].options.port: expected int, got str``.
+Secrets are never required in the file: ``${NAME}`` and ``${NAME:-default}``
+in any string are replaced from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import yaml
+
+
+class ConfigError(Exception):
+    """A problem in the site file, located as precisely as we can."""
+
+    def __init__(self, file: str, line: int | None, path: str, message: str) -> None:
+        self.file, self.line, self.path, self.message = file, line, path, message
+        where = f"{file}:{line}" if line else file
+        super().__init__(f"{where}: {path}: {message}" if path else f"{where}: {message}")
+
+
+# -- schema ------------------------------------------------------------------------------
+
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, frozen=True):
+    pass
+
+
+class SiteInfo(Strict):
+    name: str = "firebus site"
+    timezone: str = "Asia/Shanghai"
+    language: Literal["zh", "en"] = "zh"
+
+
+class StorageConfig(Strict):
+    path: str = "data/firebus.db"
+    # FULL: a reading acknowledged upstream survives power loss, not just a crash.
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    raw_retention_days: float = 30
+    aggregate_5m_retention_days: float = 400
+    batch_max: int = 2000
+
+
+class PluginsConfig(Strict):
+    allow: list[str] | None = None
+    block: list[str] = []
+    strict: bool = False
+
+
+class WebConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+class LocationConfig(Strict):
+    key: str
+    name: str = ""
+    kind: str = ""  # kitchen, switch room, pump room, tank …
+
+
+class FloorConfig(Strict):
+    key: str
+    name: str = ""
+    level: int | None = None
+    locations: list[LocationConfig] = []
+
+
+class BuildingConfig(Strict):
+    key: str
+    name: str = ""
+    address: str = ""
+    floors: list[FloorConfig] = []
+
+
+class UnitConfig(Strict):
+    """A 联网单位: the organisation/site that owns buildings and answers for them."""
+
+    key: str
+    name: str = ""
+    address: str = ""
+    buildings: list[BuildingConfig] = []
+
+
+class TransportConfig(Strict):
+    key: str
+    type: str
+    options: dict[str, Any] = {}
+
+
+class DeviceConfig(Strict):
+    key: str
+    driver: str
+    transport: str | None = None
+    location: str | None = None
+    name: str = ""
+    identifiers: dict[str, str] = {}
+    options: dict[str, Any] = {}
+    enabled: bool = True
+
+
+class RuleConfig(Strict):
+    key: str
+    type: str
+    options: dict[str, Any] = {}
+
+
+class SiteConfig(Strict):
+    site: SiteInfo = SiteInfo()
+    storage: StorageConfig = StorageConfig()
+    plugins: PluginsConfig = PluginsConfig()
+    web: WebConfig = WebConfig()
+    units: list[UnitConfig] = []
+    transports: list[TransportConfig] = []
+    devices: list[DeviceConfig] = []
+    rules: list[RuleConfig] = []
+    # Sections owned by plugins (e.g. ``notify``) are validated by those plugins.
+    notify: dict[str, Any] = {}
+
+
+# -- loading -----------------------------------------------------------------------------
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass
+class SourceMap:
+    """Maps a path into the document (``("devices", 3, "options")``) to a 1-based line."""
+
+    file: str
+    root: yaml.Node | None
+
+    def line(self, path: tuple[Any, ...]) -> int | None:
+        node = self.root
+        line = node.start_mark.line + 1 if node is not None else None
+        for part in path:
+            child = None
+            if isinstance(node, yaml.MappingNode):
+                for key_node, value_node in node.value:
+                    if key_node.value == part:
+                        child = value_node
+                        line = key_node.start_mark.line + 1
+                        break
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+                child = node.value[part]
+                line = child.start_mark.line + 1
+            if child is None:
+                break
+            node = child
+        return line
+
+    def error(self, path: tuple[Any, ...], message: str) -> ConfigError:
+        return ConfigError(self.file, self.line(path), format_path(path), message)
+
+
+def format_path(path: tuple[Any, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def parse_msgspec_path(text: str) -> tuple[Any, ...]:
+    """``$.devices[3].options.port`` → ("devices", 3, "options", "port")."""
+    parts: list[Any] = []
+    for name, index in re.findall(r"\.([^.\[\]]+)|\[(\d+)\]", text.removeprefix("$")):
+        parts.append(int(index) if index else name)
+    return tuple(parts)
+
+
+_MSG = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.S)
+
+
+def convert(data: Any, type_: type, source: SourceMap, base: tuple[Any, ...] = ()) -> Any:
+    """``msgspec.convert`` with errors turned into ``ConfigError`` at file:line:path."""
+    try:
+        return msgspec.convert(data, type_, strict=True)
+    except msgspec.ValidationError as exc:
+        match = _MSG.match(str(exc))
+        assert match is not None
+        path = base + parse_msgspec_path(match.group("path") or "$")
+        message = match.group("msg")
+        unknown = re.match(r"Object contains unknown field `([^`]*)`", message)
+        if unknown:  # point at the offending key itself, not at its parent
+            path += (unknown.group(1),)
+            message = "unknown field (check spelling; see docs/configuration.md)"
+        message = re.sub(r"`([^`]*)`", r"\1", message)
+        message = message[0].lower() + message[1:] if message else message
+        value = _value_at(data, path[len(base):])
+        if value is not _MISSING and "got" in message and not isinstance(value, (dict, list)):
+            message = re.sub(r"got \w+$", f"got {value!r}", message)
+        raise source.error(path, message) from None
+
+
+_MISSING = object()
+
+
+def _value_at(data: Any, path: tuple[Any, ...]) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return data
+
+
+def _substitute_env(node: yaml.Node, file: str, env: dict[str, str]) -> None:
+    if isinstance(node, yaml.ScalarNode) and isinstance(node.value, str) and "${" in node.value:
+        def repl(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(file, node.start_mark.line + 1, "", f"environment variable {name} is not set")
+
+        node.value = _ENV.sub(repl, node.value)
+        if node.tag == "tag:yaml.org,2002:str" and node.style is None:
+            # Re-resolve plain scalars so "${PORT}" can become an int.
+            node.tag = yaml.resolver.Resolver().resolve(yaml.ScalarNode, node.value, (True, False))
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            _substitute_env(value, file, env)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _substitute_env(item, file, env)
+
+
+@dataclass
+class LoadedConfig:
+    site: SiteConfig
+    source: SourceMap
+    raw: dict[str, Any]
+    path: Path
+
+
+def load_text(text: str, file: str = "<string>", env: dict[str, str] | None = None) -> LoadedConfig:
+    env = dict(os.environ) if env is None else env
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise ConfigError(file, mark.line + 1 if mark else None, "", f"YAML syntax: {exc.problem}") from None
+    source = SourceMap(file, root)
+    if root is None:
+        raw: Any = {}
+    else:
+        _substitute_env(root, file, env)
+        raw = yaml.SafeLoader(text).construct_document(root)
+    if not isinstance(raw, dict):
+        raise ConfigError(file, 1, "", "the site file must be a mapping at the top level")
+    site = convert(raw, SiteConfig, source)
+    check_references(site, source)
+    return LoadedConfig(site=site, source=source, raw=raw, path=Path(file))
+
+
+def load_file(path: str | Path, env: dict[str, str] | None = None) -> LoadedConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), None, "", f"cannot read: {exc.strerror}") from None
+    loaded = load_text(text, str(path), env)
+    loaded.path = path
+    return loaded
+
+
+def check_references(site: SiteConfig, source: SourceMap) -> None:
+    """Cross-field checks msgspec cannot do: unique keys and references that resolve."""
+    places: dict[str, tuple[Any, ...]] = {}
+
+    def place(key: str, path: tuple[Any, ...]) -> None:
+        if key in places:
+            raise source.error(path + ("key",), f"duplicate place key {key!r} (first at {format_path(places[key])})")
+        places[key] = path
+
+    for u, unit in enumerate(site.units):
+        place(unit.key, ("units", u))
+        for b, building in enumerate(unit.buildings):
+            place(building.key, ("units", u, "buildings", b))
+            for f, floor in enumerate(building.floors):
+                place(floor.key, ("units", u, "buildings", b, "floors", f))
+                for l_, loc in enumerate(floor.locations):
+                    place(loc.key, ("units", u, "buildings", b, "floors", f, "locations", l_))
+    for section in ("transports", "devices", "rules"):
+        seen: dict[str, int] = {}
+        for i, item in enumerate(getattr(site, section)):
+            if item.key in seen:
+                raise source.error((section, i, "key"), f"duplicate key {item.key!r} (first at {section}[{seen[item.key]}])")
+            seen[item.key] = i
+    transports = {t.key for t in site.transports}
+    for i, device in enumerate(site.devices):
+        if device.transport is not None and device.transport not in transports:
+            raise source.error(("devices", i, "transport"), f"no transport with key {device.transport!r}")
+        if device.location is not None and device.location not in places:
+            raise source.error(("devices", i, "location"), f"no unit/building/floor/location with key {device.location!r}")
+
+
+def validate_options(loaded: LoadedConfig, plugin_host: Any) -> None:
+    """Check each transport/device/rule type exists and its ``options`` fit its ``Options``."""
+    site, source = loaded.site, loaded.source
+    checks = (("transports", "transport"), ("devices", "driver"), ("rules", "rule"))
+    for section, kind in checks:
+        for i, item in enumerate(getattr(site, section)):
+            type_key = item.driver if kind == "driver" else item.type
+            try:
+                cls = plugin_host.lookup(kind, type_key)
+            except KeyError as exc:
+                field = "driver" if kind == "driver" else "type"
+                raise source.error((section, i, field), str(exc.args[0])) from None
+            options_type = getattr(cls, "Options", None)
+            if options_type is not None:
+                convert(item.options, options_type, source, (section, i, "options"))
+
+
+def device_options(loaded: LoadedConfig, index: int, cls: type) -> Any:
+    device = loaded.site.devices[index]
+    return convert(device.options, cls.Options, loaded.source, ("devices", index, "options"))

@@ -1,0 +1,442 @@
+"""The running core: wires config, plugins, storage, registry, bus, transports and drivers.
+
+Start-up order (each step's failure is reported with its cause):
+plugins → declarations (duplicate keys stop here) → storage + migrations →
+registry and state → places → transports → devices → plugins' startup hooks.
+A transport or device that cannot be reached does not stop start-up: it is
+retried in the background and shown as unavailable (a device offline at boot
+is normal in the field).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import anyio
+import msgspec
+from anyio.abc import TaskGroup
+
+from firebus.sdk.clock import SystemClock
+from firebus.sdk.context import Context, new_id
+from firebus.sdk.core_api import Clock, OverflowPolicy
+from firebus.sdk.driver import NotReady, PolledDriver, PushDriver, Reading
+from firebus.sdk.events import CommandRequested, CommandResult, Event, LinkChanged, PayloadQuarantined
+from firebus.sdk.extension import Transport
+from firebus.sdk.vocab import ActorKind, Availability
+
+from .availability import AvailabilityTracker
+from .bus import EventBus
+from .config import DeviceConfig, LoadedConfig, SiteConfig, convert, load_text, validate_options
+from .ingest import Ingest
+from .plugins import PluginHost
+from .registry import DeviceEntry, Registry
+from .retention import downsample, purge
+from .storage import Storage
+
+log = logging.getLogger("firebus.core")
+
+
+class _TransportContext:
+    def __init__(self, core: "Core", key: str) -> None:
+        self.core = core
+        self.key = key
+        self.logger = logging.getLogger(f"firebus.transport.{key}")
+        self.up: bool | None = None
+
+    def link_changed(self, up: bool, reason: str = "") -> None:
+        if self.up is up:
+            return
+        self.up = up
+        self.core.bus.publish(
+            LinkChanged(transport=self.key, up=up, reason=reason),
+            Context(actor=ActorKind.SYSTEM, actor_id=f"transport:{self.key}"),
+        )
+
+    async def run_in_background(self, func: Callable[..., Awaitable[Any]], *args: Any, name: str = "") -> None:
+        self.core.start_task(func, *args, name=name or f"transport:{self.key}")
+
+
+class _DriverContext:
+    """What a driver sees of the core (``firebus.sdk.DriverContext``)."""
+
+    def __init__(self, core: "Core", transport: Any, name: str, device: DeviceEntry | None = None) -> None:
+        self.core = core
+        self.transport = transport
+        self.device = device
+        self.logger = logging.getLogger(f"firebus.driver.{name}")
+        self.quarantined = 0
+
+    @property
+    def device_id(self) -> str | None:
+        return self.device.id if self.device else None
+
+    def set_availability(self, availability: Availability, reason: str = "") -> None:
+        if self.device is not None:
+            self.core.availability.set(self.device.id, availability, reason)
+
+    async def report(self, readings: list[Reading]) -> None:
+        if self.device is None:
+            raise RuntimeError("report() is for polled drivers; push drivers return DeviceReports from decode()")
+        await self.core.ingest.ingest(self.device, readings)
+
+    def quarantine(self, source: str, raw: bytes, reason: str) -> None:
+        self.quarantined += 1
+        self.core.start_task(self.core.quarantine, source, raw, reason, name="quarantine")
+
+
+class Core:
+    """One running firebus site.  Use ``async with running_core(...)`` or ``await core.run()``."""
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        plugins: PluginHost,
+        *,
+        clock: Clock | None = None,
+        base_dir: Path | None = None,
+    ) -> None:
+        self.config = loaded
+        self.site: SiteConfig = loaded.site
+        self.plugins = plugins
+        self.clock: Clock = clock or SystemClock()
+        base = base_dir or loaded.path.parent
+        db_path = Path(self.site.storage.path)
+        self.db_path = db_path if db_path.is_absolute() else base / db_path
+        self.bus = EventBus()
+        self.storage = Storage(
+            self.db_path, synchronous=self.site.storage.synchronous, batch_max=self.site.storage.batch_max
+        )
+        self.registry = Registry(self.storage, self.bus)
+        self.ingest = Ingest(self.storage, self.registry, self.bus, now=self.clock.time)
+        self.availability = AvailabilityTracker(self.bus)
+        self.transports: dict[str, Transport] = {}
+        self.polled: dict[str, PolledDriver] = {}  # device id → driver
+        self.push: dict[tuple[str, str], PushDriver] = {}  # (transport, driver type) → driver
+        self.device_ids: dict[str, str] = {}  # config key → device id
+        self.poll_skips = 0
+        self.quarantined = 0
+        self.started_at: float | None = None
+        self._tg: TaskGroup | None = None
+        self._stop = anyio.Event()
+        self._started = anyio.Event()
+        self.extras: dict[str, Any] = {}  # per-plugin runtime objects, keyed by plugin name
+
+    # -- CoreAPI -----------------------------------------------------------------------------
+
+    def logger(self, name: str) -> logging.Logger:
+        return logging.getLogger(f"firebus.plugin.{name}")
+
+    def start_task(self, func: Callable[..., Awaitable[Any]], *args: Any, name: str = "") -> None:
+        if self._tg is None:
+            raise RuntimeError("the core is not running")
+        self._tg.start_soon(self._guarded, func, args, name or getattr(func, "__name__", "task"), name=name)
+
+    async def _guarded(self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...], name: str) -> None:
+        try:
+            await func(*args)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception:
+            # A crashing plugin task must not take the core (and every other plugin) down.
+            log.exception("background task %s crashed", name)
+
+    async def quarantine(self, source: str, raw: bytes, reason: str, on_durable: Callable[[], None] | None = None) -> None:
+        self.quarantined += 1
+        from .storage import SQL_QUARANTINE
+
+        await self.storage.put(SQL_QUARANTINE, [(time.time(), source, reason, raw)], on_durable)
+        self.bus.publish(PayloadQuarantined(source=source, reason=reason))
+
+    async def write_point(self, device_id: str, point_key: str, value: Any, context: Context | None = None) -> None:
+        """Write a device point through its driver; records request and result on the bus."""
+        command_id = new_id()
+        ctx = context or Context(actor=ActorKind.SYSTEM)
+        self.bus.publish(CommandRequested(command_id=command_id, device_id=device_id, point_key=point_key, value=value), ctx)
+        result_ctx = ctx.child(ActorKind.DEVICE, device_id)
+        try:
+            device = self.registry.devices.get(device_id)
+            if device is None:
+                raise KeyError(f"unknown device {device_id}")
+            polled = self.polled.get(device_id)
+            if polled is not None:
+                await polled.write(point_key, value)
+            else:
+                push = self.push.get((device.transport or "", device.driver))
+                if push is None:
+                    raise RuntimeError(f"device {device_id} has no running driver")
+                await push.write(device.identifiers, point_key, value)
+        except Exception as exc:
+            self.bus.publish(
+                CommandResult(command_id=command_id, device_id=device_id, point_key=point_key, ok=False, error=f"{type(exc).__name__}: {exc}"),
+                result_ctx,
+            )
+            raise
+        self.bus.publish(CommandResult(command_id=command_id, device_id=device_id, point_key=point_key, ok=True), result_ctx)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await self._run(task_status)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.storage.close()
+
+    async def _run(self, task_status: Any) -> None:
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            self.bus.attach(tg)
+            migrations = [m for _, ms in self.plugins.call_each("firebus_register_migrations", core=self) for m in (ms or [])]
+            await self.storage.open(migrations)
+            await tg.start(self.storage.run_writer)
+            try:
+                await self._start()
+                self.started_at = time.time()
+                self._started.set()
+                task_status.started(self)
+                await self._stop.wait()
+                await self._shutdown()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self.storage.barrier()
+                tg.cancel_scope.cancel()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _start(self) -> None:
+        self.bus.subscribe("event-log", self._record_event, overflow=OverflowPolicy.UNBOUNDED)
+        await self.registry.load()
+        await self.ingest.load()
+        await self.registry.sync_places(self.site)
+        for transport_cfg in self.site.transports:
+            cls = self.plugins.lookup("transport", transport_cfg.type)
+            options = convert(transport_cfg.options, cls.Options, self.config.source,
+                              ("transports", self.site.transports.index(transport_cfg), "options"))
+            transport = cls(transport_cfg.key, options, _TransportContext(self, transport_cfg.key))
+            self.transports[transport_cfg.key] = transport
+            try:
+                await transport.start()
+            except Exception as exc:
+                log.error("transport %s failed to start: %s", transport_cfg.key, exc)
+        configured: list[str] = []
+        for index, device_cfg in enumerate(self.site.devices):
+            if not device_cfg.enabled:
+                continue
+            device_id = await self._start_device(index, device_cfg)
+            if device_id:
+                configured.append(device_id)
+        await self.registry.orphan_missing(configured)
+        self.start_task(self._housekeeping, name="housekeeping")
+        for name, result in self.plugins.call_each("firebus_startup", core=self):
+            if inspect.isawaitable(result):
+                try:
+                    await result
+                except Exception:
+                    log.exception("plugin %s: startup failed", name)
+
+    async def _start_device(self, index: int, device_cfg: DeviceConfig) -> str | None:
+        cls = self.plugins.lookup("driver", device_cfg.driver)
+        options = convert(device_cfg.options, cls.Options, self.config.source, ("devices", index, "options"))
+        transport = self.transports.get(device_cfg.transport) if device_cfg.transport else None
+        identifiers = dict(device_cfg.identifiers) or {"config": device_cfg.key}
+        if issubclass(cls, PushDriver):
+            if not device_cfg.identifiers:
+                raise ValueError(f"devices[{index}] ({device_cfg.key}): push devices need identifiers (IMEI, serial …)")
+            device = await self.registry.resolve_device(
+                identifiers, driver=cls.type_key, transport=device_cfg.transport,
+                config_key=device_cfg.key, location_key=device_cfg.location,
+            )
+            self._overrides_from_config(device, device_cfg)
+            key = (device_cfg.transport or "", cls.type_key)
+            if key not in self.push:
+                driver = cls(options, _DriverContext(self, transport, cls.type_key))
+                self.push[key] = driver
+                for pattern in driver.subscriptions():
+                    transport.subscribe(pattern, self._push_handler(driver, device_cfg.transport or ""))
+            self.device_ids[device_cfg.key] = device.id
+            return device.id
+        # Polled: register under the configured identity now (so it shows as unavailable
+        # while unreachable); the driver's own identifiers are merged in after setup.
+        device = await self.registry.resolve_device(
+            identifiers, driver=cls.type_key, transport=device_cfg.transport,
+            config_key=device_cfg.key, location_key=device_cfg.location,
+        )
+        self._overrides_from_config(device, device_cfg)
+        ctx = _DriverContext(self, transport, cls.type_key, device)
+        driver = cls(options, ctx)
+        self.polled[device.id] = driver
+        self.device_ids[device_cfg.key] = device.id
+        self.start_task(self._run_polled, driver, ctx, device_cfg, name=f"poll:{device_cfg.key}")
+        return device.id
+
+    def _overrides_from_config(self, device: DeviceEntry, cfg: DeviceConfig) -> None:
+        if cfg.name and device.original_name != cfg.name and not device.overrides.get("name"):
+            device.original_name = cfg.name
+
+    async def _run_polled(self, driver: PolledDriver, ctx: _DriverContext, cfg: DeviceConfig) -> None:
+        assert ctx.device is not None
+        delay = 1.0
+        while True:
+            try:
+                info = await driver.setup()
+                break
+            except Exception as exc:
+                kind = "not ready" if isinstance(exc, NotReady) else f"setup failed ({type(exc).__name__})"
+                self.availability.set(ctx.device.id, Availability.UNAVAILABLE, f"{kind}: {exc}")
+                await self.clock.sleep(delay)
+                delay = min(delay * 2, 60.0)
+        provisional = ctx.device
+        ctx.device = await self.registry.resolve_device(
+            {**provisional.identifiers}, driver=driver.type_key, transport=cfg.transport,
+            config_key=cfg.key, location_key=cfg.location, info=info,
+        )
+        if ctx.device.id != provisional.id:
+            self.polled.pop(provisional.id, None)
+            self.availability.current.pop(provisional.id, None)
+            self.polled[ctx.device.id] = driver
+            self.device_ids[cfg.key] = ctx.device.id
+        await self.registry.ensure_points(ctx.device.id, driver.points())
+        interval = max(0.05, float(getattr(driver, "poll_interval", 5.0)))
+        interval = float(getattr(driver.options, "poll_interval", interval) or interval)
+        next_due = self.clock.time()
+        while True:
+            try:
+                with anyio.fail_after(max(interval * 3, 10.0)):
+                    readings = await driver.poll()
+            except Exception as exc:
+                self.availability.set(ctx.device.id, Availability.UNAVAILABLE, f"{type(exc).__name__}: {exc}")
+            else:
+                self.availability.set(ctx.device.id, Availability.AVAILABLE)
+                await self.ingest.ingest(ctx.device, readings)
+            next_due += interval
+            now = self.clock.time()
+            if now > next_due:
+                # The cycle overran: skip the missed cycles instead of queueing them.
+                missed = math.floor((now - next_due) / interval) + 1
+                self.poll_skips += missed
+                next_due += missed * interval
+            await self.clock.sleep(next_due - now)
+
+    def _push_handler(self, driver: PushDriver, transport_key: str) -> Callable[..., Awaitable[None]]:
+        source = f"{transport_key}/{driver.type_key}"
+
+        async def handle(topic: str, payload: bytes, ack: Callable[[], None]) -> None:
+            try:
+                reports = driver.decode(topic, payload)
+            except Exception as exc:
+                # Counted and kept with the reason; acknowledged once the quarantine row is durable.
+                await self.quarantine(f"{source}:{topic}", payload, f"{type(exc).__name__}: {exc}", ack)
+                return
+            if not reports:
+                ack()
+                return
+            for i, report in enumerate(reports):
+                device = self.registry.find_device(report.identifiers)
+                if device is None:
+                    device = await self.registry.resolve_device(
+                        report.identifiers, driver=driver.type_key, transport=transport_key,
+                        info=report.info, discovered=True,
+                    )
+                    log.info("discovered unknown device %s on %s (not trusted until configured)", report.identifiers, source)
+                if any(self.registry.point(device.id, r.point_key) is None for r in report.readings):
+                    await self.registry.ensure_points(device.id, driver.points_for(report))
+                self.availability.set(device.id, Availability.AVAILABLE)
+                last = i == len(reports) - 1
+                await self.ingest.ingest(device, report.readings, on_durable=ack if last else None)
+
+        return handle
+
+    async def _record_event(self, event: Event) -> None:
+        if event.data.persist:
+            await self.storage.log_event(event)
+
+    async def _housekeeping(self) -> None:
+        cfg = self.site.storage
+        while True:
+            await self.clock.sleep(60)
+            try:
+                await downsample(self.storage, now=self.clock.time())
+                await purge(
+                    self.storage, raw_retention_days=cfg.raw_retention_days,
+                    aggregate_5m_retention_days=cfg.aggregate_5m_retention_days, now=self.clock.time(),
+                )
+            except Exception:
+                log.exception("housekeeping pass failed; will retry")
+
+    async def _shutdown(self) -> None:
+        for name, result in self.plugins.call_each("firebus_shutdown", core=self):
+            if inspect.isawaitable(result):
+                try:
+                    with anyio.fail_after(10):
+                        await result
+                except Exception:
+                    log.exception("plugin %s: shutdown failed", name)
+        drivers = [*self.polled.values(), *self.push.values()]
+        for driver in drivers:
+            try:
+                with anyio.fail_after(5):
+                    await driver.close()
+            except Exception:
+                log.exception("driver %s: close failed", driver.type_key)
+        for key, transport in self.transports.items():
+            try:
+                with anyio.fail_after(5):
+                    await transport.stop()
+            except Exception:
+                log.exception("transport %s: stop failed", key)
+        await self.bus.drain(timeout=5)
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            "bus": self.bus.metrics(),
+            "storage": self.storage.metrics(),
+            "ingest": {"readings": self.ingest.readings_in, "changes": self.ingest.changes},
+            "poll_skips": self.poll_skips,
+            "quarantined": self.quarantined,
+        }
+
+
+def build_plugin_host(site: SiteConfig, *, extra_plugins: dict[str, object] | None = None, autoload: bool | None = None) -> PluginHost:
+    from . import builtin
+
+    host = PluginHost(allow=site.plugins.allow, block=site.plugins.block, strict=site.plugins.strict or None, autoload=autoload)
+    host.register(builtin, name="core")
+    host.load_entry_points()
+    for name, plugin in (extra_plugins or {}).items():
+        host.register(plugin, name=name)
+    return host
+
+
+def prepare(loaded: LoadedConfig, host: PluginHost, core: "Core | None" = None) -> None:
+    host.collect_declarations(core)
+    validate_options(loaded, host)
+
+
+@asynccontextmanager
+async def running_core(
+    loaded: LoadedConfig | str,
+    *,
+    extra_plugins: dict[str, object] | None = None,
+    autoload: bool | None = None,
+    clock: Clock | None = None,
+    base_dir: Path | None = None,
+) -> AsyncIterator[Core]:
+    """Start a core for the duration of the block (tests, demo, embedding)."""
+    if isinstance(loaded, str):
+        loaded = load_text(loaded, "<string>")
+    host = build_plugin_host(loaded.site, extra_plugins=extra_plugins, autoload=autoload)
+    core = Core(loaded, host, clock=clock, base_dir=base_dir)
+    prepare(loaded, host, core)
+    async with anyio.create_task_group() as tg:
+        await tg.start(core.run)
+        try:
+            yield core
+        finally:
+            core.stop()
