@@ -79,10 +79,14 @@ def config_section(core: Any) -> dict[str, Any]:
 
 def notifier_types(core: Any) -> dict[str, type]:
     """Every notifier type the core knows (other plugins may add some), else ours."""
-    known = {cls.type_key: cls for cls in CHANNELS}
+    known: dict[str, type] = {cls.type_key: cls for cls in CHANNELS}
     lookup = getattr(core, "notifier_types", None)
     if callable(lookup):
         known.update(lookup())
+    else:  # interim: the core's plugin host (declarations of every loaded plugin)
+        declared = getattr(getattr(core, "plugins", None), "declarations", {}) or {}
+        for key, decl in (declared.get("notifier") or {}).items():
+            known[key] = getattr(decl, "cls", decl)
     return known
 
 

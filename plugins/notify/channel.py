@@ -1,37 +1,17 @@
-"""The base of every notify channel type, and helpers shared by the HTTP ones."""
+"""Helpers shared by the built-in channels (the ``Channel`` base itself is in the SDK)."""
 
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar
+from typing import Any
 
 import msgspec
 
-from firebus.sdk import Notifier
-
-from .message import ChannelContext, DeliveryError, Message
+from firebus.sdk.notify import Channel, ChannelContext, DeliveryError, Message
 
 _json = msgspec.json.Encoder()
 
-
-class Channel(Notifier):
-    """A notifier type of the notify plugin.
-
-    One instance per ``notify.channels`` entry.  ``group`` channels (robots,
-    webhooks, MQTT) post once per alarm step into a shared place and
-    @-mention the people of the step; personal channels (e-mail, SMS) send
-    one message per person to that person's address.
-    """
-
-    group: ClassVar[bool] = False
-
-    def __init__(self, key: str, options: Any, ctx: ChannelContext) -> None:
-        self.key = key
-        self.options = options
-        self.ctx = ctx
-
-    async def aclose(self) -> None:
-        """Release anything the channel holds (the shared HTTP client is not its own)."""
+__all__ = ["Channel", "json_body", "message_json", "post_checked", "robot_result", "secret_from"]
 
 
 def secret_from(options: Any, what: str = "secret") -> str:

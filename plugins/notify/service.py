@@ -140,6 +140,8 @@ class NotifyService:
                 await self.channels.restore()
                 await self.outbox.recover()
                 await self._reload()
+                await self._warn_orphans()
+                await self._replay()
                 async with anyio.create_task_group() as tg:
                     for key in self.channels.entries:
                         tg.start_soon(self.outbox.run_channel, key, name=f"notify:{key}")
@@ -189,6 +191,52 @@ class NotifyService:
             # The window they were held in has passed (or will not be remembered): digest soon.
             self.timers.set(f"digest|{recipient}|{channel}", self.clock.time())
 
+    async def _warn_orphans(self) -> None:
+        rows = await self.core.storage.fetchall(
+            "SELECT channel, count(*) FROM notify_outbox WHERE status IN ('pending', 'held') GROUP BY channel"
+        )
+        for channel, count in rows:
+            if channel not in self.channels.entries:
+                self.log.error("notify: %d notification(s) wait for channel %r, which is not configured now; "
+                               "they are kept until it is", count, channel)
+
+    async def _replay(self) -> None:
+        """Handle again the alarms the core's event log shows still open (see ``replay_hours``).
+
+        The event log is written by the core as events pass, independently of
+        us: an alarm published just before a crash may be there without our
+        outbox rows.  Handling is idempotent, so replaying what we did handle
+        sends nothing twice.
+        """
+        if self.cfg.replay_hours <= 0:
+            return
+        since = self.clock.time() - self.cfg.replay_hours * 3600
+        try:
+            rows = await self.core.storage.fetchall(
+                "SELECT context_id, actor_id, data FROM event_log WHERE type = 'AlarmEvent' AND ts >= ? "
+                "ORDER BY ts, rowid", (since,)
+            )
+        except Exception as exc:  # no event log in this core: nothing to replay
+            self.log.debug("notify: no event log to replay (%s)", exc)
+            return
+        events: dict[str, list[tuple[AlarmEvent, str | None, str | None]]] = {}
+        for context_id, actor_id, data in rows:
+            try:
+                alarm = msgspec.json.decode(data, type=AlarmEvent)
+            except msgspec.DecodeError:
+                continue
+            events.setdefault(alarm.alarm_id, []).append((alarm, context_id, actor_id))
+        replayed = 0
+        for history in events.values():
+            if history[-1][0].transition not in (AlarmTransition.NEW, AlarmTransition.UPDATE,
+                                                 AlarmTransition.ESCALATE):
+                continue  # acknowledged or cleared since: nothing left to tell
+            for alarm, context_id, actor_id in history:
+                await self.handle(alarm, context_id, actor_id)
+            replayed += 1
+        if replayed:
+            self.log.info("notify: re-checked %d open alarm(s) from the event log", replayed)
+
     # -- events ------------------------------------------------------------------------------
 
     async def _on_event(self, event: Event) -> None:
@@ -196,10 +244,21 @@ class NotifyService:
         if not isinstance(alarm, AlarmEvent):
             return
         await self._ready.wait()
-        async with self._lock:
-            await self.handle(alarm, event.context.id)
+        # Handling is idempotent (dedup keys, stored escalation state), so a failure
+        # (storage briefly refusing writes) is retried rather than the alarm dropped.
+        for attempt in range(6):
+            try:
+                async with self._lock:
+                    await self.handle(alarm, event.context.id, event.context.actor_id)
+                return
+            except Exception:
+                if attempt == 5:
+                    raise  # the bus logs and counts it
+                self.log.warning("notify: handling %s of alarm %s failed; retrying", alarm.transition,
+                                 alarm.alarm_id, exc_info=True)
+                await anyio.sleep(0.5 * 2**attempt)
 
-    async def handle(self, alarm: AlarmEvent, context_id: str | None) -> None:
+    async def handle(self, alarm: AlarmEvent, context_id: str | None, actor: str | None = None) -> None:
         t = alarm.transition
         if t in (AlarmTransition.NEW, AlarmTransition.UPDATE):
             # An UPDATE can raise the severity into a route that the NEW did not match;
@@ -209,9 +268,9 @@ class NotifyService:
         elif t is AlarmTransition.ESCALATE:
             await self._on_escalate(alarm, context_id)
         elif t is AlarmTransition.ACKNOWLEDGED:
-            await self._stop(alarm, "acknowledged")
+            await self._stop(alarm, "acknowledged", actor)
         elif t is AlarmTransition.CLEARED:
-            await self._stop(alarm, "cleared")
+            await self._stop(alarm, "cleared", actor)
 
     async def _on_new(self, alarm: AlarmEvent, context_id: str | None) -> None:
         routes = matching_routes(self.cfg, alarm, self._units(alarm)[0])
@@ -221,16 +280,17 @@ class NotifyService:
         started = alarm.ts or self.clock.time()
         for route in routes:
             key = (alarm.alarm_id, route.name)
-            if key in self.tracked:
-                continue  # the same NEW again (a replay): already on its way
-            existing = await self.core.storage.fetchone(
-                "SELECT step FROM notify_escalation WHERE alarm_id = ? AND route = ?", key
-            )
-            if existing is not None:
-                continue  # handled before a restart and since stopped
-            tracked = Tracked(alarm, route, -1, step_due(route, 0, started), started, context_id)
-            self.tracked[key] = tracked
-            await self._save(tracked)
+            tracked = self.tracked.get(key)
+            if tracked is None:
+                existing = await self.core.storage.fetchone(
+                    "SELECT step FROM notify_escalation WHERE alarm_id = ? AND route = ?", key
+                )
+                if existing is not None:
+                    continue  # handled before (a replay) and since stopped
+                tracked = Tracked(alarm, route, -1, step_due(route, 0, started), started, context_id)
+                await self._save(tracked)
+                self.tracked[key] = tracked
+            # Also for a repeated NEW: sends only what is due and not yet in the outbox.
             await self._advance(tracked)
 
     async def _on_escalate(self, alarm: AlarmEvent, context_id: str | None) -> None:
@@ -274,30 +334,25 @@ class NotifyService:
         # Without own_timer only the first step runs on our clock; the rest wait for the engine.
         return tracked.route.escalation.own_timer or tracked.step < 0
 
-    async def _stop(self, alarm: AlarmEvent, why: str) -> None:
-        routes: list[Route] = []
+    async def _stop(self, alarm: AlarmEvent, why: str, actor: str | None = None) -> None:
         for key, tracked in list(self.tracked.items()):
-            if key[0] != alarm.alarm_id:
-                continue
-            routes.append(tracked.route)
-            tracked.due = None
-            await self._save(tracked)
-            self.timers.cancel(tracked.timer_key)
-            del self.tracked[key]
-        if not routes:
-            rows = await self.core.storage.fetchall(
-                "SELECT route FROM notify_escalation WHERE alarm_id = ?", (alarm.alarm_id,)
-            )
-            routes = [self.routes[r[0]] for r in rows if r[0] in self.routes]
-            for route in routes:
-                await self.core.storage.execute(
-                    "UPDATE notify_escalation SET due = NULL WHERE alarm_id = ? AND route = ?",
-                    (alarm.alarm_id, route.name),
-                )
+            if key[0] == alarm.alarm_id:
+                self.timers.cancel(tracked.timer_key)
+                del self.tracked[key]
+        await self.core.storage.execute(
+            "UPDATE notify_escalation SET due = NULL WHERE alarm_id = ? AND due IS NOT NULL", (alarm.alarm_id,)
+        )
+        rows = await self.core.storage.fetchall(
+            "SELECT route FROM notify_escalation WHERE alarm_id = ?", (alarm.alarm_id,)
+        )
+        routes = [self.routes[r[0]] for r in rows if r[0] in self.routes]
         if why == "acknowledged":
             await self.outbox.cancel_escalations(alarm.alarm_id)
-        elif why == "cleared" and any(r.notify_cleared for r in routes):
-            await self._send_cleared(alarm, routes)
+            wanted = {c for r in routes if r.notify_acknowledged for c in r.channels}
+        else:
+            wanted = {c for r in routes if r.notify_cleared for c in r.channels}
+        if wanted:
+            await self._send_followup(alarm, why, wanted, actor)
 
     async def _fire(self, key: str) -> None:
         async with self._lock:
@@ -345,8 +400,8 @@ class NotifyService:
                              alarm.unit_id)
         await self.outbox.add(entries)
 
-    async def _send_cleared(self, alarm: AlarmEvent, routes: list[Route]) -> None:
-        """Tell everyone who was told about the alarm (and only them)."""
+    async def _send_followup(self, alarm: AlarmEvent, kind: str, channels: set[str], actor: str | None) -> None:
+        """Tell everyone who was told about the alarm (and only them) that it cleared / was acknowledged."""
         rows = await self.core.storage.fetchall(
             "SELECT DISTINCT recipient, channel, context_id FROM notify_outbox WHERE alarm_id = ? "
             "AND kind IN ('new', 'escalate') AND status NOT IN ('cancelled', 'failed')",
@@ -355,27 +410,28 @@ class NotifyService:
         if not rows:
             return
         started_row = await self.core.storage.fetchone(
-            "SELECT min(started_ts), context_id FROM notify_escalation WHERE alarm_id = ?", (alarm.alarm_id,)
+            "SELECT min(started_ts) FROM notify_escalation WHERE alarm_id = ?", (alarm.alarm_id,)
         )
         started = started_row[0] if started_row and started_row[0] is not None else alarm.ts
         context_id = rows[0][2]
-        cleared_channels = {c for r in routes if r.notify_cleared for c in r.channels}
         by_channel: dict[str, list[Person]] = {}
         for recipient, channel, _ in rows:
-            if channel not in cleared_channels:
+            if channel not in channels:
                 continue
             people = by_channel.setdefault(channel, [])
             if recipient in self._people:
                 people.append(self._people[recipient])
         entries: list[Entry] = []
         for channel, people in by_channel.items():
-            entries += await self._entries(alarm, [channel], people, "cleared", "cleared", 0, context_id, started)
+            entries += await self._entries(alarm, [channel], people, kind, kind, 0, context_id, started,
+                                           extra={"by": actor or ""})
         await self.outbox.add(entries)
 
     async def _entries(self, alarm: AlarmEvent, channel_keys: list[str], people: list[Person], kind: str,
-                       tag: str, step: int, context_id: str | None, started: float) -> list[Entry]:
+                       tag: str, step: int, context_id: str | None, started: float,
+                       extra: dict[str, Any] | None = None) -> list[Entry]:
         existing = await self.outbox.existing_keys(alarm.alarm_id)
-        values = self._values(alarm, step, started)
+        values = {**self._values(alarm, step, started), **(extra or {})}
         urgent = AlarmCategory(alarm.category) in self.cfg.urgent_categories
         exempt = kind == "new" and AlarmCategory(alarm.category) in self.cfg.rate_limit.exempt_categories
         now = self.clock.time()

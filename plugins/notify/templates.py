@@ -105,9 +105,9 @@ BUILTIN: dict[tuple[str, str], tuple[str, str]] = {
     ("cleared", "en"): ("[Cleared] {{ category_label }} {{ where or device or alarm_id }}",
                         "The alarm cleared at {{ time }}.\nWhere: {{ where or \"unknown\" }}\nAlarm id: {{ alarm_id }}"),
     ("acknowledged", "zh"): ("【已确认】{{ category_label }} {{ where or device or alarm_id }}",
-                             "告警已被确认（{{ time }}），停止升级通知。\n告警编号：{{ alarm_id }}"),
+                             "告警已{% if by %}由{{ by }}{% endif %}确认（{{ time }}），停止升级通知。\n告警编号：{{ alarm_id }}"),
     ("acknowledged", "en"): ("[Acknowledged] {{ category_label }} {{ where or device or alarm_id }}",
-                             "The alarm was acknowledged at {{ time }}; escalation stopped.\nAlarm id: {{ alarm_id }}"),
+                             "The alarm was acknowledged{% if by %} by {{ by }}{% endif %} at {{ time }}; escalation stopped.\nAlarm id: {{ alarm_id }}"),
     ("digest", "zh"): ("【通知汇总】{{ count }}条通知被合并",
                        "为避免刷屏，以下{{ count }}条通知被合并发送：\n"
                        "{% for item in items %}- {{ item }}\n{% endfor %}"

@@ -186,3 +186,20 @@ async def test_update_into_a_route_starts_it_once(make_harness, receiver) -> Non
         await wait_for(lambda: recipients(receiver) == ["1001"], what="told once the severity qualifies")
         await h.settle()
         assert recipients(receiver) == ["1001"]
+
+
+async def test_acknowledged_message_names_who_when_the_route_asks_for_it(make_harness, receiver) -> None:
+    from firebus.sdk import ActorKind
+
+    section = site(receiver)
+    section["routes"][0]["notify_acknowledged"] = True
+    h = make_harness(section)
+    async with h.running():
+        h.publish(alarm("A1"))
+        await wait_for(lambda: recipients(receiver) == ["1001"], what="step 0")
+        h.publish(alarm("A1", AlarmTransition.ACKNOWLEDGED, status="active_ack"),
+                  Context(actor=ActorKind.USER, actor_id="李四"))
+        await wait_for(lambda: len(sms(receiver)) == 2, what="acknowledged text")
+        ack = sms(receiver)[1]
+        assert ack["kind"] == "acknowledged" and ack["to"] == "1001"
+        assert ack["title"].startswith("【已确认】") and "由李四确认" in ack["text"]

@@ -6,7 +6,7 @@ import pytest
 
 from firebus.sdk import AlarmCategory, AlarmTransition, Severity
 
-from .conftest import alarm, site, sms, wait_for
+from .conftest import START, alarm, site, sms, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -185,3 +185,27 @@ async def test_acknowledge_cancels_escalations_still_waiting_in_the_outbox(make_
         await h.settle()
         assert [m["kind"] for m in sms(receiver)] == ["new"]
         assert [r["status"] for r in await h.rows("kind = 'escalate' AND channel = 'sms'")] == ["cancelled"]
+
+
+async def test_alarm_logged_by_the_core_but_never_handled_is_replayed_at_start(make_harness, receiver) -> None:
+    """The core's event log has the NEW (it was published), our outbox has nothing: a crash in between."""
+    from firebus.sdk import Context, Event
+
+    h = make_harness(site(receiver))
+    async with h.running() as core:
+        for event in (
+            Event(data=alarm("LOST"), context=Context(), time_fired=START),
+            Event(data=alarm("DONE"), context=Context(), time_fired=START),
+            Event(data=alarm("DONE", AlarmTransition.ACKNOWLEDGED, status="active_ack"), context=Context(),
+                  time_fired=START + 1),
+        ):
+            await core.storage.log_event(event)
+        await core.storage.barrier()
+        await h.settle()
+        assert sms(receiver) == []
+    async with h.running():
+        await wait_for(lambda: len(sms(receiver)) == 1, what="the lost alarm told after the restart")
+        await h.settle()
+    async with h.running():  # and only once, however often it restarts
+        await h.settle()
+    assert [(m["alarm"], m["to"]) for m in sms(receiver)] == [("LOST", "1001")]
