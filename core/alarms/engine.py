@@ -183,7 +183,6 @@ class AlarmEngine:
         self._timer_stopped = anyio.Event()
         self.rule_errors = 0
         self.started = False
-        self._timers_dirty = False
 
     @staticmethod
     def _instantiate(types: list[type[AlarmRule]], configs: list[RuleConfig] | None) -> list[AlarmRule]:
@@ -266,14 +265,6 @@ class AlarmEngine:
     async def _on_event(self, event: Event) -> None:
         async with self._lock:
             await self._handle(event)
-            await self._commit_timers()
-
-    async def _commit_timers(self) -> None:
-        # A timer (and the rule state it belongs to) is committed before the next event:
-        # an on-delay that started must still be running after a crash.
-        if self._timers_dirty:
-            self._timers_dirty = False
-            await self.store.flush()
 
     async def _handle(self, event: Event) -> None:
         data = event.data
@@ -405,14 +396,12 @@ class AlarmEngine:
             if current is not None:
                 self.timers.cancel(key)
                 await self.store.save_timer(key, kind, None, data)
-                self._timers_dirty = True
             return
         if current is not None and current.due == due:
             return
         data = {**data, "armed_at": self.clock.time()}
         self.timers.set(Timer(key=key, kind=kind, due=due, data=data))
         await self.store.save_timer(key, kind, due, data)
-        self._timers_dirty = True
 
     async def _fire_timer(self, timer: Timer) -> None:
         async with self._lock:
@@ -430,7 +419,6 @@ class AlarmEngine:
                 await self._run(rule, point, TickInput(ts=self.clock.time()), None, observation=False)
             elif timer.kind == "escalation":
                 await self._escalate(timer)
-            await self._commit_timers()
 
     # -- conditions -> alarms ------------------------------------------------------------------
 
@@ -498,9 +486,8 @@ class AlarmEngine:
             elif now - self._last_update_pub.get(alarm.id, alarm.start_ts) >= self.config.update_interval:
                 ctx = Context(parent_id=parent_id, actor=ActorKind.RULE, actor_id=name)
                 self._last_update_pub[alarm.id] = now
-                await self.store.save_alarm(alarm)
-                await self.store.flush()
-                self._publish(alarm, AlarmTransition.UPDATE, ctx)
+                payload = self._payload(alarm, AlarmTransition.UPDATE)
+                await self.store.save_alarm(alarm, on_durable=lambda: self.core.bus.publish(payload, ctx))
             else:
                 await self.store.save_alarm(alarm)
         elif not cond.active and alarm is not None:
@@ -518,11 +505,20 @@ class AlarmEngine:
     async def _transition(
         self, alarm: Alarm, transition: AlarmTransition, ctx: Context, detail: dict[str, Any] | None = None
     ) -> None:
-        """Record, persist, commit, publish, run linkage: in that order."""
+        """Record and persist; publish and start linkage once the writer has committed.
+
+        Nothing outside the engine (bus, notifiers, linkage) hears of a transition
+        before it is on disk, yet the engine never waits for a commit per event: the
+        writer batches an alarm storm into a few transactions and fires the callbacks
+        in order.  Every earlier write (rule state, timers) is in the same or an
+        earlier commit, so what was announced is exactly what a restart finds.
+        """
         alarm.refresh_status()
         if not alarm.open:
             self._open.pop(alarm.id, None)
             self._last_update_pub.pop(alarm.id, None)
+        snapshot = msgspec.structs.replace(alarm)  # as of this transition
+        payload = self._payload(snapshot, transition)
         await self.store.save_alarm(alarm)
         await self.store.add_transition(
             Transition(
@@ -534,14 +530,16 @@ class AlarmEngine:
                 detail=detail or {},
                 context_id=ctx.id,
                 parent_id=ctx.parent_id,
-            )
+            ),
+            on_durable=lambda: self._announce(snapshot, transition, payload, ctx),
         )
-        await self.store.flush()
-        event = self._publish(alarm, transition, ctx)
-        await self.linkage.on_transition(alarm, transition, event)
 
-    def _publish(self, alarm: Alarm, transition: AlarmTransition, ctx: Context) -> Event:
-        payload = AlarmEvent(
+    def _announce(self, alarm: Alarm, transition: AlarmTransition, payload: AlarmEvent, ctx: Context) -> None:
+        event = self.core.bus.publish(payload, ctx)
+        self.linkage.on_transition(alarm, transition, event)
+
+    def _payload(self, alarm: Alarm, transition: AlarmTransition) -> AlarmEvent:
+        return AlarmEvent(
             alarm_id=alarm.id,
             transition=transition,
             category=alarm.category,
@@ -558,7 +556,6 @@ class AlarmEngine:
             escalation_step=alarm.escalation_step,
             ts=self.clock.time(),
         )
-        return self.core.bus.publish(payload, ctx)
 
     async def _config_fault(self, rule: AlarmRule, point: PointInfo, error: str | None, context_id: str | None) -> None:
         """Bad options on a point: a fault alarm people can see, cleared once they are fixed."""
@@ -625,7 +622,8 @@ class AlarmEngine:
             alarm.ack_by = actor
             await self._arm(f"esc:{alarm.id}", "escalation", None, {"alarm_id": alarm.id})
             await self._transition(alarm, AlarmTransition.ACKNOWLEDGED, ctx, {"note": note} if note else {})
-            return alarm
+            await self.store.flush()  # durable and announced when we return
+            return msgspec.structs.replace(alarm)
 
     async def silence(self, alarm_id: str, actor: str, *, note: str = "", context: Context | None = None) -> Alarm:
         """Stop reminders and sounders without clearing or acknowledging."""
@@ -641,7 +639,8 @@ class AlarmEngine:
             alarm.silenced_by = actor
             await self._arm(f"esc:{alarm.id}", "escalation", None, {"alarm_id": alarm.id})
             await self._transition(alarm, AlarmTransition.SILENCED, ctx, {"note": note} if note else {})
-            return alarm
+            await self.store.flush()  # durable and announced when we return
+            return msgspec.structs.replace(alarm)
 
     async def clear(self, alarm_id: str, actor: str, *, note: str = "", context: Context | None = None) -> Alarm:
         """Operator reset.  If the condition still holds, the next reading raises a new alarm."""
@@ -651,7 +650,8 @@ class AlarmEngine:
                 raise AlarmError(f"alarm {alarm_id} is already cleared")
             ctx = self._user_ctx(alarm, actor, context)
             await self._clear(alarm, ctx, by=f"user:{actor}", detail={"note": note} if note else {})
-            return alarm
+            await self.store.flush()  # durable and announced when we return
+            return msgspec.structs.replace(alarm)
 
     async def set_verdict(
         self, alarm_id: str, verdict: Verdict | str, actor: str, *, note: str = "", context: Context | None = None
@@ -677,7 +677,8 @@ class AlarmEngine:
             if before is not None:
                 detail["previous"] = str(before)
             await self._transition(alarm, AlarmTransition.VERDICT, ctx, detail)
-            return alarm
+            await self.store.flush()  # durable and announced when we return
+            return msgspec.structs.replace(alarm)
 
     async def _get_open(self, alarm_id: str) -> Alarm:
         alarm = self._open.get(alarm_id)

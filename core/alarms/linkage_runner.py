@@ -40,7 +40,8 @@ class LinkageRunner:
         self.failed = 0
         self.running = 0
 
-    async def on_transition(self, alarm: Alarm, transition: AlarmTransition, event: Event) -> None:
+    def on_transition(self, alarm: Alarm, transition: AlarmTransition, event: Event) -> None:
+        """Start every matching action (called once the transition is committed)."""
         for rule in self.rules:
             if not rule.when.matches(alarm, transition):
                 continue
@@ -55,15 +56,17 @@ class LinkageRunner:
                     context_id=new_id(),
                     parent_id=event.context.id,  # the AlarmEvent: reading → alarm → action
                 )
-                await self.store.save_linkage(record)  # pending, before it runs
-                self._start(record, action, msgspec.structs.replace(alarm))
+                self._start(record, action, alarm, new=True)
 
-    def _start(self, record: LinkageRecord, action: Any, alarm: Alarm) -> None:
+    def _start(self, record: LinkageRecord, action: Any, alarm: Alarm, new: bool = False) -> None:
         self.started += 1
         self.running += 1
-        self.core.start_task(self._execute, record, action, alarm, name=f"linkage:{record.rule}")
+        self.core.start_task(self._execute, record, action, alarm, new, name=f"linkage:{record.rule}")
 
-    async def _execute(self, record: LinkageRecord, action: Any, alarm: Alarm) -> None:
+    async def _execute(self, record: LinkageRecord, action: Any, alarm: Alarm, new: bool) -> None:
+        if new:  # on disk as pending before it runs: a crash mid-action re-runs it
+            await self.store.save_linkage(record)
+            await self.store.flush()
         kind = action_type(action)
         ctx = Context(
             id=record.context_id, parent_id=record.parent_id, actor=ActorKind.RULE, actor_id=f"linkage:{record.rule}"

@@ -1,15 +1,15 @@
 """Persistence of alarms, their history, rule state, timers and linkage outcomes.
 
-Writes go through the core's single writer (``Storage.put``: batched, in order);
-``flush`` waits until everything queued is committed.  The engine flushes
-before it publishes an alarm transition, so an alarm anyone has heard of is on
-disk.  Rule-state writes are not flushed one by one: after a hard kill the last
-few hundred milliseconds of rule state may be lost, never an alarm.
+Writes go through the core's single writer (``Storage.put``: batched, committed
+in order); ``flush`` waits until everything queued is committed.  An alarm
+transition carries an ``on_durable`` callback that announces it after COMMIT, so
+an alarm anyone has heard of is on disk, and so is every write queued before it.
+A hard kill loses at most the uncommitted tail, none of which was announced.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import msgspec
 
@@ -54,12 +54,14 @@ class AlarmStore:
     def __init__(self, storage: Any) -> None:
         self.storage = storage
 
-    async def _write(self, statement: str, row: Sequence[Any]) -> None:
+    async def _write(self, statement: str, row: Sequence[Any], on_durable: Callable[[], None] | None = None) -> None:
         put = getattr(self.storage, "put", None)
         if put is not None:
-            await put(statement, [row])
+            await put(statement, [row], on_durable)
         else:  # a StorageAPI without the batching writer: one transaction per write
             await self.storage.executemany(statement, [row])
+            if on_durable is not None:
+                on_durable()
 
     async def flush(self) -> None:
         barrier = getattr(self.storage, "barrier", None)
@@ -68,7 +70,7 @@ class AlarmStore:
 
     # -- writes ----------------------------------------------------------------------------
 
-    async def save_alarm(self, alarm: Alarm) -> None:
+    async def save_alarm(self, alarm: Alarm, on_durable: Callable[[], None] | None = None) -> None:
         alarm.refresh_status()
         await self._write(
             SQL_ALARM,
@@ -86,12 +88,14 @@ class AlarmStore:
                 alarm.start_ts,
                 _json(alarm),
             ),
+            on_durable,
         )
 
-    async def add_transition(self, t: Transition) -> None:
+    async def add_transition(self, t: Transition, on_durable: Callable[[], None] | None = None) -> None:
         await self._write(
             SQL_HISTORY,
             (t.alarm_id, t.ts, t.transition, t.actor_kind, t.actor, _json(t.detail), t.context_id, t.parent_id),
+            on_durable,
         )
 
     async def save_rule_state(
