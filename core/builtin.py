@@ -10,7 +10,9 @@ from typing import Any
 
 from firebus.sdk import Manifest, hookimpl
 
-FIREBUS_MANIFEST = Manifest(name="core", description="Built-in transports: MQTT, Modbus TCP/RTU")
+FIREBUS_MANIFEST = Manifest(
+    name="core", description="Built-in transports (MQTT, Modbus TCP/RTU) and the generic alarm rules"
+)
 
 
 @hookimpl
@@ -19,3 +21,10 @@ def firebus_register_transports(core: Any) -> list[type]:
     from .transports.mqtt import MqttTransport
 
     return [MqttTransport, ModbusTcpTransport, ModbusRtuTransport]
+
+
+@hookimpl
+def firebus_register_rules(core: Any) -> list[type]:
+    from firebus.sdk.rules import GENERIC_RULES
+
+    return list(GENERIC_RULES)

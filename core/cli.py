@@ -71,7 +71,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"warning: plugin {r['name']} not loaded: {r['error']}", file=sys.stderr)
     print(
         f"{args.config}: OK — {len(site.units)} unit(s), {len(site.transports)} transport(s), "
-        f"{len(site.devices)} device(s), {len(site.rules)} rule(s)"
+        f"{len(site.devices)} device(s), {len(site.alarms.get('rules') or [])} configured rule(s)"
     )
     return 0
 

@@ -107,12 +107,6 @@ class DeviceConfig(Strict):
     enabled: bool = True
 
 
-class RuleConfig(Strict):
-    key: str
-    type: str
-    options: dict[str, Any] = {}
-
-
 class SiteConfig(Strict):
     site: SiteInfo = SiteInfo()
     storage: StorageConfig = StorageConfig()
@@ -121,7 +115,8 @@ class SiteConfig(Strict):
     units: list[UnitConfig] = []
     transports: list[TransportConfig] = []
     devices: list[DeviceConfig] = []
-    rules: list[RuleConfig] = []
+    # Validated by the alarm engine's AlarmConfig (rules, linkage, escalation).
+    alarms: dict[str, Any] = {}
     # Sections owned by plugins (e.g. ``notify``) are validated by those plugins.
     notify: dict[str, Any] = {}
 
@@ -290,7 +285,7 @@ def check_references(site: SiteConfig, source: SourceMap) -> None:
                 place(floor.key, ("units", u, "buildings", b, "floors", f))
                 for l_, loc in enumerate(floor.locations):
                     place(loc.key, ("units", u, "buildings", b, "floors", f, "locations", l_))
-    for section in ("transports", "devices", "rules"):
+    for section in ("transports", "devices"):
         seen: dict[str, int] = {}
         for i, item in enumerate(getattr(site, section)):
             if item.key in seen:
@@ -307,7 +302,7 @@ def check_references(site: SiteConfig, source: SourceMap) -> None:
 def validate_options(loaded: LoadedConfig, plugin_host: Any) -> None:
     """Check each transport/device/rule type exists and its ``options`` fit its ``Options``."""
     site, source = loaded.site, loaded.source
-    checks = (("transports", "transport"), ("devices", "driver"), ("rules", "rule"))
+    checks = (("transports", "transport"), ("devices", "driver"))
     for section, kind in checks:
         for i, item in enumerate(getattr(site, section)):
             type_key = item.driver if kind == "driver" else item.type
@@ -319,6 +314,25 @@ def validate_options(loaded: LoadedConfig, plugin_host: Any) -> None:
             options_type = getattr(cls, "Options", None)
             if options_type is not None:
                 convert(item.options, options_type, source, (section, i, "options"))
+    alarm_config(loaded, plugin_host)
+
+
+def alarm_config(loaded: LoadedConfig, plugin_host: Any) -> Any:
+    """The ``alarms:`` section as the engine's AlarmConfig; rule types must be registered."""
+    from .alarms import AlarmConfig
+
+    config = convert(loaded.site.alarms, AlarmConfig, loaded.source, ("alarms",))
+    known = plugin_host.declarations["rule"]
+    for i, rule in enumerate(config.rules or []):
+        if rule.type not in known:
+            raise loaded.source.error(
+                ("alarms", "rules", i, "type"),
+                f"unknown rule type {rule.type!r} (known: {', '.join(sorted(known)) or 'none'})",
+            )
+        options_type = getattr(known[rule.type].cls, "Options", None)
+        if options_type is not None:
+            convert(rule.options, options_type, loaded.source, ("alarms", "rules", i, "options"))
+    return config
 
 
 def device_options(loaded: LoadedConfig, index: int, cls: type) -> Any:

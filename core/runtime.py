@@ -32,7 +32,8 @@ from firebus.sdk.vocab import ActorKind, Availability
 
 from .availability import AvailabilityTracker
 from .bus import EventBus
-from .config import DeviceConfig, LoadedConfig, SiteConfig, convert, load_text, validate_options
+from .alarms import ALARM_MIGRATIONS, AlarmEngine
+from .config import DeviceConfig, LoadedConfig, SiteConfig, alarm_config, convert, load_text, validate_options
 from .ingest import Ingest
 from .plugins import PluginHost
 from .registry import DeviceEntry, Registry
@@ -125,6 +126,7 @@ class Core:
         self._tg: TaskGroup | None = None
         self._stop = anyio.Event()
         self._started = anyio.Event()
+        self.alarms: AlarmEngine | None = None
         self.extras: dict[str, Any] = {}  # per-plugin runtime objects, keyed by plugin name
 
     # -- CoreAPI -----------------------------------------------------------------------------
@@ -192,7 +194,8 @@ class Core:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             self.bus.attach(tg)
-            migrations = [m for _, ms in self.plugins.call_each("firebus_register_migrations", core=self) for m in (ms or [])]
+            migrations = [*ALARM_MIGRATIONS]
+            migrations += [m for _, ms in self.plugins.call_each("firebus_register_migrations", core=self) for m in (ms or [])]
             await self.storage.open(migrations)
             await tg.start(self.storage.run_writer)
             try:
@@ -215,6 +218,10 @@ class Core:
         await self.registry.load()
         await self.ingest.load()
         await self.registry.sync_places(self.site)
+        # The engine subscribes before any device reports, so no first reading is missed.
+        rule_types = [d.cls for d in self.plugins.declarations["rule"].values()]
+        self.alarms = AlarmEngine(self, rule_types, alarm_config(self.config, self.plugins), self._linkage_handlers())
+        await self.alarms.start()
         for transport_cfg in self.site.transports:
             cls = self.plugins.lookup("transport", transport_cfg.type)
             options = convert(transport_cfg.options, cls.Options, self.config.source,
@@ -378,6 +385,12 @@ class Core:
                         await result
                 except Exception:
                     log.exception("plugin %s: shutdown failed", name)
+        if self.alarms is not None:
+            try:
+                with anyio.fail_after(10):
+                    await self.alarms.stop()
+            except Exception:
+                log.exception("alarm engine: stop failed")
         drivers = [*self.polled.values(), *self.push.values()]
         for driver in drivers:
             try:
@@ -393,6 +406,19 @@ class Core:
                 log.exception("transport %s: stop failed", key)
         await self.bus.drain(timeout=5)
 
+    def _linkage_handlers(self) -> dict[str, Any]:
+        """``mqtt_publish`` linkage goes out through the first MQTT transport, if any."""
+        from .alarms import make_mqtt_publish_handler
+
+        async def publish(topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+            for transport in self.transports.values():
+                if hasattr(transport, "publish"):
+                    await transport.publish(topic, payload, qos=qos, retain=retain)
+                    return
+            raise RuntimeError("no MQTT transport configured for mqtt_publish linkage")
+
+        return {"mqtt_publish": make_mqtt_publish_handler(publish)}
+
     def metrics(self) -> dict[str, Any]:
         return {
             "bus": self.bus.metrics(),
@@ -400,6 +426,7 @@ class Core:
             "ingest": {"readings": self.ingest.readings_in, "changes": self.ingest.changes},
             "poll_skips": self.poll_skips,
             "quarantined": self.quarantined,
+            "alarms": self.alarms.metrics() if self.alarms else {},
         }
 
 
