@@ -287,6 +287,7 @@ class MqttTransport(Transport):
         client, self._client = self._client, None
         if client is not None:
             # DISCONNECT keeps the session (expiry > 0): unacked messages come back next start.
+            client.disable_logger()  # paho logs its own orderly shutdown at ERROR ("not connected")
             client.disconnect()
             await self._join_network_thread(client)
         self._connected.clear()

@@ -78,11 +78,16 @@ async def test_messages_route_by_filter_and_are_acked_only_by_the_handler(mosqui
         await t.stop()
 
 
-async def test_unacked_messages_are_redelivered_to_the_same_client_id(mosquitto, ctx):
+@pytest.mark.parametrize("protocol", ["v5", "v311"])
+async def test_unacked_messages_are_redelivered_to_the_same_client_id(mosquitto, ctx, protocol):
     seen: list[int] = []
 
     async def never_ack(topic, payload, ack):
         seen.append(json.loads(payload)["seq"])
+
+    def hub(broker, ctx, client_id="firebus-test"):
+        return MqttTransport("mqtt", MqttOptions(host=broker.host, port=broker.port, client_id=client_id,
+                                                 protocol=protocol), ctx)
 
     t = hub(mosquitto, ctx)
     t.subscribe("seq/#", never_ack)
