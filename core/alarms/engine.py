@@ -83,8 +83,12 @@ class RuleConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class AlarmConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    #: None: one instance of every registered rule type, keyed by its type_key
+    #: configured rule instances (site file); None: none beyond the defaults
     rules: list[RuleConfig] | None = None
+    #: also run every registered rule type the site does not configure, keyed by its
+    #: type_key, with its standard defaults: configuring one custom threshold must not
+    #: silently switch off offline detection or two-detector confirmation
+    default_rules: bool = True
     linkage: list[LinkageRule] = []
     #: category -> gaps in seconds between escalation reminders (empty: none)
     escalation: dict[AlarmCategory, list[float]] = msgspec.field(
@@ -163,7 +167,7 @@ class AlarmEngine:
         self.clock = core.clock
         self.config = config or AlarmConfig()
         self.store = AlarmStore(core.storage)
-        self.rules = self._instantiate(list(rule_types), self.config.rules)
+        self.rules = self._instantiate(list(rule_types), self.config.rules, self.config.default_rules)
         self._by_key = {rule.key: rule for rule in self.rules}
         self._gates = [r for r in self.rules if r.gate]
         self._others = [r for r in self.rules if not r.gate]
@@ -185,17 +189,23 @@ class AlarmEngine:
         self.started = False
 
     @staticmethod
-    def _instantiate(types: list[type[AlarmRule]], configs: list[RuleConfig] | None) -> list[AlarmRule]:
+    def _instantiate(
+        types: list[type[AlarmRule]], configs: list[RuleConfig] | None, default_rules: bool = True
+    ) -> list[AlarmRule]:
         by_type: dict[str, type[AlarmRule]] = {}
         for cls in types:
             if cls.type_key in by_type and by_type[cls.type_key] is not cls:
                 raise ValueError(f"alarm rule type {cls.type_key!r} registered twice: {by_type[cls.type_key]} and {cls}")
             by_type[cls.type_key] = cls
-        if configs is None:
-            return [cls() for cls in by_type.values()]
         rules: list[AlarmRule] = []
         seen: set[str] = set()
-        for cfg in configs:
+        configured_types = {cfg.type for cfg in configs or []}
+        if default_rules:
+            for type_key, cls in by_type.items():
+                if type_key not in configured_types:
+                    rules.append(cls())
+                    seen.add(type_key)
+        for cfg in configs or []:
             if cfg.key in seen:
                 raise ValueError(f"alarm rule key {cfg.key!r} is configured twice")
             seen.add(cfg.key)

@@ -16,6 +16,7 @@ CONFIG = AlarmConfig(
         RuleConfig(key="sanity", type="sensor_sanity"),
         RuleConfig(key="leakage", type="threshold", options={"on_delay": 10}, point_classes=["residual_current"]),
     ],
+    default_rules=False,  # only the two rules below, to keep the example short
     escalation={"electrical_alarm": [60, 300, 900]},
     linkage=[
         LinkageRule(
