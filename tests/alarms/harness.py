@@ -78,6 +78,7 @@ class Harness:
         self.bus = core.bus
         self.clock: ManualClock = core.clock
         self.events: list[Event] = []
+        self.crash_on_exit = False  # leave without stopping anything (a killed process)
         self._seen = anyio.Event()
 
     def record(self, event: Event) -> None:
@@ -187,7 +188,7 @@ async def running(
             try:
                 yield harness
             finally:
-                if graceful:
+                if graceful and not harness.crash_on_exit:
                     await harness.settle()
                     await engine.stop()
                 remove_check()
