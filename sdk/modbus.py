@@ -59,6 +59,7 @@ class ModbusExceptionResponse(ModbusError):
 
     def __init__(self, code: int, request: str = "") -> None:
         self.code = code
+        self.request = request
         name = self.NAMES.get(code, "unknown exception")
         super().__init__(f"exception {code} ({name}){' on ' + request if request else ''}")
 
@@ -393,7 +394,8 @@ def decode_block(profile: ModbusProfile, block: Block, data: Sequence[Any]) -> l
     raws: dict[str, int] = {}
     for p in pts:
         if p.width == 1 and p.dtype not in (DType.BOOL, DType.BIT):
-            raws[p.point_key] = int(words_to_raw(data[p.address - block.address:][:1], p.dtype))
+            raws[p.point_key] = int(words_to_raw(data[p.address - block.address:][:1], p.dtype,
+                                                 *_orders(p, profile.defaults)))
     out = []
     for p in pts:
         seg = data[p.address - block.address: p.address - block.address + p.width]
@@ -578,12 +580,22 @@ class ModbusProfileDriver(PolledDriver):
 
     async def poll(self) -> list[Reading]:
         readings: list[Reading] = []
+        prof = self.device_profile
         for block in self.blocks:
-            data = await self.line.read(self.unit, block.table, block.address, block.count)
-            readings.extend(decode_block(self.device_profile, block, data))
-            for p in (self.device_profile.point(k) for k in block.points):
-                if p.width == 1 and not p.table.is_bits:
-                    self._last_raw[p.point_key] = int(data[p.address - block.address])
+            try:
+                data = await self.line.read(self.unit, block.table, block.address, block.count)
+            except ModbusExceptionResponse as exc:
+                if exc.code == 2 and len(block.points) > 1:
+                    raise ModbusExceptionResponse(
+                        exc.code, f"{exc.request} (a read spanning {block.count} values from {block.address}: "
+                        f"if the device rejects unmapped addresses, set max_gap: 0 in profile {prof.name!r})",
+                    ) from None
+                raise
+            readings.extend(decode_block(prof, block, data))
+            for p in (prof.point(k) for k in block.points):
+                if p.width == 1 and not p.table.is_bits and p.dtype is not DType.BIT:
+                    seg = data[p.address - block.address: p.address - block.address + 1]
+                    self._last_raw[p.point_key] = int(words_to_raw(seg, p.dtype, *_orders(p, prof.defaults)))
         return readings
 
     async def write(self, point_key: str, value: Any) -> None:

@@ -296,3 +296,39 @@ async def test_cancelled_request_cannot_leak_its_answer_into_the_next(ctx):
             assert await line.read(1, "holding", 0x0001, 1) == [111]
         finally:
             await line.stop()
+
+
+async def test_device_rejecting_gap_reads_gets_a_hint_and_max_gap_zero_fixes_it(ctx):
+    from firebus.sdk.modbus import profile_from_data
+
+    strict = SimDevice(1, resolve_profile("rcd_temp4"))
+    strict.strict = True  # answers ILLEGAL ADDRESS for unmapped registers, like many real devices
+    async with ModbusSimulator([strict]) as sim:
+        line = tcp(sim, ctx)
+        await line.start()
+        try:
+            gappy = profile_from_data({"name": "gappy", "max_gap": 40, "points": [
+                {"point_key": "a", "point_class": "residual_current", "table": "holding", "address": 1},
+                {"point_key": "b", "point_class": "residual_current", "table": "holding", "address": 0x20}]})
+
+            class Gappy(ModbusProfileDriver):
+                type_key = "gappy"
+                profile = gappy
+
+            with pytest.raises(ModbusExceptionResponse, match="max_gap: 0") as exc:
+                await Gappy(ModbusDeviceOptions(unit=1), DriverCtx(line)).poll()
+            assert exc.value.code == 2
+
+            class Tight(ModbusProfileDriver):
+                type_key = "tight"
+                profile = profile_from_data({**msgspec_to_dict(gappy), "max_gap": 0})
+
+            assert len(await Tight(ModbusDeviceOptions(unit=1), DriverCtx(line)).poll()) == 2
+        finally:
+            await line.stop()
+
+
+def msgspec_to_dict(obj):
+    import msgspec
+
+    return msgspec.to_builtins(obj)
