@@ -485,10 +485,10 @@ class AlarmEngine:
                 before = alarm.severity
                 alarm.severity = cond.severity
                 alarm.peak_severity = max(alarm.peak_severity, cond.severity)
-                if rose and alarm.silenced:  # a worse alarm sounds again
+                if rose and alarm.silenced:  # a worse alarm sounds again (sounder linkage)
                     alarm.silenced = False
                 if rose and not alarm.acknowledged:
-                    await self._schedule_escalation(alarm, now, step=alarm.escalation_step + 1)
+                    await self._schedule_escalation(alarm, now, step=alarm.escalation_step + 1, first_gap=True)
                 ctx = Context(parent_id=parent_id, actor=ActorKind.RULE, actor_id=name)
                 await self._transition(
                     alarm, AlarmTransition.UPDATE, ctx, {"severity": int(cond.severity), "from": int(before)}
@@ -589,11 +589,12 @@ class AlarmEngine:
     def _gaps(self, alarm: Alarm) -> list[float]:
         return list(self.config.escalation.get(str(alarm.category), []))
 
-    async def _schedule_escalation(self, alarm: Alarm, after: float, step: int) -> None:
+    async def _schedule_escalation(self, alarm: Alarm, after: float, step: int, first_gap: bool = False) -> None:
+        """Arm reminder ``step``; ``first_gap`` (a severity rise) uses the schedule's first gap."""
         gaps = self._gaps(alarm)
-        if not gaps or alarm.acknowledged or alarm.silenced or not alarm.active:
+        if not gaps or alarm.acknowledged or not alarm.active:
             return
-        gap = gaps[min(step - 1, len(gaps) - 1)]
+        gap = gaps[0] if first_gap else gaps[min(step - 1, len(gaps) - 1)]
         due = after + gap
         if due <= self.clock.time():  # back after an outage: one reminder now-ish, not a burst
             due = self.clock.time() + gap
@@ -601,7 +602,7 @@ class AlarmEngine:
 
     async def _escalate(self, timer: Timer) -> None:
         alarm = self._open.get(timer.data.get("alarm_id", ""))
-        if alarm is None or not alarm.active or alarm.acknowledged or alarm.silenced:
+        if alarm is None or not alarm.active or alarm.acknowledged:
             return
         step = int(timer.data.get("step", 1))
         alarm.escalation_step = step
@@ -636,7 +637,11 @@ class AlarmEngine:
             return msgspec.structs.replace(alarm)
 
     async def silence(self, alarm_id: str, actor: str, *, note: str = "", context: Context | None = None) -> Alarm:
-        """Stop reminders and sounders without clearing or acknowledging."""
+        """Mute sounders without clearing or acknowledging.
+
+        Reminders go on: muting a buzzer is not taking charge; only an
+        acknowledgement is (the notify plugin reads SILENCED the same way).
+        """
         async with self._lock:
             alarm = await self._get_open(alarm_id)
             if not alarm.active:
@@ -647,7 +652,6 @@ class AlarmEngine:
             alarm.silenced = True
             alarm.silence_ts = self.clock.time()
             alarm.silenced_by = actor
-            await self._arm(f"esc:{alarm.id}", "escalation", None, {"alarm_id": alarm.id})
             await self._transition(alarm, AlarmTransition.SILENCED, ctx, {"note": note} if note else {})
             await self.store.flush()  # durable and announced when we return
             return msgspec.structs.replace(alarm)

@@ -36,19 +36,22 @@ async def test_reminders_follow_the_schedule_until_acknowledged(tmp_path):
         assert h.engine.metrics()["timers"] == 0
 
 
-async def test_silence_stops_reminders_and_a_worse_alarm_sounds_again(tmp_path):
+async def test_silence_mutes_but_reminders_go_on_until_acknowledged(tmp_path):
     async with running(tmp_path / "db.sqlite", [gas()]) as h:
         await h.value("gas1", 30.0)
         [new] = h.alarm_events("new")
         await h.engine.silence(new.alarm_id, "guard")
-        await h.advance(1000)
-        assert not h.alarm_events("escalate")
-        await h.value("gas1", 60.0)  # level 2: un-silenced, reminders start again
+        await h.advance(60)
+        assert [e.escalation_step for e in h.alarm_events("escalate")] == [1]  # muting is not taking charge
+        await h.value("gas1", 60.0)  # level 2: a worse alarm sounds again
         [update] = h.alarm_events("update")
         assert update.severity == Severity.FIRE
         assert not (await h.engine.get(new.alarm_id)).silenced
-        await h.advance(60)
-        assert [e.escalation_step for e in h.alarm_events("escalate")] == [1]
+        await h.advance(60)  # and its reminders restart from the rise
+        assert [e.escalation_step for e in h.alarm_events("escalate")] == [1, 2]
+        await h.engine.acknowledge(new.alarm_id, "guard")
+        await h.advance(5000)
+        assert len(h.alarm_events("escalate")) == 2
 
 
 async def test_clearing_stops_reminders_and_schedules_are_per_category(tmp_path):
