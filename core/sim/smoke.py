@@ -183,6 +183,10 @@ class SmokeFleetPublisher:
         self.client.max_inflight_messages_set(200)
         self.host, self.port = host, port
         self.sent: list[Message] = []
+        self.confirm_timeout = 30.0
+
+    def _confirm(self, infos: list[Any]) -> None:
+        _confirm_all(infos, self.confirm_timeout)
 
     def run(self, duration: float, *, speed: float = 1.0, progress: Any = None) -> list[Message]:
         """Send ``duration`` simulated seconds; ``speed`` 0 = as fast as possible."""
@@ -202,17 +206,21 @@ class SmokeFleetPublisher:
                 if progress is not None:
                     progress(m)
                 if len(infos) >= 1000:
-                    for info in infos:
-                        info.wait_for_publish(30)
-                    infos.clear()
-            for info in infos:
-                info.wait_for_publish(30)
-                if not info.is_published():
-                    raise RuntimeError("broker did not confirm every message")
+                    self._confirm(infos)
+            self._confirm(infos)
         finally:
             self.client.disconnect()
             self.client.loop_stop()
         return msgs
+
+
+def _confirm_all(infos: list[Any], timeout: float) -> None:
+    deadline = time.monotonic() + timeout  # one deadline for the batch, not one per message
+    for info in infos:
+        info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+        if not info.is_published():
+            raise RuntimeError(f"broker did not confirm every message within {timeout}s")
+    infos.clear()
 
 
 def iter_imeis(cfg: FleetConfig) -> Iterator[str]:

@@ -30,11 +30,16 @@ def publisher(broker) -> mqtt.Client:
     return c
 
 
-def publish_seq(c: mqtt.Client, topic: str, start: int, stop: int) -> None:
+def publish_seq(c: mqtt.Client, topic: str, start: int, stop: int, timeout: float = 30.0) -> None:
+    """Publish seqs at QoS 1 and wait for every PUBACK — one deadline for all, so a worker
+    thread can never outlive the test by (messages × per-message timeout)."""
+    import time
+
     infos = [c.publish(topic, json.dumps({"seq": i}), qos=1) for i in range(start, stop)]
+    deadline = time.monotonic() + timeout
     for info in infos:
-        info.wait_for_publish(timeout=20)
-        assert info.is_published()
+        info.wait_for_publish(timeout=max(0.0, deadline - time.monotonic()))
+        assert info.is_published(), "broker did not confirm every message in time"
 
 
 def hub(broker, ctx, client_id="firebus-test", **kw) -> MqttTransport:
