@@ -8,7 +8,6 @@ section of the site file configures channels, people, routes and templates
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 from weakref import WeakKeyDictionary
 

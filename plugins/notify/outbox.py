@@ -157,33 +157,55 @@ class Outbox:
             self._wake[channel] = anyio.Event()
 
     async def run_channel(self, key: str) -> None:
-        """Deliver ``key``'s due rows forever (cancel the task to stop)."""
+        """Deliver ``key``'s due rows forever (cancel the task to stop).
+
+        A storage error (disk full, locked file) must not end the worker: it is
+        logged and the loop starts over after a pause; rows stay where they were.
+        """
         self._wake.setdefault(key, anyio.Event())
+        errors = 0
         while True:
-            now = self.clock.time()
-            blocked = self._blocked_until.get(key, 0.0)
-            if now < blocked:
-                await self._wait(key, blocked - now)
-                continue
-            rows = await self.storage.fetchall(
-                f"SELECT {_COLUMNS} FROM notify_outbox WHERE channel = ? AND status = 'pending' AND next_ts <= ? "
-                "ORDER BY priority DESC, created_ts, id LIMIT 50",
-                (key, now),
+            try:
+                await self._pass(key)
+                errors = 0
+            except anyio.get_cancelled_exc_class():
+                raise
+            except Exception:
+                errors += 1
+                log.exception("notify: channel worker %s failed (%d in a row); carrying on", key, errors)
+                await anyio.sleep(min(30.0, 0.5 * 2 ** min(errors, 6)))
+                try:  # a row claimed when it failed would otherwise wait for the next restart
+                    await self.storage.execute(
+                        "UPDATE notify_outbox SET status = 'pending' WHERE channel = ? AND status = 'inflight'", (key,)
+                    )
+                except Exception:
+                    pass
+
+    async def _pass(self, key: str) -> None:
+        now = self.clock.time()
+        blocked = self._blocked_until.get(key, 0.0)
+        if now < blocked:
+            await self._wait(key, blocked - now)
+            return
+        rows = await self.storage.fetchall(
+            f"SELECT {_COLUMNS} FROM notify_outbox WHERE channel = ? AND status = 'pending' AND next_ts <= ? "
+            "ORDER BY priority DESC, created_ts, id LIMIT 50",
+            (key, now),
+        )
+        if not rows:
+            nxt = await self.storage.fetchone(
+                "SELECT min(next_ts) FROM notify_outbox WHERE channel = ? AND status = 'pending'", (key,)
             )
-            if not rows:
-                nxt = await self.storage.fetchone(
-                    "SELECT min(next_ts) FROM notify_outbox WHERE channel = ? AND status = 'pending'", (key,)
-                )
-                await self._wait(key, None if not nxt or nxt[0] is None else nxt[0] - now)
+            await self._wait(key, None if not nxt or nxt[0] is None else nxt[0] - now)
+            return
+        for raw in rows:
+            try:
+                row = Row.of(raw)
+            except msgspec.DecodeError as exc:
+                await self._finish(raw[0], "failed", f"undecodable row: {exc}")
                 continue
-            for raw in rows:
-                try:
-                    row = Row.of(raw)
-                except msgspec.DecodeError as exc:
-                    await self._finish(raw[0], "failed", f"undecodable row: {exc}")
-                    continue
-                if not await self.deliver(row):
-                    break  # the channel is failing: back off all of it
+            if not await self.deliver(row):
+                return  # the channel is failing: back off all of it
 
     async def deliver(self, row: Row) -> bool:
         """One attempt at one row.  Returns False when the channel failed (back off).

@@ -277,7 +277,8 @@ class NotifyService:
         if not routes:
             self.log.info("notify: alarm %s (%s) matches no route", alarm.alarm_id, alarm.category)
             return
-        started = alarm.ts or self.clock.time()
+        # Never in the future (a device clock ahead of ours must not delay step 0).
+        started = min(alarm.ts or self.clock.time(), self.clock.time())
         for route in routes:
             key = (alarm.alarm_id, route.name)
             tracked = self.tracked.get(key)
@@ -290,10 +291,20 @@ class NotifyService:
                 tracked = Tracked(alarm, route, -1, step_due(route, 0, started), started, context_id)
                 await self._save(tracked)
                 self.tracked[key] = tracked
+            elif alarm.transition is AlarmTransition.UPDATE:
+                tracked.alarm = alarm  # later steps show the latest value and severity
             # Also for a repeated NEW: sends only what is due and not yet in the outbox.
             await self._advance(tracked)
 
     async def _on_escalate(self, alarm: AlarmEvent, context_id: str | None) -> None:
+        if not any(key[0] == alarm.alarm_id for key in self.tracked):
+            seen = await self.core.storage.fetchone(
+                "SELECT 1 FROM notify_escalation WHERE alarm_id = ?", (alarm.alarm_id,)
+            )
+            if seen is None:
+                # An alarm that began before notify was running (or configured): start it now,
+                # from the first step, then move to where the engine says it is.
+                await self._on_new(alarm, context_id)
         for (alarm_id, _), tracked in list(self.tracked.items()):
             if alarm_id != alarm.alarm_id or tracked.due is None:
                 continue
@@ -301,6 +312,7 @@ class NotifyService:
             target = alarm.escalation_step if alarm.escalation_step > 0 else tracked.step + 1
             if target <= tracked.step:
                 continue  # our own timer got there first
+            tracked.alarm = alarm
             await self._send_step(tracked, target)
             tracked.step = target
             await self._schedule_next(tracked)

@@ -203,3 +203,12 @@ async def test_acknowledged_message_names_who_when_the_route_asks_for_it(make_ha
         ack = sms(receiver)[1]
         assert ack["kind"] == "acknowledged" and ack["to"] == "1001"
         assert ack["title"].startswith("【已确认】") and "由李四确认" in ack["text"]
+
+
+async def test_escalate_for_an_alarm_never_seen_starts_it_and_escalates(make_harness, receiver, clock) -> None:
+    h = make_harness(site(receiver))
+    async with h.running():
+        h.publish(alarm("OLD", AlarmTransition.ESCALATE, step=1, ts=START + 60, value=3))
+        await wait_for(lambda: sorted(recipients(receiver)) == ["1001", "2001"], what="steps 0 and 1")
+        await h.settle()
+        assert [m["kind"] for m in sms(receiver)] == ["new", "escalate"]
