@@ -137,7 +137,7 @@ class Mosquitto:
             # Defaults drop silently (1000 queued) and cap in-flight at 20; tests
             # of loss must not be limited by the broker's shedding.
             "max_queued_messages 100000",
-            "max_inflight_messages 0",
+            "max_inflight_messages 0" if "max_inflight_messages" not in self.extra_config else "",
             "set_tcp_nodelay true",
             # Started as root (CI containers), Mosquitto drops to user "mosquitto",
             # which cannot write our temp dir: persistence would silently fail.
