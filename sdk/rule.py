@@ -217,6 +217,19 @@ class AlarmRule(ABC):
         self._cache[point.point_id] = (raw, opts)
         return opts
 
+    @classmethod
+    def check_config(
+        cls, options: Mapping[str, Any] | None = None, point_classes: Iterable[str] | None = None, key: str | None = None
+    ) -> None:
+        """Validate a configured instance as it will be used: merged with each point
+        class's defaults (options alone need not be complete: a pump's ``demand_key``
+        comes from the class defaults).  Raises ``RuleConfigError`` naming the class."""
+        rule = cls(key, options, point_classes)
+        classes = list(point_classes) if point_classes is not None else list(cls.defaults)
+        for point_class in classes or [""]:
+            probe = PointInfo(point_id=f"<{point_class or 'any'} point>", device_id="", key="", point_class=point_class)
+            rule.options_for(probe)
+
     def check_options(self, opts: Any) -> None:
         """Cross-field validation; raise ``RuleConfigError``."""
 

@@ -212,6 +212,7 @@ class AlarmEngine:
             cls = by_type.get(cfg.type)
             if cls is None:
                 raise ValueError(f"alarm rule {cfg.key!r}: unknown type {cfg.type!r} (known: {sorted(by_type)})")
+            cls.check_config(cfg.options, cfg.point_classes, cfg.key)  # RuleConfigError (a ValueError)
             rules.append(cls(cfg.key, cfg.options, cfg.point_classes))
         return rules
 

@@ -66,3 +66,43 @@ async def test_repeats_publish_at_most_one_update_per_interval(tmp_path):
         await h.value("rc1", 314.0)
         [update] = h.alarm_events("update", category=AlarmCategory.ELECTRICAL_ALARM)
         assert (update.count, update.value) == (5, 314.0)
+
+
+@pytest.mark.parametrize(
+    "rule_type, options, point_classes",
+    [
+        ("threshold", {"alarm": 400, "on_delay": 10}, ["residual_current"]),  # level shorthand
+        ("demand_feedback", {"timeout": 90}, ["pump_state"]),  # demand_key from the class defaults
+        ("rate_of_rise", {"window": 30}, None),  # rise from the residual-current defaults
+        ("heartbeat", {"interval": 86400, "grace": 3600}, None),
+    ],
+)
+def test_partial_options_validate_against_the_class_defaults(rule_type, options, point_classes):
+    from firebus.sdk.rules import GENERIC_RULES
+
+    cls = {c.type_key: c for c in GENERIC_RULES}[rule_type]
+    cls.check_config(options, point_classes)
+
+
+@pytest.mark.parametrize(
+    "rule_type, options, point_classes, message",
+    [
+        ("threshold", {"alarm": "high"}, ["residual_current"], "level 'alarm' must be a number"),
+        ("threshold", {"on_delay": -1}, None, "must not be negative"),
+        ("demand_feedback", {"timeout": 90}, ["status"], "missing required field `demand_key`"),
+        ("two_detector", {"required": 0}, None, "required ≥ 1"),
+        ("device_status", {"flags": [{"name": "x", "mask": 1, "category": "fire", "severity": "loud"}]}, ["status"],
+         "unknown severity 'loud'"),
+    ],
+)
+def test_bad_rule_options_are_refused_at_start_up(rule_type, options, point_classes, message):
+    from firebus.sdk.rule import RuleConfigError
+    from firebus.sdk.rules import GENERIC_RULES
+
+    cls = {c.type_key: c for c in GENERIC_RULES}[rule_type]
+    with pytest.raises(RuleConfigError, match=message):
+        cls.check_config(options, point_classes)
+    config = AlarmConfig.from_dict({"rules": [{"key": "r", "type": rule_type, "options": options,
+                                               "point_classes": point_classes}]})
+    with pytest.raises(ValueError, match=message):
+        AlarmEngine._instantiate(list(GENERIC_RULES), config.rules)
