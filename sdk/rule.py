@@ -75,6 +75,7 @@ class ReportInput(RuleInput, frozen=True, kw_only=True):
 
     key: str
     point_id: str = ""
+    fault: str | None = None  # the repeated value is the invalid one reported before
 
 
 class TickInput(RuleInput, frozen=True, kw_only=True):

@@ -179,6 +179,7 @@ class AlarmEngine:
         self._states: dict[tuple[str, str], _RuleState] = {}
         self._last_update_pub: dict[str, float] = {}
         self._config_errors: set[tuple[str, str]] = set()
+        self._invalid: dict[str, str] = {}  # point id -> why its current value is not a measurement
         all_handlers: dict[str, ActionHandler] = {"write_point": make_write_point_handler(core)}
         all_handlers.update(handlers or {})
         self.linkage = LinkageRunner(core, self.store, self.config.linkage, all_handlers, self.clock)
@@ -284,7 +285,9 @@ class AlarmEngine:
         elif isinstance(data, StateReported):
             point = self.core.registry.point_info(data.point_id)
             if point is not None:
-                inp = ReportInput(ts=self.clock.time(), key=point.key, point_id=point.point_id)
+                inp = ReportInput(
+                    ts=self.clock.time(), key=point.key, point_id=point.point_id, fault=self._invalid.get(point.point_id)
+                )
                 for rule in self._others:
                     if self._applies(rule, point):
                         await self._run(rule, point, inp, event.context.id, observation=True)
@@ -326,6 +329,10 @@ class AlarmEngine:
                     invalid = ev.invalid
         if invalid is not None and inp.fault is None:
             inp = msgspec.structs.replace(inp, fault=invalid)
+        if inp.fault is not None:  # identical re-reports of it are no measurement either
+            self._invalid[point.point_id] = inp.fault
+        else:
+            self._invalid.pop(point.point_id, None)
         for rule in self._others:
             if self._applies(rule, point):
                 await self._run(rule, point, inp, context.id, observation=True)

@@ -122,7 +122,7 @@ class ThresholdRule(AlarmRule):
                 # A faulty reading says nothing about the quantity: hold every level.
                 return Evaluation(state=dict(state), wake_at=_next_wake(opts, state))
             value = inp.value
-        elif not isinstance(inp, (ReportInput, TickInput)) or not is_number(value):
+        elif not isinstance(inp, (ReportInput, TickInput)) or not is_number(value) or getattr(inp, "fault", None):
             return Evaluation(state=dict(state), wake_at=_next_wake(opts, state))
 
         ts = inp.ts

@@ -42,6 +42,8 @@ async def test_value_flagged_by_the_device_holds_the_threshold(tmp_path):
         await h.value("rc1", 0.0, fault="wiring fault")  # 0 from a broken wire is no all-clear
         assert not h.alarm_events("cleared", category=AlarmCategory.ELECTRICAL_ALARM)
         assert h.alarm_events("new", category=AlarmCategory.FAULT)
+        await h.report("rc1", 0.0)  # the broken value again: not a repeat of the 350 mA alarm
+        assert (await h.engine.get(alarm.alarm_id)).count == 1
 
 
 # -- rate of rise -------------------------------------------------------------------------
