@@ -9,6 +9,9 @@ points of one channel together so a vendor adds a model without code:
 ==========================  ==========================================================
 ``<channel>``               the measurement (``residual_current``, ``temperature_2``)
 ``<channel>_wiring_fault``  sensor wiring fault: the measurement becomes a *fault*
+``<channel>_sensor_fault``  sensor fault flag: the same
+``<channel>_status``        an enum status; a fault state (``fault``, ``sensor_fault``,
+                            ``wiring_fault``, ``open_circuit``) makes the measurement a fault
 ``<channel>_alarm``         the detector's own alarm flag for the channel
 ``<channel>_setting``       the detector's alarm setting (writable, read back)
 ``<channel>_at_alarm``      the value the detector latched when it alarmed
@@ -40,8 +43,12 @@ from .rule import AlarmRule, Condition, Evaluation, RuleInput, ValueInput
 from .vocab import AlarmCategory, Severity
 
 #: longest first, so ``temperature_1_wiring_fault`` is not read as ``…_wiring`` + ``_fault``
-CHANNEL_SUFFIXES = ("_wiring_fault", "_at_alarm", "_setting", "_alarm")
+CHANNEL_SUFFIXES = ("_wiring_fault", "_sensor_fault", "_at_alarm", "_setting", "_status", "_alarm")
 WIRING_FAULT = "wiring_fault"
+#: flag suffix -> the fault reason the channel's reading gets while the flag is set
+FAULT_FLAGS = {"_wiring_fault": WIRING_FAULT, "_sensor_fault": "sensor_fault"}
+#: states of a ``<channel>_status`` enum that mean "no valid measurement"
+FAULT_STATES = frozenset({"fault", "sensor_fault", "wiring_fault", "open_circuit"})
 
 
 def channel_of(key: str, keys: set[str] | frozenset[str]) -> str:
@@ -164,16 +171,18 @@ class ChannelProfileDriver(ModbusProfileDriver):
 
 
 def link_wiring_faults(readings: list[Reading], keys: frozenset[str] | set[str]) -> list[Reading]:
-    """Replace the reading of every channel whose ``_wiring_fault`` flag is set by a fault."""
-    broken = {
-        channel_of(r.point_key, keys)
-        for r in readings
-        if r.point_key.endswith("_wiring_fault") and r.value is True
-    }
+    """Replace the reading of every channel a fault flag or fault state covers by a fault."""
+    broken: dict[str, str] = {}
+    for r in readings:
+        for suffix, reason in FAULT_FLAGS.items():
+            if r.point_key.endswith(suffix) and r.value is True:
+                broken.setdefault(channel_of(r.point_key, keys), reason)
+        if r.point_key.endswith("_status") and isinstance(r.value, str) and r.value in FAULT_STATES:
+            broken.setdefault(channel_of(r.point_key, keys), r.value)
     if not broken:
         return readings
     return [
-        Reading(point_key=r.point_key, value=None, ts=r.ts, fault=WIRING_FAULT)
+        Reading(point_key=r.point_key, value=None, ts=r.ts, fault=broken[r.point_key])
         if r.point_key in broken and r.fault is None
         else r
         for r in readings
@@ -241,6 +250,8 @@ class FlagRule(ForDrivers, AlarmRule):
 
 __all__ = [
     "CHANNEL_SUFFIXES",
+    "FAULT_FLAGS",
+    "FAULT_STATES",
     "WIRING_FAULT",
     "ChannelDeviceOptions",
     "ChannelProfileDriver",
