@@ -1,0 +1,308 @@
+"""The Starlette application: panel pages, JSON API, event stream, static files.
+
+``create_app(core)`` is all a runner needs; ``serve`` (server.py) runs it with
+uvicorn inside the core's task group.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import anyio
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope as AsgiScope, Send
+
+from .auth import AuthStore, Principal
+from .i18n import LANGUAGES, translate
+from .throttle import LoginThrottle
+
+log = logging.getLogger("firebus.web")
+
+SESSION_COOKIE = "firebus_session"
+SESSION_COOKIE_TLS = "__Host-firebus_session"  # [ASVS 3.3.1/3.3.3]: Secure, Path=/, no Domain
+LOGIN_CSRF_COOKIE = "firebus_login_csrf"
+LANG_COOKIE = "firebus_lang"
+MAX_BODY = 64 * 1024
+
+
+class ApiError(Exception):
+    """A clear 4xx: ``code`` is stable for programs, ``message`` is for people."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class LoginRequired(Exception):
+    pass
+
+
+class WebState:
+    """Everything the handlers share; kept on ``app.state.web``."""
+
+    def __init__(self, core: Any) -> None:
+        self.core = core
+        self.auth = AuthStore(core.storage)
+        self.throttle = LoginThrottle()
+        self.closing = anyio.Event()
+        self.tz = _zone(core.site.site.timezone)
+        self.default_lang = core.site.site.language if core.site.site.language in LANGUAGES else "zh"
+        self.env = Environment(
+            loader=PackageLoader("firebus.core.web", "templates"),
+            autoescape=select_autoescape(["html"]),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        from .filters import install
+
+        install(self.env, self.tz)
+
+
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except Exception:
+        return None
+
+
+def web(request: Request) -> WebState:
+    return request.app.state.web
+
+
+def is_tls(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def session_cookie_name(request: Request) -> str:
+    return SESSION_COOKIE_TLS if is_tls(request) else SESSION_COOKIE
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+async def principal(request: Request) -> Principal | None:
+    """The bearer token's or the session cookie's user, or None."""
+    if "principal" in request.state._state:
+        return request.state.principal
+    state = web(request)
+    found: Principal | None = None
+    header = request.headers.get("authorization", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise ApiError(401, "bad_authorization", "use 'Authorization: Bearer <token>'")
+        found = await state.auth.token(value.strip())
+        if found is None:
+            raise ApiError(401, "invalid_token", "the token is unknown, expired or revoked")
+    else:
+        raw = request.cookies.get(session_cookie_name(request), "")
+        if raw:
+            found = await state.auth.session(raw)
+    request.state.principal = found
+    return found
+
+
+async def require(request: Request, *, api: bool) -> Principal:
+    found = await principal(request)
+    if found is None:
+        if api:
+            raise ApiError(401, "unauthenticated", "log in or send 'Authorization: Bearer <token>'")
+        raise LoginRequired()
+    if found.user.must_change and not api and request.url.path not in ("/password", "/logout"):
+        raise LoginRequired()  # handled: redirect to the password page
+    return found
+
+
+def check_csrf(request: Request, who: Principal, supplied: str | None) -> None:
+    """Session-authenticated writes must carry the session's anti-forgery token [ASVS 3.5.1]."""
+    if who.via == "token":
+        return  # a bearer token is not sent by browsers on their own: no CSRF exposure
+    expected = who.csrf or ""
+    if not supplied or not secrets.compare_digest(supplied, expected):
+        raise ApiError(403, "csrf", "missing or wrong anti-forgery token (X-CSRF-Token header or csrf field)")
+
+
+def language(request: Request) -> str:
+    chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+    return chosen if chosen in LANGUAGES else web(request).default_lang
+
+
+def render(request: Request, template: str, http_status: int = 200, **context: Any) -> HTMLResponse:
+    state = web(request)
+    lang = language(request)
+    who = request.state._state.get("principal")
+    html = state.env.get_template(template).render(
+        request=request, lang=lang, t=lambda key, **kw: translate(lang, key, **kw), me=who,
+        csrf=who.csrf if who else "", site=state.core.site.site, path=request.url.path, **context,
+    )
+    response = HTMLResponse(html, status_code=http_status)
+    if request.query_params.get("lang") in LANGUAGES:
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", secure=is_tls(request), httponly=True)
+    return response
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    if _wants_json(request):
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if exc.code == "throttled":
+            headers = {"Retry-After": exc.message.split("retry after ")[-1].split(" ")[0]}
+        return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, exc.status, headers=headers)
+    return render(request, "error.html", http_status=exc.status, status_code=exc.status, message=exc.message)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = str(exc.detail) if exc.detail else code
+    if _wants_json(request):
+        return JSONResponse({"error": {"code": code, "message": message}}, exc.status_code)
+    return render(request, "error.html", http_status=exc.status_code, status_code=exc.status_code, message=message)
+
+
+async def _login_required(request: Request, exc: Exception) -> Response:
+    who = request.state._state.get("principal")
+    if who is not None and who.user.must_change:
+        return RedirectResponse("/password", status_code=303)
+    target = request.url.path + (("?" + request.url.query) if request.url.query else "")
+    from urllib.parse import quote
+
+    return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # Generic message out, details to the log [ASVS 16.5.1]; fail closed.
+    log.exception("web: unhandled error on %s %s", request.method, request.url.path)
+    if _wants_json(request):
+        return JSONResponse({"error": {"code": "internal", "message": "internal error (logged)"}}, 500)
+    return HTMLResponse("<h1>500</h1><p>internal error (logged)</p>", 500)
+
+
+# -- security headers --------------------------------------------------------------------------
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+
+
+class SecurityHeaders:
+    """CSP, nosniff, framing and caching headers on every response [ASVS 3.4.3–3.4.6]."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope.get("path", "").startswith("/static/")
+
+        async def wrapped(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                extra = [
+                    (b"content-security-policy", CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"same-origin"),
+                    (b"cache-control", b"public, max-age=3600" if static else b"no-store"),
+                ]
+                if scope.get("scheme") == "https":
+                    extra.append((b"strict-transport-security", b"max-age=31536000"))
+                headers += [(k, v) for k, v in extra if k not in names]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, wrapped)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``MAX_BODY`` before reading them (no memory blow-up)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for key, value in scope.get("headers", []):
+                if key == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
+                    response = JSONResponse({"error": {"code": "too_large", "message": f"body over {MAX_BODY} bytes"}}, 413)
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def create_app(core: Any) -> Starlette:
+    """The panel + API for a running ``Core`` (its storage must be open, with WEB_MIGRATIONS)."""
+    from . import api, panel, stream
+
+    routes = [
+        *api.routes(),
+        *stream.routes(),
+        *panel.routes(),
+        Mount("/static", StaticFiles(packages=[("firebus.core.web", "static")]), name="static"),
+        *_plugin_mounts(core),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            LoginRequired: _login_required,
+            Exception: _server_error,
+        },
+    )
+    app.state.web = WebState(core)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+def _plugin_mounts(core: Any) -> list[Mount]:
+    """Plugins' own routes under ``/-/plugins/<name>/`` (Datasette's URL namespace), system roles only."""
+    mounts = []
+    try:
+        results = core.plugins.call_each("firebus_register_routes", core=core)
+    except Exception:
+        log.exception("web: collecting plugin routes failed")
+        return []
+    for name, plugin_routes in results:
+        if plugin_routes:
+            mounts.append(Mount(f"/-/plugins/{name}", app=_SystemOnly(Starlette(routes=list(plugin_routes)))))
+    return mounts
+
+
+class _SystemOnly:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            request = Request(scope, receive)  # scope["app"] is the panel app: principal() works
+            try:
+                who = await principal(request)
+            except ApiError:
+                who = None
+            if who is None or not who.is_system:
+                await JSONResponse({"error": {"code": "forbidden", "message": "system roles only"}}, 403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -1,0 +1,168 @@
+"""The OpenAPI 3.1 document for /api (kept next to the handlers; a test checks every route is in it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from firebus.sdk.vocab import AlarmCategory
+
+
+def _param(name: str, where: str = "query", schema: dict[str, Any] | None = None, desc: str = "",
+           required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required or where == "path", "description": desc,
+            "schema": schema or {"type": "string"}}
+
+
+PAGE = [
+    _param("limit", schema={"type": "integer", "minimum": 1, "maximum": 500, "default": 100}),
+    _param("offset", schema={"type": "integer", "minimum": 0, "default": 0}),
+]
+ERRORS = {
+    "400": {"$ref": "#/components/responses/Error"},
+    "401": {"$ref": "#/components/responses/Error"},
+    "404": {"$ref": "#/components/responses/Error"},
+}
+
+
+def _list_of(ref: str) -> dict[str, Any]:
+    return {"200": {"description": "a page", "content": {"application/json": {"schema": {
+        "type": "object", "required": ["items", "total", "limit", "offset", "next_offset"],
+        "properties": {"items": {"type": "array", "items": {"$ref": ref}}, "total": {"type": "integer"},
+                       "limit": {"type": "integer"}, "offset": {"type": "integer"},
+                       "next_offset": {"type": ["integer", "null"]}}}}}}, **ERRORS}
+
+
+def _ok(desc: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"description": desc}
+    if schema is not None:
+        body["content"] = {"application/json": {"schema": schema}}
+    return {"200": body, **ERRORS}
+
+
+ACTION_BODY = {"content": {"application/json": {"schema": {"type": "object", "properties": {
+    "note": {"type": "string", "maxLength": 1000}}}}}, "required": False}
+
+
+def openapi_document() -> dict[str, Any]:
+    alarm_ref = "#/components/schemas/Alarm"
+    action = {
+        "parameters": [_param("alarm_id", "path"),
+                       _param("X-CSRF-Token", "header", desc="required with a session cookie, not with a bearer token")],
+        "requestBody": ACTION_BODY,
+        "responses": {**_ok("the alarm after the action", {"$ref": alarm_ref}),
+                      "403": {"$ref": "#/components/responses/Error"},
+                      "409": {"$ref": "#/components/responses/Error"}},
+    }
+    verdict_body = {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["verdict"], "properties": {
+            "verdict": {"type": "string", "enum": ["real_fire", "false_alarm", "test"]},
+            "note": {"type": "string", "maxLength": 1000}}}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "firebus API",
+            "version": "1",
+            "description": (
+                "Read units, devices, point history and alarms; act on alarms; stream events. "
+                "Authenticate with 'Authorization: Bearer <token>' (firebus token create USER) or the panel's "
+                "session cookie plus X-CSRF-Token on writes. Users of a unit see only their units: anything else "
+                "is 404, never the data. Lists are paged with limit/offset."
+            ),
+        },
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "firebus_session"},
+            },
+            "responses": {"Error": {"description": "error", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"error": {"type": "object", "required": ["code", "message"],
+                                                          "properties": {"code": {"type": "string"},
+                                                                         "message": {"type": "string"}}}}}}}}},
+            "schemas": {
+                "Counts": {"type": "object", "properties": {k: {"type": "integer"} for k in ("alarm", "fault", "offline", "normal")}},
+                "Unit": {"type": "object", "properties": {
+                    "id": {"type": ["string", "null"]}, "key": {"type": "string"}, "name": {"type": "string"},
+                    "devices": {"type": "integer"}, "open_alarms": {"type": "integer"},
+                    "counts": {"$ref": "#/components/schemas/Counts"}, "buildings": {"type": "array"}}},
+                "Device": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "name": {"type": "string"}, "driver": {"type": "string"},
+                    "status": {"type": "string", "enum": ["alarm", "fault", "offline", "normal"]},
+                    "availability": {"type": ["string", "null"]}, "last_report": {"type": ["number", "null"]},
+                    "unit": {"type": ["object", "null"]}, "location": {"type": ["object", "null"]},
+                    "location_path": {"type": "string"}, "open_alarms": {"type": "integer"}}},
+                "DeviceDetail": {"allOf": [{"$ref": "#/components/schemas/Device"}, {"type": "object", "properties": {
+                    "points": {"type": "array", "items": {"type": "object"}},
+                    "alarms": {"type": "array", "items": {"$ref": alarm_ref}}}}]},
+                "Alarm": {"type": "object", "properties": {
+                    "id": {"type": "string"},
+                    "category": {"type": "string", "enum": [c.value for c in AlarmCategory]},
+                    "severity": {"type": "integer"},
+                    "status": {"type": "string", "enum": ["active_unack", "active_ack", "cleared_unack", "cleared_ack"]},
+                    "device_id": {"type": ["string", "null"]}, "point_id": {"type": ["string", "null"]},
+                    "unit_id": {"type": ["string", "null"]}, "location_path": {"type": "string"},
+                    "last_value": {}, "message": {"type": "string"}, "start_ts": {"type": "number"},
+                    "acknowledged": {"type": "boolean"}, "silenced": {"type": "boolean"},
+                    "verdict": {"type": ["string", "null"]}}},
+                "Plugin": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "status": {"type": "string"}, "version": {"type": ["string", "null"]},
+                    "error": {"type": ["string", "null"]}}},
+                "Notification": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "alarm_id": {"type": "string"}, "channel": {"type": "string"},
+                    "recipient": {"type": "string"}, "status": {"type": "string"}, "attempts": {"type": "integer"}}},
+            },
+        },
+        "security": [{"bearer": []}, {"session": []}],
+        "paths": {
+            "/api/health": {"get": {"summary": "liveness; metrics for admin/integrator", "security": [],
+                                    "responses": {"200": {"description": "running"}, "503": {"description": "starting"}}}},
+            "/api/me": {"get": {"summary": "who the credentials belong to", "responses": _ok("the caller")}},
+            "/api/plugins": {"get": {"summary": "loaded plugins, versions, load errors (admin, integrator)",
+                                     "responses": {**_ok("plugins"), "403": {"$ref": "#/components/responses/Error"}}}},
+            "/api/metrics": {"get": {"summary": "bus queue depths, drops, errors; storage (admin, integrator)",
+                                     "responses": {**_ok("metrics"), "403": {"$ref": "#/components/responses/Error"}}}},
+            "/api/units": {"get": {"summary": "the caller's units with device counts by status and their places",
+                                   "responses": _ok("units", {"type": "object", "properties": {"items": {
+                                       "type": "array", "items": {"$ref": "#/components/schemas/Unit"}}}})}},
+            "/api/devices": {"get": {"summary": "devices", "parameters": [
+                _param("unit", desc="unit key or id"),
+                _param("status", schema={"type": "string", "enum": ["alarm", "fault", "offline", "normal"]}),
+                *PAGE], "responses": _list_of("#/components/schemas/Device")}},
+            "/api/devices/{device_id}": {"get": {"summary": "a device: points with live values, its alarms",
+                                                 "parameters": [_param("device_id", "path")],
+                                                 "responses": _ok("device", {"$ref": "#/components/schemas/DeviceDetail"})}},
+            "/api/points/{point_id}/history": {"get": {
+                "summary": "a point's history: raw changes or 5-minute / hourly aggregates",
+                "parameters": [
+                    _param("point_id", "path"),
+                    _param("since", desc="epoch seconds or ISO 8601; default until - 24 h"),
+                    _param("until", desc="epoch seconds or ISO 8601; default now"),
+                    _param("step", schema={"type": "string", "enum": ["auto", "raw", "5m", "1h"], "default": "auto"},
+                           desc="auto: raw up to 6 h, 5m up to 8 days, else 1h"),
+                ],
+                "responses": _ok("series")}},
+            "/api/alarms": {"get": {"summary": "alarms, most urgent first", "parameters": [
+                _param("status", schema={"type": "string", "enum": ["active", "open", "all"], "default": "open"},
+                       desc="active: condition present; open: active or not yet acknowledged; all"),
+                _param("unit", desc="unit key or id"),
+                _param("category", schema={"type": "string", "enum": [c.value for c in AlarmCategory]}),
+                _param("device", desc="device id"),
+                *PAGE], "responses": _list_of(alarm_ref)}},
+            "/api/alarms/{alarm_id}": {"get": {"summary": "an alarm with its history",
+                                               "parameters": [_param("alarm_id", "path")],
+                                               "responses": _ok("alarm", {"$ref": alarm_ref})}},
+            "/api/alarms/{alarm_id}/ack": {"post": {"summary": "acknowledge (admin, integrator, unit manager, duty officer)", **action}},
+            "/api/alarms/{alarm_id}/silence": {"post": {"summary": "silence reminders and sounders", **action}},
+            "/api/alarms/{alarm_id}/verdict": {"post": {"summary": "record a fire alarm's verdict",
+                                                        **{**action, "requestBody": verdict_body}}},
+            "/api/notifications": {"get": {"summary": "notification delivery log (notify plugin outbox)",
+                                           "parameters": PAGE, "responses": _list_of("#/components/schemas/Notification")}},
+            "/api/events": {"get": {
+                "summary": "server-sent events: alarm, state, availability (filtered to the caller's units)",
+                "parameters": [_param("types", desc="comma list of alarm,state,availability")],
+                "responses": {"200": {"description": "text/event-stream; events 'alarm', 'state', 'availability', "
+                                                     "'resync' (reload and reconnect), 'logout'",
+                                      "content": {"text/event-stream": {}}}}}},
+            "/api/openapi.json": {"get": {"summary": "this document", "security": [],
+                                          "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+        },
+    }

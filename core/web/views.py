@@ -1,0 +1,415 @@
+"""What pages, the API and the event stream show, already cut to what the asker may see.
+
+Every query takes a ``Scope``: a unit user's request never reads another unit's
+rows in the first place (filtering happens in SQL or before any data leaves this
+module), so a template or handler cannot leak what it was never given.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable
+
+import msgspec
+
+from firebus.sdk.vocab import AlarmCategory, Availability, PlaceKind
+
+from ..alarms.model import Alarm
+from .auth import Principal
+
+ALARM_CATEGORIES = frozenset({AlarmCategory.FIRE, AlarmCategory.GAS, AlarmCategory.ELECTRICAL_ALARM,
+                              AlarmCategory.ELECTRICAL_PRE_ALARM})
+FAULT_CATEGORIES = frozenset({AlarmCategory.FAULT, AlarmCategory.SUPERVISORY})
+STATUS_RANK = {"alarm": 3, "offline": 2, "fault": 1, "normal": 0}
+STATUSES = ("alarm", "fault", "offline", "normal")
+_alarm_dec = msgspec.json.Decoder(Alarm)
+
+
+class Scope:
+    """The units a principal may see: ``None`` means every unit (and devices with none)."""
+
+    def __init__(self, core: Any, principal: Principal) -> None:
+        self.core = core
+        self.principal = principal
+        self.unit_ids: frozenset[str] | None = None
+        if not principal.all_units:
+            places = core.registry.places_by_key
+            self.unit_ids = frozenset(
+                p.id for key in principal.user.units if (p := places.get((PlaceKind.UNIT, key))) is not None
+            )
+
+    def unit_visible(self, unit_id: str | None) -> bool:
+        return self.unit_ids is None or (unit_id is not None and unit_id in self.unit_ids)
+
+    def device_visible(self, device_id: str | None) -> bool:
+        device = self.core.registry.devices.get(device_id) if device_id else None
+        return device is not None and self.unit_visible(device.unit_id)
+
+    def alarm_visible(self, alarm: Any) -> bool:
+        return self.unit_visible(getattr(alarm, "unit_id", None))
+
+    def units(self) -> list[Any]:
+        places = [p for p in self.core.registry.places.values() if p.kind is PlaceKind.UNIT]
+        return sorted((p for p in places if self.unit_visible(p.id)), key=lambda p: (p.name or p.key))
+
+
+# -- places --------------------------------------------------------------------------------
+
+
+def place_brief(core: Any, place_id: str | None) -> dict[str, Any] | None:
+    place = core.registry.places.get(place_id) if place_id else None
+    if place is None:
+        return None
+    return {"id": place.id, "key": place.key, "name": place.name or place.key, "kind": str(place.kind)}
+
+
+def location_path(core: Any, place_id: str | None) -> str:
+    """``Building / Floor / Room`` (the unit is shown on its own)."""
+    parts = [p.name or p.key for p in core.registry.place_path(place_id) if p.kind is not PlaceKind.UNIT]
+    return " / ".join(parts)
+
+
+def place_tree(core: Any, scope: Scope) -> list[dict[str, Any]]:
+    """Units → buildings → floors → locations, with device counts per location."""
+    children: dict[str | None, list[Any]] = {}
+    for place in core.registry.places.values():
+        children.setdefault(place.parent_id, []).append(place)
+    per_location: dict[str, int] = {}
+    for device in core.registry.devices.values():
+        if device.orphaned_at is None and device.location_id:
+            per_location[device.location_id] = per_location.get(device.location_id, 0) + 1
+
+    def node(place: Any) -> dict[str, Any]:
+        kids = sorted(children.get(place.id, []), key=lambda p: (p.level if p.level is not None else 0, p.name or p.key))
+        return {
+            "id": place.id, "key": place.key, "name": place.name or place.key, "kind": str(place.kind),
+            "level": place.level, "devices": per_location.get(place.id, 0), "children": [node(k) for k in kids],
+        }
+
+    return [node(u) for u in scope.units()]
+
+
+# -- devices -------------------------------------------------------------------------------
+
+
+def device_statuses(core: Any) -> dict[str, str]:
+    """Worst current condition per device: alarm > offline > fault > normal."""
+    out: dict[str, str] = {}
+
+    def worse(device_id: str, status: str) -> None:
+        if STATUS_RANK[status] > STATUS_RANK.get(out.get(device_id, "normal"), 0):
+            out[device_id] = status
+
+    alarms = core.alarms.open_alarms() if core.alarms is not None else []
+    for alarm in alarms:
+        if not alarm.active or not alarm.device_id:
+            continue
+        if alarm.category in ALARM_CATEGORIES:
+            worse(alarm.device_id, "alarm")
+        elif alarm.category is AlarmCategory.OFFLINE:
+            worse(alarm.device_id, "offline")
+        else:
+            worse(alarm.device_id, "fault")
+    for device_id, availability in core.availability.current.items():
+        if availability is Availability.UNAVAILABLE:
+            worse(device_id, "offline")
+    return out
+
+
+def visible_devices(core: Any, scope: Scope, *, include_orphaned: bool = False) -> list[Any]:
+    devices = [
+        d for d in core.registry.devices.values()
+        if scope.unit_visible(d.unit_id) and (include_orphaned or d.orphaned_at is None)
+    ]
+    return sorted(devices, key=lambda d: (d.name.casefold(), d.id))
+
+
+def _last_report(core: Any, device_id: str) -> float | None:
+    best = None
+    for info in core.registry.points_of_device(device_id):
+        state = core.ingest.states.get(info.point_id)
+        if state is not None and state.last_reported and (best is None or state.last_reported > best):
+            best = state.last_reported
+    return best
+
+
+def device_summary(core: Any, device: Any, statuses: dict[str, str], open_counts: dict[str, int]) -> dict[str, Any]:
+    availability = core.availability.get(device.id)
+    return {
+        "id": device.id,
+        "name": device.name,
+        "driver": device.driver,
+        "manufacturer": device.manufacturer,
+        "model": device.model,
+        "serial": device.serial,
+        "unit": place_brief(core, device.unit_id),
+        "location": place_brief(core, device.location_id),
+        "location_path": location_path(core, device.location_id),
+        "status": statuses.get(device.id, "normal"),
+        "availability": str(availability) if availability else None,
+        "last_report": _last_report(core, device.id),
+        "open_alarms": open_counts.get(device.id, 0),
+        "discovered": device.discovered,
+        "orphaned": device.orphaned_at is not None,
+    }
+
+
+def open_alarm_counts(core: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for alarm in core.alarms.open_alarms() if core.alarms is not None else []:
+        if alarm.device_id:
+            counts[alarm.device_id] = counts.get(alarm.device_id, 0) + 1
+    return counts
+
+
+def list_devices(core: Any, scope: Scope, *, unit_id: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+    statuses = device_statuses(core)
+    counts = open_alarm_counts(core)
+    out = []
+    for device in visible_devices(core, scope):
+        if unit_id is not None and device.unit_id != unit_id:
+            continue
+        summary = device_summary(core, device, statuses, counts)
+        if status is not None and summary["status"] != status:
+            continue
+        out.append(summary)
+    return out
+
+
+def point_rows(core: Any, device_id: str) -> list[dict[str, Any]]:
+    rows = []
+    for info in sorted(core.registry.points_of_device(device_id), key=lambda i: i.key):
+        state = core.ingest.states.get(info.point_id)
+        rows.append({
+            "id": info.point_id, "key": info.key, "name": info.name, "point_class": info.point_class,
+            "unit": info.unit, "writable": info.writable,
+            "value": state.value if state else None,
+            "fault": state.fault if state else None,
+            "last_changed": state.last_changed if state and state.last_changed else None,
+            "last_reported": state.last_reported if state and state.last_reported else None,
+        })
+    return rows
+
+
+async def device_detail(core: Any, device: Any, scope: Scope) -> dict[str, Any]:
+    summary = device_summary(core, device, device_statuses(core), open_alarm_counts(core))
+    summary["identifiers"] = dict(device.identifiers)
+    summary["sw_version"] = device.sw_version
+    summary["transport"] = device.transport
+    summary["points"] = point_rows(core, device.id)
+    alarms, _ = await query_alarms(core, scope, status="all", device_id=device.id, limit=50)
+    summary["alarms"] = alarms
+    return summary
+
+
+def unit_overview(core: Any, scope: Scope) -> list[dict[str, Any]]:
+    statuses = device_statuses(core)
+    open_by_unit: dict[str | None, int] = {}
+    for alarm in core.alarms.open_alarms() if core.alarms is not None else []:
+        open_by_unit[alarm.unit_id] = open_by_unit.get(alarm.unit_id, 0) + 1
+    rows: dict[str | None, dict[str, Any]] = {}
+    for unit in scope.units():
+        rows[unit.id] = {"id": unit.id, "key": unit.key, "name": unit.name or unit.key,
+                         "counts": dict.fromkeys(STATUSES, 0), "devices": 0, "open_alarms": open_by_unit.get(unit.id, 0)}
+    for device in visible_devices(core, scope):
+        row = rows.get(device.unit_id)
+        if row is None:
+            if device.unit_id is not None:
+                continue
+            # Devices with no unit (no location in the site file, or discovered): all-unit roles only.
+            row = rows.setdefault(None, {"id": None, "key": "", "name": "", "counts": dict.fromkeys(STATUSES, 0),
+                                         "devices": 0, "open_alarms": open_by_unit.get(None, 0)})
+        row["devices"] += 1
+        row["counts"][statuses.get(device.id, "normal")] += 1
+    return list(rows.values())
+
+
+# -- alarms --------------------------------------------------------------------------------
+
+
+def alarm_dict(core: Any, alarm: Alarm) -> dict[str, Any]:
+    data = msgspec.to_builtins(alarm)
+    device = core.registry.devices.get(alarm.device_id) if alarm.device_id else None
+    point = core.registry.point_info(alarm.point_id) if alarm.point_id else None
+    location_id = alarm.location_id or (device.location_id if device else None)
+    data.update({
+        "status": str(alarm.status),
+        "open": alarm.open,
+        "device_name": device.name if device else "",
+        "point_name": point.name if point else "",
+        "point_unit": point.unit if point else "",
+        "location_path": location_path(core, location_id),
+        "unit_name": (u["name"] if (u := place_brief(core, alarm.unit_id)) else ""),
+    })
+    return data
+
+
+async def query_alarms(
+    core: Any,
+    scope: Scope,
+    *,
+    status: str = "open",
+    unit_id: str | None = None,
+    category: str | None = None,
+    device_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """Alarms, most urgent first (active, severity, newest); returns (page, total)."""
+    await core.alarms.store.flush()
+    where: list[str] = []
+    params: list[Any] = []
+    if status == "active":
+        where.append("active = 1")
+    elif status == "open":
+        where.append("(active = 1 OR acknowledged = 0)")
+    if scope.unit_ids is not None:
+        if not scope.unit_ids:
+            return [], 0
+        where.append(f"unit_id IN ({','.join('?' * len(scope.unit_ids))})")
+        params += sorted(scope.unit_ids)
+    for column, value in (("unit_id", unit_id), ("category", category), ("device_id", device_id)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    rows = await core.storage.fetchall(
+        f"SELECT data FROM alarms{clause} ORDER BY active DESC, severity DESC, start_ts DESC LIMIT ? OFFSET ?",
+        (*params, limit, offset),
+    )
+    total_row = await core.storage.fetchone(f"SELECT count(*) FROM alarms{clause}", params)
+    return [alarm_dict(core, _alarm_dec.decode(r[0])) for r in rows], int(total_row[0]) if total_row else 0
+
+
+# -- history -------------------------------------------------------------------------------
+
+STEPS = {"raw": 0, "5m": 300, "1h": 3600}
+RAW_LIMIT = 5000
+
+
+def auto_step(since: float, until: float) -> str:
+    span = until - since
+    if span <= 6 * 3600:
+        return "raw"
+    if span <= 8 * 86400:
+        return "5m"
+    return "1h"
+
+
+def _numeric(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    return None
+
+
+async def point_history(core: Any, point_id: str, since: float, until: float, step: str) -> dict[str, Any]:
+    """Raw changes, or buckets from the 5-minute / hourly aggregates for long ranges.
+
+    Aggregates lag (housekeeping rolls up closed buckets once a minute), so buckets
+    after the last stored one are computed from raw readings on the fly: the chart's
+    right edge is never missing.
+    """
+    await core.storage.barrier()
+    if step == "raw":
+        rows = await core.storage.fetchall(
+            "SELECT ts, value, fault FROM readings WHERE point_id = ? AND ts >= ? AND ts <= ? ORDER BY ts LIMIT ?",
+            (point_id, int(since * 1000), int(until * 1000), RAW_LIMIT + 1),
+        )
+        # The value in force at ``since`` (readings are stored only on change).
+        before = await core.storage.fetchone(
+            "SELECT ts, value, fault FROM readings WHERE point_id = ? AND ts < ? ORDER BY ts DESC LIMIT 1",
+            (point_id, int(since * 1000)),
+        )
+        points = [{"ts": r[0] / 1000, "value": r[1], "fault": r[2]} for r in rows[:RAW_LIMIT]]
+        return {"step": "raw", "points": points, "truncated": len(rows) > RAW_LIMIT,
+                "before": {"ts": before[0] / 1000, "value": before[1], "fault": before[2]} if before else None}
+    size = STEPS[step]
+    table = "readings_5m" if step == "5m" else "readings_1h"
+    first = int(since // size) * size
+    rows = await core.storage.fetchall(
+        f"SELECT bucket, n, mean, min, max, last FROM {table} WHERE point_id = ? AND bucket >= ? AND bucket <= ?"
+        " ORDER BY bucket",
+        (point_id, first, int(until)),
+    )
+    buckets = [{"ts": float(r[0]), "n": r[1], "mean": r[2], "min": r[3], "max": r[4], "last": r[5]} for r in rows]
+    tail_from = (int(rows[-1][0]) + size) if rows else first
+    if tail_from <= until:
+        tail = await core.storage.fetchall(
+            f"SELECT (ts / 1000 / {size}) * {size} AS bucket, count(*), avg(value), min(value), max(value)"
+            " FROM readings WHERE point_id = ? AND ts >= ? AND ts <= ? AND typeof(value) IN ('integer', 'real')"
+            " GROUP BY bucket ORDER BY bucket",
+            (point_id, tail_from * 1000, int(until * 1000)),
+        )
+        buckets += [{"ts": float(r[0]), "n": r[1], "mean": r[2], "min": r[3], "max": r[4], "last": None} for r in tail]
+    return {"step": step, "points": buckets, "truncated": False}
+
+
+# -- notifications and health --------------------------------------------------------------
+
+
+async def _table_exists(core: Any, name: str) -> bool:
+    row = await core.storage.fetchone("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return row is not None
+
+
+async def notification_log(core: Any, scope: Scope, *, limit: int = 100, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """The notify plugin's outbox (delivery log), newest first; empty if it is not loaded."""
+    if not await _table_exists(core, "notify_outbox"):
+        return [], 0
+    where, params = "", []
+    if scope.unit_ids is not None:
+        if not scope.unit_ids:
+            return [], 0
+        where = (" WHERE o.alarm_id IN (SELECT id FROM alarms WHERE unit_id IN "
+                 f"({','.join('?' * len(scope.unit_ids))}))")
+        params = sorted(scope.unit_ids)
+    rows = await core.storage.fetchall(
+        "SELECT o.id, o.alarm_id, o.kind, o.step, o.recipient, o.channel, o.status, o.created_ts, o.attempts,"
+        f" o.last_error, o.sent_ts FROM notify_outbox o{where} ORDER BY o.created_ts DESC LIMIT ? OFFSET ?",
+        (*params, limit, offset),
+    )
+    total = await core.storage.fetchone(f"SELECT count(*) FROM notify_outbox o{where}", params)
+    cols = ("id", "alarm_id", "kind", "step", "recipient", "channel", "status", "created_ts", "attempts",
+            "last_error", "sent_ts")
+    return [dict(zip(cols, r)) for r in rows], int(total[0]) if total else 0
+
+
+async def channel_health(core: Any) -> list[dict[str, Any]]:
+    if not await _table_exists(core, "notify_channels"):
+        return []
+    rows = await core.storage.fetchall(
+        "SELECT key, type, state, failures, last_error, last_ok_ts, last_fail_ts, sent, failed FROM notify_channels ORDER BY key"
+    )
+    cols = ("key", "type", "state", "failures", "last_error", "last_ok_ts", "last_fail_ts", "sent", "failed")
+    return [dict(zip(cols, r)) for r in rows]
+
+
+def health(core: Any) -> dict[str, Any]:
+    started = getattr(core, "started_at", None)
+    return {
+        "status": "ok" if started else "starting",
+        "site": core.site.site.name,
+        "uptime_s": round(time.time() - started, 1) if started else 0.0,
+    }
+
+
+def metrics(core: Any) -> dict[str, Any]:
+    data = core.metrics()
+    data["transports"] = {key: getattr(getattr(t, "ctx", None), "up", None) for key, t in core.transports.items()}
+    return data
+
+
+def unit_by_ref(core: Any, ref: str) -> Any:
+    """A unit by its site key or its registry id."""
+    place = core.registry.places_by_key.get((PlaceKind.UNIT, ref))
+    if place is None:
+        candidate = core.registry.places.get(ref)
+        if candidate is not None and candidate.kind is PlaceKind.UNIT:
+            place = candidate
+    return place
+
+
+def ids(items: Iterable[dict[str, Any]]) -> list[str]:
+    return [i["id"] for i in items]
