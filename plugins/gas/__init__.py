@@ -1,8 +1,8 @@
 """firebus gas plugin: combustible-gas detection with shut-off valve and exhaust-fan linkage.
 
 Drivers: ``gas.modbus`` (point detectors and gas alarm controllers on Modbus,
-register maps as data) and ``gas.mqtt_json`` (household wireless alarms
-publishing JSON, payload mapping as data).  Rules: ``gas.device_flags``,
+register maps as data) and one ``gas.<profile>`` push driver per JSON payload
+profile (household wireless alarms over MQTT, e.g. ``gas.household_json``).  Rules: ``gas.device_flags``,
 ``gas.channel_status``, ``gas.feedback`` ("valve failed to close") and
 ``gas.maintenance``; the two concentration levels (GB/T 50493: 25 / 50 %LEL) are
 the core's generic threshold defaults, category ``gas``.  Default linkage as
@@ -20,7 +20,7 @@ from firebus.sdk.modbus import ModbusProfile
 from .classes import POINT_CLASSES
 from .driver import PROFILE_PACKAGE, GasModbusDriver, GasOptions
 from .linkage import default_linkage
-from .mqtt import GasMqttDriver, GasMqttOptions, JsonProfile, load_json_profile
+from .mqtt import MQTT_DRIVERS, GasJsonDriver, driver_for, payload_profiles
 from .rules import RULES, GasChannelStatusRule, GasFeedbackRule, GasFlagRule, GasMaintenanceRule
 
 FIREBUS_MANIFEST = Manifest(
@@ -33,8 +33,9 @@ FIREBUS_MANIFEST = Manifest(
 
 
 def list_profiles() -> list[str]:
-    """Names of the shipped profiles (Modbus register maps and JSON mappings)."""
-    return shipped_profiles(PROFILE_PACKAGE)
+    """Names of the shipped Modbus register maps (payload profiles: ``payload_profiles()``)."""
+    json_names = set(payload_profiles())
+    return [n for n in shipped_profiles(PROFILE_PACKAGE) if n not in json_names]
 
 
 def get_profile(name_or_path: str) -> ModbusProfile:
@@ -48,7 +49,7 @@ def get_profile_file(name: str) -> str:
 
 @hookimpl
 def firebus_register_drivers(core: Any) -> list[type]:
-    return [GasModbusDriver, GasMqttDriver]
+    return [GasModbusDriver, *MQTT_DRIVERS]
 
 
 @hookimpl
@@ -63,6 +64,6 @@ def firebus_register_point_classes(core: Any) -> list[str]:
 
 __all__ = [
     "FIREBUS_MANIFEST", "GasChannelStatusRule", "GasFeedbackRule", "GasFlagRule", "GasMaintenanceRule",
-    "GasModbusDriver", "GasMqttDriver", "GasMqttOptions", "GasOptions", "JsonProfile", "default_linkage",
-    "get_profile", "get_profile_file", "list_profiles", "load_json_profile",
+    "GasJsonDriver", "GasModbusDriver", "GasOptions", "default_linkage", "driver_for", "get_profile",
+    "get_profile_file", "list_profiles", "payload_profiles",
 ]

@@ -69,8 +69,8 @@ def modbus_device(key: str, unit: int, profile: str = "point_detector", location
 
 def mqtt_device(key: str, serial: str, location: str = "kitchen_2") -> str:
     return (
-        f"  - key: {key}\n    driver: gas.mqtt_json\n    transport: broker\n    location: {location}\n"
-        f"    identifiers: {{serial: {serial}}}\n    options: {{profile: household_json}}\n"
+        f"  - key: {key}\n    driver: gas.household_json\n    transport: broker\n    location: {location}\n"
+        f"    identifiers: {{serial: {serial}}}\n"
     )
 
 

@@ -89,7 +89,7 @@ async def test_household_alarm_levels_valve_linkage_and_faults(make_rig, mosquit
                 break
             await anyio.sleep(0.05)
     assert by_point["valve_close"].ok is True
-    assert by_point["fan_start"].ok is False and "not writable" in by_point["fan_start"].error
+    assert by_point["fan_start"].ok is False and "no command 'fan_start'" in by_point["fan_start"].error
 
     # Flat 302: the valve never reports closed → "valve failed to close".
     await report("GS-302", lel=62.0, status=2, valve=0)
