@@ -1,0 +1,1 @@
+"""Register maps and payload profiles shipped with the water plugin (YAML data)."""

@@ -1,0 +1,123 @@
+"""Water plugin fixtures: a real core with the water plugin, real pymodbus simulators, a real Mosquitto."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import anyio
+import pytest
+import yaml
+
+import firebus.plugins.smoke as smoke_plugin
+import firebus.plugins.water as water_plugin
+from firebus.core.config import load_text
+from firebus.core.runtime import running_core
+from firebus.core.sim.modbus import ModbusSimulator, SimDevice
+from firebus.sdk import AlarmEvent, Event
+from firebus.sdk.modbus import load_profile_resource
+from firebus.sdk.testing.mosquitto import Mosquitto
+
+PROFILES = "firebus.plugins.water.profiles"
+
+
+def profile(name: str):
+    return load_profile_resource(PROFILES, f"{name}.yaml")
+
+
+@pytest.fixture
+def broker(tmp_path: Path):
+    with Mosquitto(tmp_path / "broker") as b:
+        yield b
+
+
+@pytest.fixture
+async def modbus():
+    sim = ModbusSimulator(port=0)
+    await sim.start()
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+def site(db: Path, *, modbus_port: int | None = None, mqtt_port: int | None = None,
+         devices: list[dict[str, Any]] = (), alarms: dict[str, Any] | None = None) -> str:
+    transports = []
+    if modbus_port is not None:
+        transports.append({"key": "gw", "type": "modbus_tcp",
+                           "options": {"host": "127.0.0.1", "port": modbus_port, "timeout": 2.0}})
+    if mqtt_port is not None:
+        transports.append({"key": "mq", "type": "mqtt", "options": {"port": mqtt_port, "client_id": f"fb-{mqtt_port}"}})
+    doc: dict[str, Any] = {
+        "storage": {"path": str(db)},
+        "units": [
+            {"key": "u1", "name": "Plant", "buildings": [{"key": "b1", "floors": [{"key": "f1", "locations": [
+                {"key": "pump-room", "name": "Pump room"}, {"key": "roof", "name": "Roof tank"},
+                {"key": "yard", "name": "Yard"}, {"key": "office", "name": "Office"}]}]}]},
+            {"key": "u2", "name": "Street", "buildings": [{"key": "b2", "floors": [{"key": "f2", "locations": [
+                {"key": "street", "name": "Main street"}]}]}]},
+        ],
+        "transports": transports,
+        "devices": list(devices),
+    }
+    if alarms is not None:
+        doc["alarms"] = alarms
+    return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+
+
+def start_core(tmp_path: Path, clock: Any = None, **kw: Any):
+    text = site(tmp_path / "fb.db", **kw)
+    return running_core(load_text(text, "site.yaml"), extra_plugins={"water": water_plugin, "smoke": smoke_plugin},
+                        autoload=False, clock=clock)
+
+
+class AlarmLog:
+    def __init__(self, core: Any) -> None:
+        self.events: list[AlarmEvent] = []
+        core.bus.subscribe("test-alarms", lambda e: self.events.append(e.data), types=[AlarmEvent])
+
+    def find(self, *, rule: str | None = None, transition: str | None = None, device: str | None = None,
+             point: str | None = None) -> list[AlarmEvent]:
+        return [e for e in self.events
+                if (rule is None or e.rule == rule) and (transition is None or str(e.transition) == transition)
+                and (device is None or e.device_id == device) and (point is None or e.point_id == point)]
+
+    async def wait(self, timeout: float = 20.0, **kw: Any) -> AlarmEvent:
+        with anyio.fail_after(timeout):
+            while not self.find(**kw):
+                await anyio.sleep(0.02)
+        return self.find(**kw)[0]
+
+
+async def wait_until(predicate: Callable[[], Any], timeout: float = 20.0) -> None:
+    with anyio.fail_after(timeout):
+        while not predicate():
+            await anyio.sleep(0.02)
+
+
+def value_of(core: Any, device_key: str, point_key: str) -> Any:
+    device_id = core.device_ids.get(device_key)
+    point = core.registry.point(device_id, point_key) if device_id else None
+    state = core.ingest.state(point.id) if point else None
+    if state is None:
+        return None
+    return ("fault", state.fault) if state.fault else state.value
+
+
+def point_id(core: Any, device_key: str, point_key: str) -> str:
+    return core.registry.point(core.device_ids[device_key], point_key).id
+
+
+async def wait_value(core: Any, device_key: str, point_key: str, expected: Any, timeout: float = 20.0) -> None:
+    def ok() -> bool:
+        got = value_of(core, device_key, point_key)
+        if isinstance(expected, float) and isinstance(got, (int, float)):
+            return abs(got - expected) < 1e-6
+        return got == expected
+
+    try:
+        await wait_until(ok, timeout)
+    except TimeoutError:
+        raise AssertionError(f"{device_key}.{point_key}: wanted {expected!r}, have {value_of(core, device_key, point_key)!r}") from None
