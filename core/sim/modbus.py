@@ -59,13 +59,23 @@ def builtin_profiles() -> list[str]:
 
 
 def resolve_profile(name_or_path: str) -> ModbusProfile:
-    """A built-in profile by name (``rcd_temp4``) or a profile file path."""
+    """A built-in profile by name (``rcd_temp4``), a plugin's shipped profile as
+    ``<plugin>:<name>`` (``leakage:acrel_arcm``, read from ``firebus.plugins.<plugin>.profiles``),
+    or a profile file path."""
     if name_or_path in builtin_profiles():
         return load_profile_resource(PROFILE_PACKAGE, f"{name_or_path}.yaml")
     path = Path(name_or_path)
-    if not path.exists():
-        raise ValueError(f"unknown profile {name_or_path!r}: not a file and not one of {builtin_profiles()}")
-    return load_profile(path)
+    if path.exists():
+        return load_profile(path)
+    plugin, sep, name = name_or_path.partition(":")
+    if sep and plugin.isidentifier() and name:
+        package = f"firebus.plugins.{plugin}.profiles"
+        try:
+            return load_profile_resource(package, f"{name}.yaml")
+        except (ModuleNotFoundError, FileNotFoundError):
+            raise ValueError(f"unknown profile {name_or_path!r}: no {name}.yaml in {package}") from None
+    raise ValueError(f"unknown profile {name_or_path!r}: not a file, not <plugin>:<name>, "
+                     f"and not one of {builtin_profiles()}")
 
 
 class Request:
