@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Installs the system programs the test suite runs for real: Mosquitto (MQTT
-# broker; tests start their own on a free port).  Idempotent; quiet when present.
+# broker; tests start their own on a free port) and Debian's Chromium with its
+# chromedriver (the panel's browser tests; never a downloaded browser build).
+# Idempotent; quiet when present.
 set -euo pipefail
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+# A small CJK font so the Chinese panel renders in headless screenshots (docs/img).
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 echo "installing system packages: ${need[*]}"
 SUDO=""

@@ -204,7 +204,7 @@ async def point_history(request: Request) -> JSONResponse:
     if step not in ("auto", *views.STEPS):
         raise ApiError(400, "bad_parameter", "step must be auto, raw, 5m or 1h")
     if step == "auto":
-        step = views.auto_step(since, until)
+        step = await views.choose_step(core, point_id, since, until)
     if step == "raw" and until - since > MAX_RAW_RANGE_S:
         raise ApiError(400, "bad_range", "raw history spans at most 31 days; use step=5m or step=1h")
     data = await views.point_history(core, point_id, since, until, step)

@@ -18,7 +18,9 @@ def install(env: Environment, tz: ZoneInfo | None) -> None:
     def value(v: Any, unit: str = "") -> str:
         if v is None:
             return "—"
-        if isinstance(v, float):
+        if isinstance(v, bool):
+            text = "true" if v else "false"  # as JSON (and panel.js) shows it
+        elif isinstance(v, float):
             text = f"{v:.3f}".rstrip("0").rstrip(".")
         else:
             text = str(v)

@@ -137,7 +137,7 @@ def openapi_document() -> dict[str, Any]:
                     _param("since", desc="epoch seconds or ISO 8601; default until - 24 h"),
                     _param("until", desc="epoch seconds or ISO 8601; default now"),
                     _param("step", schema={"type": "string", "enum": ["auto", "raw", "5m", "1h"], "default": "auto"},
-                           desc="auto: raw up to 6 h, 5m up to 8 days, else 1h"),
+                           desc="auto: raw changes up to 2 days (if at most 5000), 5m up to 8 days, else 1h"),
                 ],
                 "responses": _ok("series")}},
             "/api/alarms": {"get": {"summary": "alarms, most urgent first", "parameters": [

@@ -40,7 +40,9 @@ def _safe_next(target: str | None) -> str:
 
 
 def _page_js(request: Request, **extra: Any) -> str:
-    return json.dumps({"strings": js_strings(language(request)), **extra}, ensure_ascii=False)
+    # Times in the site's zone, like the server-rendered ones (not the browser's zone).
+    tz = web(request).core.site.site.timezone
+    return json.dumps({"strings": js_strings(language(request)), "tz": tz, **extra}, ensure_ascii=False)
 
 
 # -- login / logout / password ---------------------------------------------------------------

@@ -19,10 +19,27 @@
     (children || []).forEach(function (c) { if (c) node.appendChild(typeof c === "string" ? document.createTextNode(c) : c); });
     return node;
   }
+  // Times are shown in the site's zone (as the server renders them), whatever the viewer's zone.
+  var zoneFmt = null;
+  try {
+    zoneFmt = new Intl.DateTimeFormat("en-CA", { timeZone: page.tz || undefined, year: "numeric", month: "2-digit",
+      day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+  } catch (e) { zoneFmt = null; }
+  function parts(ts) {
+    var out = {};
+    if (zoneFmt) {
+      zoneFmt.formatToParts(new Date(ts * 1000)).forEach(function (p) { out[p.type] = p.value; });
+    } else {
+      var d = new Date(ts * 1000), p2 = function (n) { return (n < 10 ? "0" : "") + n; };
+      out = { year: d.getFullYear(), month: p2(d.getMonth() + 1), day: p2(d.getDate()), hour: p2(d.getHours()),
+              minute: p2(d.getMinutes()), second: p2(d.getSeconds()) };
+    }
+    return out;
+  }
   function fmtTime(ts) {
     if (!ts) return "—";
-    var d = new Date(ts * 1000), p = function (n) { return (n < 10 ? "0" : "") + n; };
-    return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds());
+    var p = parts(ts);
+    return p.year + "-" + p.month + "-" + p.day + " " + p.hour + ":" + p.minute + ":" + p.second;
   }
   function fmtValue(v, unit) {
     if (v === null || v === undefined) return "—";
@@ -75,7 +92,7 @@
   function announce(ev) {
     if (!banner) return;
     banner.hidden = false;
-    banner.textContent = "🔥 " + (S["cat_" + ev.category] || ev.category) + " · " + (ev.unit_name || "") + " " +
+    banner.textContent = (S["cat_" + ev.category] || ev.category) + " · " + (ev.unit_name || "") + " " +
       (ev.location_path || "") + " · " + (ev.device_name || "") + " " + fmtValue(ev.value, ev.point_unit);
     clearTimeout(announce.timer);
     announce.timer = setTimeout(function () { banner.hidden = true; }, 30000);
@@ -242,8 +259,8 @@
       root.appendChild(lab);
     }
     for (var j = 0; j <= 4; j++) {
-      var t = since + (until - since) * j / 4, d = new Date(t * 1000);
-      var txt = (until - since) > 2 * 86400 ? (d.getMonth() + 1) + "-" + d.getDate() : d.getHours() + ":" + ("0" + d.getMinutes()).slice(-2);
+      var t = since + (until - since) * j / 4, tp = parts(t);
+      var txt = (until - since) > 2 * 86400 ? tp.month + "-" + tp.day : tp.hour + ":" + tp.minute;
       var tl = svg("text", { x: x(t), y: H - 8, "text-anchor": j === 0 ? "start" : j === 4 ? "end" : "middle" });
       tl.textContent = txt;
       root.appendChild(tl);
