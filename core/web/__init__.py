@@ -6,6 +6,7 @@ Entry points for the runner:
 * ``await ensure_first_admin(core.storage)``: on first start creates ``admin`` and
   returns its one-time password (None afterwards) for the runner to print.
 * ``await task_group.start(serve, core, host, port)``: the panel and API.
+* ``await demo_credentials(core.storage)``: ``firebus demo``'s admin and a fresh password.
 * ``create_app(core)``: the Starlette app alone (tests, embedding).
 * ``add_web_commands(subparsers)``: ``firebus user …`` and ``firebus token …``.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 from firebus.sdk import hookimpl
 
 from .app import create_app
-from .auth import WEB_MIGRATIONS, AuthStore, Role, ensure_first_admin
+from .auth import WEB_MIGRATIONS, AuthStore, Role, demo_credentials, ensure_first_admin
 from .cli import add_web_commands
 from .server import WebServer, serve
 
@@ -26,6 +27,7 @@ __all__ = [
     "WebServer",
     "add_web_commands",
     "create_app",
+    "demo_credentials",
     "ensure_first_admin",
     "serve",
     "web_plugin",

@@ -364,6 +364,19 @@ class AuthStore:
             (self.now(), user_id, keep_session or ""),
         )
 
+    async def reset_password(self, name: str, *, must_change: bool = True) -> str:
+        """A new generated password (to change at next login by default); ends the user's sessions."""
+        user = await self.get_user(name)
+        if user is None:
+            raise AuthError(f"no user {name!r}")
+        password = new_password()
+        await self.db.execute(
+            "UPDATE web_users SET password_hash = ?, must_change = ?, updated_ts = ? WHERE id = ?",
+            (await hash_password(password), int(must_change), self.now(), user.id),
+        )
+        await self.end_sessions(user.id)
+        return password
+
     async def set_disabled(self, user_id: str, disabled: bool) -> None:
         """Disabling ends the user's sessions at once [7.4.2]; tokens stop working too."""
         await self.db.execute("UPDATE web_users SET disabled = ?, updated_ts = ? WHERE id = ?",
@@ -530,3 +543,15 @@ async def ensure_first_admin(db: Db, *, name: str = "admin") -> str | None:
     _, password = await store.create_user(name, Role.ADMIN)
     await store.log("first_admin_created", name)
     return password
+
+
+async def demo_credentials(db: Db, *, name: str = "demo") -> tuple[str, str]:
+    """For ``firebus demo``: an admin ``demo`` with a fresh password at every start (printed
+    by the runner; no forced change, the demo is for looking around).  Returns (name, password)."""
+    store = AuthStore(db)
+    if await store.get_user(name) is None:
+        _, password = await store.create_user(name, Role.ADMIN, must_change=False)
+    else:
+        password = await store.reset_password(name, must_change=False)
+    await store.log("demo_credentials", name)
+    return name, password

@@ -112,18 +112,10 @@ def _set_disabled(disabled: bool) -> Callable[[argparse.Namespace], int]:
 
 
 def cmd_user_reset(args: argparse.Namespace) -> int:
-    from .auth import hash_password, new_password
-
     async def job(store: AuthStore) -> int:
-        user = await store.get_user(args.name)
-        if user is None:
-            raise AuthError(f"no user {args.name!r}")
-        password = new_password()
-        await store.db.execute("UPDATE web_users SET password_hash = ?, must_change = 1 WHERE id = ?",
-                               (await hash_password(password), user.id))
-        await store.end_sessions(user.id)
-        await store.log("password_reset", user.name, "cli")
-        print(f"one-time password for {user.name}: {password}")
+        password = await store.reset_password(args.name)
+        await store.log("password_reset", args.name, "cli")
+        print(f"one-time password for {args.name}: {password} (sessions ended; change it at login)")
         return 0
 
     return _run(args, job)

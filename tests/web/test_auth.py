@@ -250,3 +250,28 @@ def test_cli_checks_units_against_the_site_file(tmp_path: Path, capsys) -> None:
     assert "unknown unit" in capsys.readouterr().err
     assert _cli(["user", "add", "li", "--role", "duty_officer", "--unit", "plant-a", "--config", str(site)]) == 0
     assert (tmp_path / "db" / "site.db").exists()
+
+
+@anyio_mark
+async def test_demo_credentials_are_fresh_at_every_start(tmp_path: Path) -> None:
+    from firebus.core.web import demo_credentials
+
+    async with Storage(tmp_path / "fb.db").running(WEB_MIGRATIONS) as storage:
+        name, first = await demo_credentials(storage)
+        store = AuthStore(storage)
+        user = await store.authenticate(name, first)
+        assert user is not None and user.role == "admin" and not user.must_change
+        _, second = await demo_credentials(storage)
+        assert second != first
+        assert await store.authenticate(name, first) is None
+        assert await store.authenticate(name, second) is not None
+
+
+def test_cli_reset_password(tmp_path: Path, capsys) -> None:
+    data = str(tmp_path)
+    assert _cli(["user", "add", "wang", "--role", "admin", "--data", data]) == 0
+    first = capsys.readouterr().out.split("one-time password: ")[1].split()[0]
+    assert _cli(["user", "reset-password", "wang", "--data", data]) == 0
+    second = capsys.readouterr().out.split("one-time password for wang: ")[1].split()[0]
+    assert first != second
+    assert _cli(["user", "reset-password", "nobody", "--data", data]) == 2
