@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from typing import ClassVar
 
@@ -31,11 +32,20 @@ class GasOptions(ChannelDeviceOptions, forbid_unknown_fields=True, omit_defaults
     profile_package: ClassVar[str] = PROFILE_PACKAGE
 
     def __post_init__(self) -> None:
+        if self.profile in _payload_profile_names():
+            raise ValueError(f"{self.profile!r} is an MQTT payload profile: use driver gas.{self.profile} on an mqtt transport")
         super().__post_init__()
         if self.calibration_interval_days <= 0:
             raise ValueError("calibration_interval_days must be > 0")
         if (self.installed_on is None) != (self.sensor_life_days is None):
             raise ValueError("installed_on and sensor_life_days go together")
+
+
+@functools.lru_cache(maxsize=1)
+def _payload_profile_names() -> frozenset[str]:
+    from .mqtt import payload_profiles
+
+    return frozenset(payload_profiles())
 
 
 def _days_until(day: dt.date, now: float) -> int:
