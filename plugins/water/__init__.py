@@ -15,7 +15,7 @@ low/high network pressure (generic ``threshold``, GB 50974 5.2.2), tank low/high
 hydrant low/high pressure (7.2.8) and tilt (``water_threshold``), pump not in
 automatic mode, power loss and hydrant impact (``water_status``), "fire pump failed to
 start" (generic ``demand_feedback``, 120 s, 11.0.3), hydrant misuse
-(``hydrant_misuse``) and hydrant monitor offline (``hydrant_heartbeat``).
+(``hydrant_misuse``) and offline devices (``water_offline``: reported heartbeat or Modbus reachability).
 """
 
 from __future__ import annotations

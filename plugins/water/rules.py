@@ -72,11 +72,16 @@ class WaterStatusRule(DeviceStatusRule):
     }
 
 
-class HydrantHeartbeatRule(ReportedHeartbeatRule):
-    """Offline when a hydrant monitor misses its reported heartbeat (one period + half a period)."""
+class WaterOfflineRule(ReportedHeartbeatRule):
+    """One offline alarm per water device.
 
-    type_key = "hydrant_heartbeat"
-    drivers = ("water.hydrant",)
+    Hydrant monitors: no message for one reported heartbeat period plus half a period.
+    Modbus devices (tank, pressure, pump controller): the poller's unreachable/reachable
+    verdict, so a fire-pump cabinet that stops answering is on the board.
+    """
+
+    type_key = "water_offline"
+    drivers = ("water.",)
 
 
 #: point classes whose truthy value means "there is a fire alarm here"
@@ -145,4 +150,4 @@ class HydrantMisuseRule(AlarmRule):
         )
 
 
-RULES: list[type] = [WaterThresholdRule, WaterStatusRule, HydrantHeartbeatRule, HydrantMisuseRule]
+RULES: list[type] = [WaterThresholdRule, WaterStatusRule, WaterOfflineRule, HydrantMisuseRule]

@@ -9,7 +9,8 @@ within ``misses`` × period (+ ``grace``) raises one offline alarm per device.
 
 It applies to every point of the drivers named in ``drivers`` (type-key
 prefixes), so every message counts as a sign of life, whichever point it
-carries.  Vendors subclass with their own ``type_key`` and ``drivers``; an
+carries.  Without a known period (polled devices) the driver's availability
+(Modbus timeouts) raises and clears the same offline alarm.  Vendors subclass with their own ``type_key`` and ``drivers``; an
 explicit ``interval`` (site file or a point's override) wins over the reported one.
 """
 
@@ -20,7 +21,17 @@ from typing import Any, ClassVar, Mapping
 import msgspec
 
 from ..core_api import PointInfo
-from ..rule import Evaluation, ReportInput, RuleInput, ValueInput, is_number
+from ..rule import (
+    AvailabilityInput,
+    Condition,
+    Evaluation,
+    ReportInput,
+    RuleInput,
+    Subject,
+    ValueInput,
+    is_number,
+)
+from ..vocab import AlarmCategory
 from .heartbeat import HeartbeatOptions, HeartbeatRule
 
 
@@ -56,11 +67,21 @@ class ReportedHeartbeatRule(HeartbeatRule):
         fallback = (point.overrides or {}).get("expected_interval")
         interval = opts.interval or reported or (float(fallback) if is_number(fallback) else None)
         if not interval:
-            # Period not known yet: remember that the device is alive, decide nothing.
+            # No period known (a polled device, or a format without one): only the
+            # driver's own availability (Modbus timeouts) can say the device is gone.
             kept = {**state, "reported": reported}
             if isinstance(inp, (ValueInput, ReportInput)):
                 kept["last"] = inp.ts
-            return Evaluation(state=kept)
+            if not isinstance(inp, AvailabilityInput):
+                return Evaluation(state=kept)
+            offline = not inp.available
+            kept["offline"] = offline
+            kept["reason"] = inp.reason or ("driver reports the device unreachable" if offline else "")
+            name = point.device_name or point.device_id
+            return Evaluation(state=kept, conditions=[Condition(
+                category=AlarmCategory.OFFLINE, severity=opts.severity, active=offline, subject=Subject.DEVICE,
+                message=f"{name} offline: {kept['reason']}" if offline else "", value=kept.get("last"),
+            )])
         ev = super().evaluate(point, msgspec.structs.replace(opts, interval=interval), inp, state)
         ev.state["reported"] = reported
         return ev

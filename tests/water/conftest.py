@@ -42,12 +42,13 @@ async def modbus():
         await sim.stop()
 
 
-def site(db: Path, *, modbus_port: int | None = None, mqtt_port: int | None = None,
+def site(db: Path, *, modbus_port: int | None = None, modbus_timeout: float = 2.0, mqtt_port: int | None = None,
          devices: list[dict[str, Any]] = (), alarms: dict[str, Any] | None = None) -> str:
     transports = []
     if modbus_port is not None:
         transports.append({"key": "gw", "type": "modbus_tcp",
-                           "options": {"host": "127.0.0.1", "port": modbus_port, "timeout": 2.0}})
+                           "options": {"host": "127.0.0.1", "port": modbus_port, "timeout": modbus_timeout,
+                                       "retries": 0}})
     if mqtt_port is not None:
         transports.append({"key": "mq", "type": "mqtt", "options": {"port": mqtt_port, "client_id": f"fb-{mqtt_port}"}})
     doc: dict[str, Any] = {

@@ -126,7 +126,7 @@ async def test_hydrant_monitor_goes_offline_after_its_reported_heartbeat(tmp_pat
         await ready(core)
         with HydrantFleet([monitor], port=broker.port) as fleet:
             await anyio.to_thread.run_sync(fleet.send, "HY-0100")
-            offline = await log.wait(rule="hydrant_heartbeat", transition="new")
+            offline = await log.wait(rule="water_offline", transition="new")
             assert offline.category == "offline" and "expected every 1 s" in offline.message
             await anyio.to_thread.run_sync(fleet.send, "HY-0100")
-            await log.wait(rule="hydrant_heartbeat", transition="cleared")
+            await log.wait(rule="water_offline", transition="cleared")

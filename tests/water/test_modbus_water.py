@@ -117,6 +117,21 @@ async def test_pump_manual_mode_power_loss_and_fault(tmp_path: Path, modbus) -> 
         assert fault.category == "fault"
 
 
+async def test_unreachable_pump_controller_is_offline(tmp_path: Path, modbus) -> None:
+    dev = modbus.add(pump(7))
+    devices = [{"key": "pump-7", "driver": "water.pump", "transport": "gw", "location": "pump-room",
+                "options": {"unit": 7, "poll_interval": FAST}}]
+    async with start_core(tmp_path, modbus_port=modbus.port, modbus_timeout=0.3, devices=devices) as core:
+        log = AlarmLog(core)
+        await wait_value(core, "pump-7", "mode", "auto")
+        dev.forced_silent = True  # the unit stops answering behind a live gateway
+        offline = await log.wait(rule="water_offline", transition="new")
+        assert offline.category == "offline" and offline.device_id == core.device_ids["pump-7"]
+        dev.forced_silent = False
+        await log.wait(rule="water_offline", transition="cleared")
+        assert not log.find(rule="heartbeat")  # one offline alarm, not two
+
+
 async def test_pump_failed_to_start_after_120_s_on_the_engine_clock(tmp_path: Path, modbus) -> None:
     lazy = modbus.add(pump(5))  # never runs
     good = modbus.add(pump(6, running=Follow(source="start", delay=0.0)))
