@@ -27,6 +27,11 @@ class WebServer:
     def __init__(self, server: _Server, app: Any) -> None:
         self.server = server
         self.app = app
+        self._stop = anyio.Event()
+
+    def stop(self) -> None:
+        """Shut down (open event streams end, then uvicorn); ``serve`` then returns."""
+        self._stop.set()
 
     @property
     def port(self) -> int:
@@ -57,7 +62,8 @@ async def serve(
 
     Start it with ``await task_group.start(serve, core, host, port)``: ``started``
     is called once the socket listens, with a ``WebServer`` (``.url``, ``.port``).
-    Cancelling the task group shuts it down (open event streams are closed first).
+    ``WebServer.stop()`` or cancelling the task group shuts it down in order (open
+    event streams end first, then uvicorn, within ``timeout_graceful_shutdown``).
     """
     web_cfg = core.site.web
     app = create_app(core)
@@ -98,7 +104,7 @@ async def serve(
             handle = WebServer(server, app)
             log.info("panel listening on %s", handle.url)
             task_status.started(handle)
-            await anyio.sleep_forever()
+            await handle._stop.wait()
         finally:
             app.state.web.closing.set()
             server.should_exit = True

@@ -94,4 +94,11 @@ async def test_stream_refuses_bad_requests_and_ends_on_revocation(site, monkeypa
         with anyio.fail_after(10):
             await listener.closed.wait()
         assert listener.of("logout") == [{}]
-        tg.cancel_scope.cancel()
+        # stop(): open streams end and serve() returns, without cancelling anything else.
+        other = Listener()
+        tg.start_soon(other.run, server.url, site.tokens["admin"])
+        with anyio.fail_after(10):
+            await other.connected.wait()
+        server.stop()
+        with anyio.fail_after(10):
+            await other.closed.wait()
