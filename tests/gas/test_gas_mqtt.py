@@ -62,8 +62,14 @@ async def test_household_alarm_levels_valve_linkage_and_faults(make_rig, mosquit
     async def report(serial: str, **data) -> None:
         await anyio.to_thread.run_sync(field.report, serial, {"ts": 1_800_000_000_000, "data": data})
 
-    await report("GS-301", lel=3.5, status=0, valve=0, bat=87, life=1460)
-    await rig.wait_value("flat_301", "gas_lel", 3.5)
+    # The core subscribes once connected; until the broker has the subscription a QoS 1
+    # message to the topic has no receiver.  Repeat the (idempotent) first report until seen.
+    await rig.core.transports["broker"].wait_connected()
+    with anyio.fail_after(30):
+        while rig.value("flat_301", "gas_lel") != 3.5:
+            await report("GS-301", lel=3.5, status=0, valve=0, bat=87, life=1460)
+            with anyio.move_on_after(0.5):
+                await rig.wait_value("flat_301", "gas_lel", 3.5)
     assert rig.value("flat_301", "valve_closed") is False
     assert rig.value("flat_301", "battery") == 87
     # Boundaries of the platform levels on a pushed value.
