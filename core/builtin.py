@@ -28,3 +28,11 @@ def firebus_register_rules(core: Any) -> list[type]:
     from firebus.sdk.rules import GENERIC_RULES
 
     return list(GENERIC_RULES)
+
+
+@hookimpl
+def firebus_register_drivers(core: Any) -> list[type]:
+    # Any Modbus device can be added from a register-map profile file, no plugin needed.
+    from firebus.sdk.modbus import ModbusProfileDriver
+
+    return [ModbusProfileDriver]

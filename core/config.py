@@ -329,9 +329,14 @@ def alarm_config(loaded: LoadedConfig, plugin_host: Any) -> Any:
                 ("alarms", "rules", i, "type"),
                 f"unknown rule type {rule.type!r} (known: {', '.join(sorted(known)) or 'none'})",
             )
-        options_type = getattr(known[rule.type].cls, "Options", None)
-        if options_type is not None:
-            convert(rule.options, options_type, loaded.source, ("alarms", "rules", i, "options"))
+        # Rule options are layered over per-point-class defaults, so they are checked
+        # merged with those (a bare Options struct would reject ``{alarm: 400}``).
+        check = getattr(known[rule.type].cls, "check_config", None)
+        if check is not None:
+            try:
+                check(rule.options, rule.point_classes, rule.key)
+            except ValueError as exc:
+                raise loaded.source.error(("alarms", "rules", i, "options"), str(exc)) from None
     return config
 
 

@@ -80,6 +80,7 @@ class PointEntry(msgspec.Struct, kw_only=True):
     original_name: str = ""
     overrides: dict[str, Any] = msgspec.field(default_factory=dict)
     writable: bool = False
+    expected_interval: float | None = None
     created_at: float = 0.0
     orphaned_at: float | None = None
 
@@ -131,13 +132,14 @@ class Registry:
             )
             self.devices[entry.id] = entry
         for row in await self.storage.fetchall(
-            "SELECT id, device_id, key, point_class, unit, original_name, overrides, writable, created_at, orphaned_at FROM points"
+            "SELECT id, device_id, key, point_class, unit, original_name, overrides, writable, created_at,"
+            " orphaned_at, expected_interval FROM points"
         ):
             self._index_point(
                 PointEntry(
                     id=row[0], device_id=row[1], key=row[2], point_class=row[3], unit=row[4],
                     original_name=row[5], overrides=msgspec.json.decode(row[6]), writable=bool(row[7]),
-                    created_at=row[8], orphaned_at=row[9],
+                    created_at=row[8], orphaned_at=row[9], expected_interval=row[10],
                 )
             )
 
@@ -393,13 +395,14 @@ class Registry:
                 id=point.id if point else new_id(), device_id=device_id, key=spec.key,
                 point_class=str(spec.point_class), unit=str(spec.unit), original_name=spec.name,
                 overrides=point.overrides if point else {}, writable=spec.writable,
+                expected_interval=spec.expected_interval,
                 created_at=point.created_at if point else now, orphaned_at=None,
             )
             if point != fresh:
                 self._index_point(fresh)
                 rows.append(
                     (fresh.id, device_id, fresh.key, fresh.point_class, fresh.unit, fresh.original_name,
-                     _dumps(fresh.overrides), int(fresh.writable), fresh.created_at)
+                     _dumps(fresh.overrides), int(fresh.writable), fresh.created_at, fresh.expected_interval)
                 )
                 if point is None:
                     self._publish(RegistryAction.CREATE, "point", fresh.id, {}, None)
@@ -407,9 +410,10 @@ class Registry:
         if rows:
             await self.storage.executemany(
                 "INSERT INTO points (id, device_id, key, point_class, unit, original_name, overrides, writable,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " created_at, expected_interval) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET point_class = excluded.point_class, unit = excluded.unit,"
-                " original_name = excluded.original_name, writable = excluded.writable, orphaned_at = NULL",
+                " original_name = excluded.original_name, writable = excluded.writable,"
+                " expected_interval = excluded.expected_interval, orphaned_at = NULL",
                 rows,
             )
         return out
@@ -452,6 +456,7 @@ class Registry:
             unit=point.unit, name=point.name, device_name=device.name, driver=device.driver,
             location_id=device.location_id, location_name=location.name if location else "",
             unit_id=device.unit_id, overrides=overrides, writable=point.writable,
+            expected_interval=point.expected_interval,
         )
         self._info_cache[point_id] = info
         return info

@@ -206,7 +206,7 @@ class Core:
                 await self._stop.wait()
                 await self._shutdown()
             finally:
-                with anyio.CancelScope(shield=True):
+                with anyio.CancelScope(shield=True), anyio.move_on_after(30):
                     await self.storage.barrier()
                 tg.cancel_scope.cancel()
 
@@ -228,6 +228,8 @@ class Core:
                               ("transports", self.site.transports.index(transport_cfg), "options"))
             transport = cls(transport_cfg.key, options, _TransportContext(self, transport_cfg.key))
             self.transports[transport_cfg.key] = transport
+            if hasattr(transport, "set_unrouted_handler"):
+                transport.set_unrouted_handler(self._unrouted_handler(transport_cfg.key))
             try:
                 await transport.start()
             except Exception as exc:
@@ -359,6 +361,13 @@ class Core:
                 await self.ingest.ingest(device, report.readings, on_durable=ack if last else None)
 
         return handle
+
+    def _unrouted_handler(self, transport_key: str) -> Callable[..., Awaitable[None]]:
+        async def unrouted(topic: str, payload: bytes, ack: Callable[[], None]) -> None:
+            # Kept with the reason, then acknowledged so it cannot hold the in-flight window.
+            await self.quarantine(f"{transport_key}:{topic}", payload, "no driver subscribes to this topic", ack)
+
+        return unrouted
 
     async def _record_event(self, event: Event) -> None:
         if event.data.persist:

@@ -117,4 +117,10 @@ CORE_MIGRATIONS = [
         CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         """,
     ),
+    Migration(
+        component="core",
+        version=2,
+        description="points.expected_interval for offline detection",
+        sql="ALTER TABLE points ADD COLUMN expected_interval REAL;",
+    ),
 ]

@@ -134,6 +134,7 @@ class Storage:
         self.rows_written = 0
         self.write_errors = 0
         self.last_commit_s = 0.0
+        self.writer_alive = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -159,7 +160,7 @@ class Storage:
                 try:
                     yield self
                 finally:
-                    with anyio.CancelScope(shield=True):
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(30):
                         await self.barrier()
                     tg.cancel_scope.cancel()
         finally:
@@ -214,7 +215,14 @@ class Storage:
 
     async def run_writer(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         """The single writer loop.  Run it in the core's task group."""
+        self.writer_alive = True
         task_status.started()
+        try:
+            await self._write_loop()
+        finally:
+            self.writer_alive = False
+
+    async def _write_loop(self) -> None:
         async with self._recv:
             async for first in self._recv:
                 batch = WriteBatch()
@@ -306,7 +314,13 @@ class Storage:
             return False
 
     async def barrier(self) -> None:
-        """Return once everything queued before this call is committed."""
+        """Return once everything queued before this call is committed.
+
+        Returns at once if the writer is not running (nothing queued could commit;
+        shutdown paths must not wait forever on a writer that was cancelled).
+        """
+        if not self.writer_alive:
+            return
         done = anyio.Event()
         await self._send.send(_Op(SQL_TOUCH, [], done.set))
         await done.wait()

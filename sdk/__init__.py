@@ -38,7 +38,22 @@ from .events import (
     StateChanged,
     StateReported,
 )
-from .extension import AlarmRule, NoOptions, Notifier, Transport, TransportContext, VideoDetector
+from .clock import ManualClock, SystemClock
+from .extension import NoOptions, Notifier, Transport, TransportContext, VideoDetector
+from .rule import (
+    AlarmRule,
+    AvailabilityInput,
+    CommandInput,
+    Condition,
+    Evaluation,
+    ReportInput,
+    RuleConfigError,
+    RuleInput,
+    Scope,
+    Subject,
+    TickInput,
+    ValueInput,
+)
 from .manifest import API_VERSION, Manifest, sdk_compatible
 from .migration import Migration
 from .vocab import (
@@ -64,6 +79,19 @@ __all__ = [
     "AlarmCategory",
     "AlarmEvent",
     "AlarmRule",
+    "AvailabilityInput",
+    "CommandInput",
+    "Condition",
+    "Evaluation",
+    "ManualClock",
+    "ReportInput",
+    "RuleConfigError",
+    "RuleInput",
+    "Scope",
+    "Subject",
+    "SystemClock",
+    "TickInput",
+    "ValueInput",
     "AlarmTransition",
     "Availability",
     "BusAPI",

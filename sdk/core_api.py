@@ -44,6 +44,7 @@ class PointInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     unit_id: str | None = None  # the site unit (联网单位), not the unit of measure
     overrides: dict[str, Any] = msgspec.field(default_factory=dict)
     writable: bool = False
+    expected_interval: float | None = None  # seconds between reports, from the driver
 
 
 class Clock(Protocol):

@@ -1,4 +1,4 @@
-"""Base classes of the other declarations a plugin can register.
+"""Base classes of the other declarations a plugin can register (rules: ``sdk/rule.py``).
 
 Each has a ``type_key`` (unique across all loaded plugins; a duplicate fails
 start-up naming both plugins) and an ``Options`` msgspec Struct that the
@@ -52,13 +52,6 @@ class Transport(ABC):
     @abstractmethod
     async def stop(self) -> None:
         """Disconnect and release everything."""
-
-
-class AlarmRule(ABC):
-    """A rule type: turns point states into alarm conditions."""
-
-    type_key: ClassVar[str]
-    Options: ClassVar[type[msgspec.Struct]] = NoOptions
 
 
 class Notifier(ABC):

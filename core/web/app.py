@@ -118,7 +118,10 @@ async def require(request: Request, *, api: bool) -> Principal:
         if api:
             raise ApiError(401, "unauthenticated", "log in or send 'Authorization: Bearer <token>'")
         raise LoginRequired()
-    if found.user.must_change and not api and request.url.path not in ("/password", "/logout"):
+    if found.user.must_change and found.via == "session" and request.url.path not in ("/password", "/logout"):
+        # A one-time password opens nothing but the page that replaces it.
+        if api:
+            raise ApiError(403, "password_change_required", "change the one-time password at /password first")
         raise LoginRequired()  # handled: redirect to the password page
     return found
 
@@ -162,8 +165,6 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     if _wants_json(request):
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        if exc.code == "throttled":
-            headers = {"Retry-After": exc.message.split("retry after ")[-1].split(" ")[0]}
         return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, exc.status, headers=headers)
     return render(request, "error.html", http_status=exc.status, status_code=exc.status, message=exc.message)
 

@@ -68,7 +68,6 @@ async def login_submit(request: Request) -> Response:
     address = client_address(request)
     account = name.casefold()
     next_url = _safe_next(data.get("next"))
-    lang = language(request)
     wait = state.throttle.retry_after(account, address)
     if wait > 0:
         await state.auth.log("login_throttled", name, address, f"retry after {wait:.0f}s")
@@ -90,7 +89,6 @@ async def login_submit(request: Request) -> Response:
         session_cookie_name(request), raw, httponly=True, samesite="lax", secure=is_tls(request), path="/",
     )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
-    del lang
     return response
 
 
@@ -228,7 +226,8 @@ async def notifications_page(request: Request) -> Response:
     who = await require(request, api=False)
     core = web(request).core
     scope = views.Scope(core, who)
-    offset = max(0, int(request.query_params.get("offset", "0") or 0)) if request.query_params.get("offset", "0").isdigit() else 0
+    raw_offset = request.query_params.get("offset", "")
+    offset = int(raw_offset) if raw_offset.isdigit() else 0
     rows, total = await views.notification_log(core, scope, limit=100, offset=offset)
     channels = await views.channel_health(core) if who.is_system else []
     return render(request, "notifications.html", rows=rows, total=total, offset=offset, channels=channels)

@@ -85,31 +85,33 @@ def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(tmp_path: Pat
             "  - key: counter\n    driver: test.sequence\n    transport: mqtt\n    identifiers: {serial: dev-1}\n"
         )
         log = tmp_path / "core.log"
-        core = start_core(site, log)
-        wait(lambda: "core-started" in log.read_text() or core.poll() is not None, 30, "core start")
-        assert core.poll() is None, log.read_text()
-        done = threading.Event()
-        publisher = threading.Thread(target=publish_all, args=(broker.port, done), daemon=True)
-        publisher.start()
-        kills = 0
-        for fraction in (0.25, 0.6):
-            wait(lambda: stored(db)[1] >= TOTAL * fraction, 60, f"{fraction:.0%} stored")
-            core.send_signal(signal.SIGKILL)
-            core.wait()
-            kills += 1
-            core = start_core(site, log)
+        procs = [start_core(site, log)]  # the live core is always procs[-1]
         try:
-            assert core.poll() is None
+            wait(lambda: "core-started" in log.read_text() or procs[-1].poll() is not None, 30, "core start")
+            assert procs[-1].poll() is None, log.read_text()
+            done = threading.Event()
+            publisher = threading.Thread(target=publish_all, args=(broker.port, done), daemon=True)
+            publisher.start()
+            kills = 0
+            for fraction in (0.25, 0.6):
+                wait(lambda: stored(db)[1] >= TOTAL * fraction, 60, f"{fraction:.0%} stored")
+                procs[-1].send_signal(signal.SIGKILL)
+                procs[-1].wait()
+                kills += 1
+                procs.append(start_core(site, log))
+            assert procs[-1].poll() is None
             wait(done.is_set, 60, "publisher finished")
             wait(lambda: stored(db)[1] == TOTAL, 90, "every sequence number stored")
             time.sleep(1.0)  # any redelivery still in flight lands now
             rows, distinct = stored(db)
         finally:
-            core.send_signal(signal.SIGTERM)
-            try:
-                core.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                core.kill()
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                    try:
+                        proc.wait(timeout=20)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
         assert kills == 2
         assert distinct == TOTAL  # nothing lost
         assert rows == TOTAL  # redeliveries after the kills absorbed, not double-counted
