@@ -172,6 +172,8 @@ async def test_one_time_password_must_be_changed(site) -> None:
         r = await login(c, "newbie", one_time)
         assert r.status_code == 303 and r.headers["location"] == "/password"
         assert (await c.get("/devices")).headers["location"] == "/password"
+        blocked = await c.get("/api/units")
+        assert blocked.status_code == 403 and blocked.json()["error"]["code"] == "password_change_required"
         page = await c.get("/password")
         token = csrf_of(page.text)
         weak = await c.post("/password", data={"csrf": token, "current": one_time, "new": "password1", "repeat": "password1"})
