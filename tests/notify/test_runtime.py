@@ -64,3 +64,104 @@ async def test_alarm_on_the_real_core_reaches_the_unit_by_its_site_file_key(tmp_
     body = req.json()
     assert body["alarm_id"] == "A1"
     assert "单位：一号楼物业" in body["text"]
+
+
+# -- end to end: reading → alarm engine → notify --------------------------------------------------
+
+import msgspec  # noqa: E402
+
+from firebus.sdk import DeviceInfo, PointSpec, PolledDriver, Reading, hookimpl  # noqa: E402
+
+from .conftest import SMS_BODY, sms  # noqa: E402
+
+GAS: dict[str, float] = {}
+
+
+class GasOpts(msgspec.Struct, forbid_unknown_fields=True):
+    serial: str
+    poll_interval: float = 60.0  # few polls per simulated hour: the ManualClock walks each one
+
+
+class FakeGasDetector(PolledDriver):
+    """Pure-logic stand-in for a gas detector; the alarm engine and notify are under test."""
+
+    type_key = "test.gas"
+    Options = GasOpts
+    transports = ()
+
+    async def setup(self) -> DeviceInfo:
+        return DeviceInfo(identifiers={"serial": self.options.serial}, model="G-1", name="燃气探测器")
+
+    def points(self) -> list[PointSpec]:
+        return [PointSpec(key="lel", point_class="gas_lel", unit="%LEL", name="可燃气体浓度")]
+
+    async def poll(self) -> list[Reading]:
+        return [Reading(point_key="lel", value=GAS[self.options.serial])]
+
+
+class GasPlugin:
+    @hookimpl
+    def firebus_register_drivers(self, core):
+        return [FakeGasDetector]
+
+
+async def test_gas_reading_to_text_message_escalation_acknowledge_and_clear(tmp_path, receiver) -> None:
+    GAS["G1"] = 0.0
+    site = textwrap.dedent(f"""
+        storage: {{path: {tmp_path / 'db.sqlite'}, synchronous: NORMAL}}
+        units:
+          - key: unit-a
+            name: 一号楼
+            buildings: [{{key: b1, floors: [{{key: f2, locations: [{{key: kitchen, name: 2层厨房}}]}}]}}]
+        devices:
+          - {{key: gas-1, driver: test.gas, location: kitchen, options: {{serial: G1}}}}
+        notify:
+          channels:
+            - key: sms
+              type: sms
+              options: {{url: "{receiver.url('/sms')}", body: '{SMS_BODY}'}}
+          people:
+            - {{name: duty, roles: [duty_officer], units: [unit-a], contacts: {{sms: "1001"}}}}
+            - {{name: mgr, roles: [unit_manager], units: [unit-a], contacts: {{sms: "2001"}}}}
+            - {{name: sup, roles: [supervisor], contacts: {{sms: "3000"}}}}
+            - {{name: other, roles: [duty_officer], units: [unit-b], contacts: {{sms: "9999"}}}}
+          routes:
+            - name: gas
+              categories: [gas]
+              channels: [sms]
+              escalation:
+                steps: [{{roles: [duty_officer]}}, {{roles: [unit_manager], after_minutes: 30}},
+                        {{roles: [supervisor], after_minutes: 45}}]
+    """)
+    clock = ManualClock(START)
+    async with running_core(site, clock=clock, extra_plugins={"test-gas": GasPlugin()}) as core:
+        await wait_for(lambda: core.ingest.readings_in >= 1, what="the first poll (0 %LEL)")
+        await core.bus.drain(timeout=10)
+        GAS["G1"] = 30.0  # above level 1 (25 %LEL)
+        await clock.advance(60)  # the next poll
+        await wait_for(lambda: len(sms(receiver)) == 1, what="the duty officer's text")
+        first = sms(receiver)[0]
+        assert first["to"] == "1001" and first["kind"] == "new"
+        assert first["title"] == "【可燃气体报警】2层厨房"
+        assert "单位：一号楼" in first["text"] and "数值：30.0" in first["text"]
+        # The engine's own 1-minute reminder escalates before our 30-minute step.
+        await clock.advance(60)
+        await wait_for(lambda: len(sms(receiver)) == 2, what="the engine's escalation")
+        assert sms(receiver)[1]["to"] == "2001" and sms(receiver)[1]["kind"] == "escalate"
+        await core.alarms.acknowledge(first["alarm"], "李四")
+        await core.bus.drain(timeout=10)
+        await clock.advance(3600)
+        await core.bus.drain(timeout=10)
+        assert len(sms(receiver)) == 2  # acknowledged: the supervisor is never bothered
+        GAS["G1"] = 0.0
+        await clock.advance(60)
+        await wait_for(lambda: len(sms(receiver)) == 4, what="cleared texts")
+        assert sorted((m["to"], m["kind"]) for m in sms(receiver)[2:]) == [("1001", "cleared"), ("2001", "cleared")]
+        # Lineage: each NotificationResult's parent is the alarm's context.
+        rows = await core.storage.fetchall(
+            "SELECT parent_id FROM event_log WHERE type = 'NotificationResult'"
+        )
+        alarm_ctx = await core.storage.fetchall(
+            "SELECT context_id FROM event_log WHERE type = 'AlarmEvent' AND data LIKE '%\"transition\":\"new\"%'"
+        )
+        assert rows and {r[0] for r in rows} == {alarm_ctx[0][0]}
