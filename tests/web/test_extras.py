@@ -11,11 +11,11 @@ from starlette.routing import Route
 
 from firebus.core.config import load_text
 from firebus.core.runtime import running_core
-from firebus.core.web import AuthStore, create_app, web_plugin
+from firebus.core.web import AuthStore, create_app
 from firebus.plugins.notify.schema import NOTIFY_MIGRATIONS
 from firebus.sdk import hookimpl
 
-from .conftest import PASSWORD, VALUES, Site, WebTestPlugin, site_yaml, wait_until
+from .conftest import PASSWORD, VALUES, Site, WebTestPlugin, site_yaml, wait_until, web_plugins
 
 pytestmark = pytest.mark.anyio
 
@@ -36,7 +36,7 @@ async def test_notification_log_is_scoped_by_the_alarm_unit(tmp_path: Path) -> N
     VALUES.clear()
     VALUES.update({"A1": {"smoke": True, "rc": 20}, "B1": {"smoke": False, "rc": 360}})
     loaded = load_text(site_yaml(tmp_path / "fb.db"), "site.yaml")
-    plugins = {"webtest": WebTestPlugin(), "web": web_plugin, "extra": OutboxAndRoutes()}
+    plugins = {"webtest": WebTestPlugin(), "extra": OutboxAndRoutes(), **web_plugins()}
     async with running_core(loaded, extra_plugins=plugins, autoload=False) as core:
         auth = AuthStore(core.storage)
         site = Site(core=core, app=create_app(core), auth=auth)
