@@ -24,6 +24,12 @@ demo: venv
 test: venv system-deps
 	$(BIN)/python -m pytest -q
 
+# The reliability suite alone (it is also part of `make test`): kills, broker outages,
+# storage failures, fuzzing, misbehaving plugins — bounded to a few minutes.
+test-reliability: venv system-deps
+	$(BIN)/python -m pytest -q tests/reliability
+
+# Every benchmark; one JSON line each, appended to bench/results.jsonl (see docs/benchmarks.md).
 bench: venv system-deps
 	$(BIN)/python bench/run_all.py
 

@@ -1,0 +1,209 @@
+"""Shared parts of the benchmark scripts: the machine, a telemetry push driver, site files, CPU meters.
+
+Everything here is real: the scripts start a real Mosquitto, a real core and
+real publisher processes.  The push driver is the smallest honest one (msgspec
+typed decode of one JSON reading per message), so the figures measure the
+core's path (transport → decode → registry → ingest → bus → rules → commit →
+PUBACK), not a vendor payload mapping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from firebus.sdk import DeviceReport, NoOptions, PointSpec, PushDriver, Reading, hookimpl
+
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+
+
+def progress(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def machine() -> dict[str, Any]:
+    model = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mosq = ""
+    try:
+        from firebus.sdk.testing.mosquitto import find_mosquitto
+
+        out = subprocess.run([find_mosquitto(), "-h"], capture_output=True, text=True, timeout=5)
+        mosq = (out.stdout or out.stderr).splitlines()[0].strip()
+    except Exception:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "mosquitto": mosq,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def emit(result: dict[str, Any]) -> None:
+    """The one JSON line on stdout."""
+    print(json.dumps(result, sort_keys=False), flush=True)
+
+
+# -- CPU ----------------------------------------------------------------------------------------
+
+
+class CpuMeter:
+    """CPU used by this process (all threads) and by the whole machine between start and stop."""
+
+    def start(self) -> "CpuMeter":
+        self._wall = time.perf_counter()
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        self._proc = ru.ru_utime + ru.ru_stime
+        self._sys = _proc_stat()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        wall = time.perf_counter() - self._wall
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        proc = ru.ru_utime + ru.ru_stime - self._proc
+        busy0, total0 = self._sys
+        busy1, total1 = _proc_stat()
+        machine_pct = 100.0 * (busy1 - busy0) / max(1, total1 - total0)
+        return {
+            # 100 % = one core fully busy (threads included: paho network thread, SQLite thread)
+            "core_process_cpu_pct": round(100.0 * proc / wall, 1),
+            # share of all cores (broker and publisher processes included)
+            "machine_cpu_pct": round(machine_pct, 1),
+        }
+
+
+def _proc_stat() -> tuple[int, int]:
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except OSError:
+        return 0, 1
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    total = sum(fields[:8])
+    return total - idle, total
+
+
+def rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+# -- the benchmark push driver -------------------------------------------------------------------
+
+
+class BenchPayload(msgspec.Struct):
+    s: int  # sequence number per device (makes the timestamp unique)
+    v: float | bool
+    ts: float
+
+
+class TelemetryDriver(PushDriver):
+    """``bench/<serial>/t`` → a temperature reading; ``bench/<serial>/s`` → a smoke state."""
+
+    type_key = "bench.telemetry"
+    Options = NoOptions
+    transports = ("mqtt",)
+    _decoder = msgspec.json.Decoder(BenchPayload)
+
+    def subscriptions(self) -> list[str]:
+        return ["bench/+/t", "bench/+/s"]
+
+    def decode(self, topic: str, payload: bytes) -> list[DeviceReport]:
+        msg = self._decoder.decode(payload)
+        _, serial, kind = topic.split("/")
+        key = "t" if kind == "t" else "smoke"
+        return [DeviceReport(identifiers={"serial": serial}, readings=[Reading(point_key=key, value=msg.v, ts=msg.ts)])]
+
+    def points_for(self, report: DeviceReport) -> list[PointSpec]:
+        return [
+            PointSpec(key="smoke", point_class="smoke", name="smoke")
+            if r.point_key == "smoke"
+            else PointSpec(key="t", point_class="temperature", unit="°C", name="cable temperature")
+            for r in report.readings
+        ]
+
+
+class BenchPlugin:
+    @hookimpl
+    def firebus_register_drivers(self, core: Any) -> list[type]:
+        return [TelemetryDriver]
+
+
+def site_yaml(
+    db: Path,
+    mqtt_port: int | None,
+    serials: list[str],
+    *,
+    synchronous: str = "FULL",
+    receive_maximum: int = 1000,
+    extra: str = "",
+    client_id: str = "firebus-bench",
+) -> str:
+    lines = [f"storage: {{path: '{db}', synchronous: {synchronous}}}"]
+    if mqtt_port is not None:
+        lines += [
+            "transports:",
+            "  - key: mqtt",
+            "    type: mqtt",
+            f"    options: {{port: {mqtt_port}, client_id: {client_id}, receive_maximum: {receive_maximum}}}",
+        ]
+    if serials:
+        lines.append("devices:")
+        lines += [
+            f"  - {{key: {s}, driver: bench.telemetry, transport: mqtt, identifiers: {{serial: {s}}}}}"
+            for s in serials
+        ]
+    return "\n".join(lines) + "\n" + extra
+
+
+def start_publisher(port: int, *args: str) -> subprocess.Popen[str]:
+    """bench/_publisher.py in its own process (its own GIL, its own core when there is one)."""
+    return subprocess.Popen(
+        [PYTHON, str(HERE / "_publisher.py"), "--port", str(port), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def publisher_result(proc: subprocess.Popen[str], timeout: float = 600) -> dict[str, Any]:
+    out, err = proc.communicate(timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"publisher failed ({proc.returncode}): {err[-2000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def quantiles_ms(values: list[float]) -> dict[str, float | int]:
+    if not values:
+        return {"n": 0}
+    xs = sorted(values)
+
+    def q(p: float) -> float:
+        # nearest-rank: the value below which p of the samples fall
+        idx = min(len(xs) - 1, max(0, int(round(p * len(xs) + 0.5)) - 1))
+        return round(xs[idx] * 1000, 2)
+
+    return {"n": len(xs), "p50_ms": q(0.50), "p99_ms": q(0.99), "p99_9_ms": q(0.999), "max_ms": round(xs[-1] * 1000, 2)}

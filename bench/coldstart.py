@@ -1,0 +1,165 @@
+"""Cold start with a large registry: process start → API serving and MQTT subscribed; memory.
+
+    .venv/bin/python bench/coldstart.py --devices 10000 --json
+
+Each start is a fresh Python process (imports included) running the real core
+(SQLite, registry, alarm engine with every default rule, MQTT transport to a
+real Mosquitto) and the real web app (uvicorn + Starlette).  Times are
+measured by this parent from just before it spawns the process:
+
+* ``first_start_s``: an empty database and a site file with N devices — the
+  registry is created (every device resolved and written);  the run then gives
+  each device 4 points with a latest value, through the registry and ingest;
+* ``serving_s`` (the figure): a restart on that database — until
+  ``GET /api/health`` answers 200 to this parent; ``subscribed_s``: until the
+  core reported started with its MQTT session connected and subscribed (the
+  core subscribes before the web server starts, so it is ≤ ``serving_s``);
+* ``rss_mb``: resident memory of the restarted core process at steady state;
+  ``registry_rss_mb``: minus the same process with 0 devices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import HERE, PYTHON, emit, machine, progress, site_yaml  # noqa: E402
+
+from firebus.sdk.testing.mosquitto import Mosquitto, free_port  # noqa: E402
+
+
+class CoreProcess:
+    def __init__(self, site: Path, populate: int = 0) -> None:
+        self.port = free_port()
+        self.lines: list[dict] = []
+        self.t0 = time.time()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FIREBUS_")}
+        self.proc = subprocess.Popen(
+            [PYTHON, str(HERE / "_coldstart_core.py"), str(site), "--t0", repr(self.t0), "--port", str(self.port),
+             "--populate", str(populate)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(json.loads(line))
+
+    def stage(self, name: str, timeout: float = 600) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines:
+                if line["stage"] == name:
+                    return line
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"core exited ({self.proc.returncode}): {self.proc.stderr.read()[-3000:]}")
+            time.sleep(0.01)
+        raise TimeoutError(f"no {name!r} within {timeout}s")
+
+    def wait_http(self, timeout: float = 600) -> float:
+        """Seconds from spawn until /api/health answers 200 (polled every 10 ms)."""
+        url = f"http://127.0.0.1:{self.port}/api/health"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if resp.status == 200:
+                        return time.time() - self.t0
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"core exited ({self.proc.returncode}): {self.proc.stderr.read()[-3000:]}")
+            time.sleep(0.01)
+        raise TimeoutError("API not serving")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="fb-coldstart-") as tmpdir:
+        tmp = Path(tmpdir)
+        with Mosquitto(tmp / "broker") as broker:
+            serials = [f"d{i}" for i in range(args.devices)]
+            site = tmp / "site.yaml"
+            site.write_text(site_yaml(tmp / "fb.db", broker.port, serials))
+            progress(f"first start: creating a registry of {args.devices:,} devices")
+            first = CoreProcess(site, populate=4)
+            first_serving = first.wait_http()
+            populated = first.stage("populated")
+            first.stage("steady")
+            first.stop()
+            progress(f"  serving after {first_serving:.2f} s; 4 points + latest value per device in "
+                     f"{populated['seconds']} s")
+            runs = []
+            for i in range(args.repeat):
+                proc = CoreProcess(site)
+                serving = proc.wait_http()
+                subscribed = proc.stage("subscribed")
+                steady = proc.stage("steady")
+                proc.stop()
+                runs.append({"serving_s": round(serving, 3), "subscribed_s": subscribed["s"],
+                             "python_start_s": subscribed["python_start_s"], "rss_mb": steady["rss_mb"],
+                             "devices": steady["devices"]})
+                progress(f"restart {i + 1}/{args.repeat}: serving {serving:.2f} s, subscribed {subscribed['s']:.2f} s, "
+                         f"rss {steady['rss_mb']} MB")
+            empty_site = tmp / "empty.yaml"
+            empty_site.write_text(site_yaml(tmp / "empty.db", broker.port, []))
+            base = CoreProcess(empty_site)
+            base_serving = base.wait_http()
+            base_steady = base.stage("steady")
+            base.stop()
+    best = min(runs, key=lambda r: r["serving_s"])
+    result = {
+        "bench": "coldstart",
+        "devices": args.devices,
+        "points_per_device": 4,
+        "serving_s": round(statistics.median(r["serving_s"] for r in runs), 3),
+        "subscribed_s": round(statistics.median(r["subscribed_s"] for r in runs), 3),
+        "what": "process spawn → GET /api/health 200 (core started, MQTT subscribed, web serving)",
+        "rss_mb": round(statistics.median(r["rss_mb"] for r in runs), 1),
+        "registry_rss_mb": round(statistics.median(r["rss_mb"] for r in runs) - base_steady["rss_mb"], 1),
+        "empty_core_rss_mb": base_steady["rss_mb"],
+        "empty_core_serving_s": round(base_serving, 3),
+        "python_start_s": best["python_start_s"],
+        "first_start_s": round(first_serving, 3),
+        "populate_s": populated["seconds"],
+        "runs": runs,
+        "machine": machine(),
+    }
+    if args.json:
+        emit(result)
+    else:
+        print(json.dumps(result, indent=2))
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--devices", type=int, default=10_000)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    main(parse())
