@@ -101,11 +101,15 @@ async def test_unknown_detector_is_discovered_not_trusted(tmp_path: Path, broker
         log = AlarmLog(core)
         await ready(core)
         await run_fleet(cfg, broker.port, 1.2)
-        await wait_until(lambda: core.registry.find_device({"imei": stranger}) is not None)
+        def smoke_state():
+            found = core.registry.find_device({"imei": stranger})
+            point = core.registry.point(found.id, "smoke") if found else None
+            state = core.ingest.state(point.id) if point else None
+            return state.value if state else None
+
+        await wait_until(lambda: smoke_state() == 1)  # its alarm is stored …
         found = core.registry.find_device({"imei": stranger})
         assert found.discovered and found.driver == "smoke.generic" and found.model == "generic NB-IoT smoke"
-        smoke = core.registry.point(found.id, "smoke")
-        await wait_until(lambda: core.ingest.state(smoke.id) is not None and core.ingest.state(smoke.id).value == 1)
         # Stored, visible, but its alarm is not trusted until someone commissions it.
         assert not log.find(device=found.id)
         assert not core.registry.find_device({"imei": known}).discovered
