@@ -88,8 +88,11 @@ class FieldMap(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_def
     precision: int | None = None
     #: true when the value (or any element collected with [*]) is one of these
     match: list[Any] | None = None
-    #: raw value (compared as text) → reading value; a value not in the table is a fault
+    #: raw value (compared as text) → reading value
     values: dict[str, Any] | None = None
+    #: a raw value not in ``values``: a faulty reading, or no reading at all ("skip": event
+    #: formats, where one message names one event and leaves the other states as they are)
+    unmatched: Literal["fault", "skip"] = "fault"
     #: plausible range of the engineering value; outside → faulty reading, not a value
     min: float | None = None
     max: float | None = None
@@ -104,6 +107,17 @@ class FieldMap(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_def
         if self.scale == 0:
             raise ValueError(f"point at {self.path!r}: scale must not be 0")
         _parse_path(self.path)
+
+
+class AcceptMap(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Only messages whose ``path`` holds one of ``values`` are this profile's (shared topics).
+
+    Others are not malformed, just not ours (a LoRaWAN network server publishes every
+    device type of an application on one topic pattern): ``decode`` returns nothing.
+    """
+
+    path: str
+    values: list[Any]
 
 
 class CommandMap(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -130,6 +144,7 @@ class JsonProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_
     description: str = ""
     source: str = ""  # where the format comes from (public codec, documentation)
     timestamp: TimestampMap | None = None
+    accept: AcceptMap | None = None
     required: list[str] = []
     commands: dict[str, CommandMap] = {}
 
@@ -282,8 +297,8 @@ def _as_bool(key: str, f: FieldMap, raw: Any) -> bool:
     raise _bad(key, f, raw, "a boolean (true/false, 0/1)")
 
 
-def decode_field(key: str, f: FieldMap, raw: Any) -> Reading:
-    """One point's reading from its raw value.  Raises ``ValueError`` for a value of the wrong type."""
+def decode_field(key: str, f: FieldMap, raw: Any) -> Reading | None:
+    """One point's reading from its raw value (None: skipped).  ``ValueError`` for a value of the wrong type."""
     if f.match is not None:
         items = raw if isinstance(raw, list) else [raw]
         wanted = {_norm(m) for m in f.match}
@@ -295,6 +310,8 @@ def decode_field(key: str, f: FieldMap, raw: Any) -> Reading:
         for k, v in f.values.items():
             if _norm(k) == text:
                 return Reading(point_key=key, value=v)
+        if f.unmatched == "skip":
+            return None
         return Reading(point_key=key, value=None, fault=f"unknown state {raw!r}")
     if f.type == "bool":
         return Reading(point_key=key, value=_as_bool(key, f, raw))
@@ -364,9 +381,18 @@ def identities(profile: JsonProfile, topic: str, data: dict[str, Any]) -> dict[s
     return out
 
 
-def decode_message(profile: JsonProfile, topic: str, payload: bytes) -> DeviceReport:
-    """One message → one ``DeviceReport``.  ``ValueError`` with the reason for anything malformed."""
+def decode_message(profile: JsonProfile, topic: str, payload: bytes) -> DeviceReport | None:
+    """One message → one ``DeviceReport`` (None: not this profile's, see ``accept``).
+
+    Raises ``ValueError`` with the reason for anything malformed.
+    """
     data = parse_json(payload)
+    if profile.accept is not None:
+        found = lookup(data, profile.accept.path)
+        items = found if isinstance(found, list) else [found]
+        wanted = {_norm(v) for v in profile.accept.values}
+        if found is _MISSING or not any(_norm(i) in wanted for i in items):
+            return None
     ids = identities(profile, topic, data)
     for path in profile.required:
         if lookup(data, path) is _MISSING:
@@ -388,6 +414,8 @@ def decode_message(profile: JsonProfile, topic: str, payload: bytes) -> DeviceRe
                 raise ValueError(f"point {key!r}: field {f.path!r} missing")
             continue
         reading = decode_field(key, f, raw)
+        if reading is None:
+            continue
         readings.append(msgspec.structs.replace(reading, ts=ts) if ts is not None else reading)
     if not readings:
         raise ValueError(f"nothing mappable: none of the fields of profile {profile.name!r} is in the message")
@@ -450,7 +478,8 @@ class JsonProfileDriver(PushDriver):
         return list(self.profile.topics)
 
     def decode(self, topic: str, payload: bytes) -> list[DeviceReport]:
-        return [decode_message(self.profile, topic, payload)]
+        report = decode_message(self.profile, topic, payload)
+        return [report] if report is not None else []
 
     def points_for(self, report: DeviceReport) -> list[PointSpec]:
         return self.profile.point_specs()
@@ -470,6 +499,7 @@ def make_driver(profile: JsonProfile, type_key: str, base: type[JsonProfileDrive
 
 
 __all__ = [
+    "AcceptMap",
     "CommandMap",
     "FieldMap",
     "IdentityMap",

@@ -37,6 +37,7 @@ PROFILE_PACKAGE = "firebus.plugins.smoke.profiles"
 #: point classes this plugin adds to firebus.sdk.PointClass
 POINT_CLASSES = [
     "low_battery", "mute", "self_test", "shielded", "heartbeat_interval", "sinr", "smoke_density", "link_quality",
+    "ambient_temperature",
 ]
 
 

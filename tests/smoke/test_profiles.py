@@ -106,3 +106,38 @@ def test_bad_profiles_are_refused_naming_the_field(text: str, field: str) -> Non
     with pytest.raises(ProfileError, match="bad.yaml") as err:
         parse_profile(text, "bad.yaml")
     assert field in str(err.value)
+
+
+def chirpstack(event: str, dev_eui: str = "24e124538b223213", **obj) -> bytes:
+    body = {"deduplicationId": "3c8d…", "time": "2026-11-23T12:00:00Z",
+            "deviceInfo": {"tenantName": "t", "applicationName": "smoke", "devEui": dev_eui},
+            "fCnt": 10, "fPort": 85, "data": "Ih5kABxA",
+            "object": {"version": 2, "protocol": 2, "type": "smoke sensor", "event": event, "battery": 100,
+                       "concentration": 0, "temperature": 28, **obj},
+            "rxInfo": [{"gatewayId": "0016c001f153a14c", "rssi": -57, "snr": 9.5}]}
+    return json.dumps(body).encode()
+
+
+def test_milesight_gs524n_events_through_chirpstack() -> None:
+    p = PROFILES["milesight_gs524n"]
+    topic = "application/0b7d1b56-2c5b-4a4b-9a0e-2a3f0c3f6a10/device/24e124538b223213/event/up"
+    alarm = decode_message(p, topic, chirpstack("alarm", concentration=12))
+    assert alarm.identifiers == {"deveui": "24e124538b223213"}
+    got = values(alarm)
+    assert got["smoke"] is True and got["mute"] is False and got["smoke_density"] == 12
+    assert "low_battery" not in got and "tamper" not in got  # an alarm event says nothing about those
+    assert got["rssi"] == -57 and got["snr"] == 9.5 and got["ambient_temperature"] == 28
+    silent = values(decode_message(p, topic, chirpstack("silent")))
+    assert silent["mute"] is True and "smoke" not in silent  # silenced, not over
+    normal = values(decode_message(p, topic, chirpstack("normal")))
+    assert {k: normal[k] for k in ("smoke", "mute", "low_battery", "fault", "tamper")} == dict.fromkeys(
+        ("smoke", "mute", "low_battery", "fault", "tamper"), False)
+    assert values(decode_message(p, topic, chirpstack("removed")))["tamper"] is True
+    test = values(decode_message(p, topic, chirpstack("testing alarm with low battery")))
+    assert test["self_test"] is True and test["low_battery"] is True and "smoke" not in test
+    # Another device type of the same application is not ours (and not malformed).
+    gas = json.loads(chirpstack("normal"))
+    gas["object"] = {"gas_status": "normal"}
+    assert decode_message(p, topic, json.dumps(gas).encode()) is None
+    with pytest.raises(ValueError, match="deveui"):
+        decode_message(p, topic, chirpstack("alarm", ).replace(b"24e124538b223213", b"not-an-eui"))
