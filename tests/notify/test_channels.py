@@ -240,7 +240,15 @@ async def test_mqtt_publishes_through_the_cores_transport(tmp_path) -> None:
     from firebus.core.transports.mqtt import MqttTransport
     from firebus.sdk.testing.mosquitto import Mosquitto
 
-    from ..transports.conftest import RecordingContext
+
+    class TransportCtx:  # what the core gives a transport; only logging and link state matter here
+        logger = logging.getLogger("test.notify.mqtt")
+
+        def link_changed(self, up: bool, reason: str = "") -> None:
+            pass
+
+        async def run_in_background(self, func: Any, *args: Any, name: str = "") -> None:
+            asyncio.get_running_loop().create_task(func(*args))
 
     with Mosquitto(tmp_path / "broker") as broker:
         got: list[tuple[str, bytes]] = []
@@ -253,7 +261,7 @@ async def test_mqtt_publishes_through_the_cores_transport(tmp_path) -> None:
         sub.connect("127.0.0.1", broker.port)
         sub.loop_start()
         transport = MqttTransport("site-mqtt", MqttTransport.Options(host="127.0.0.1", port=broker.port,
-                                                                     client_id="notify-test"), RecordingContext())
+                                                                     client_id="notify-test"), TransportCtx())
         try:
             await transport.start()
             await transport.wait_connected(20)
