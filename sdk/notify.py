@@ -33,7 +33,7 @@ class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
     """
 
     id: str
-    kind: str  # new | escalate | cleared | acknowledged | digest
+    kind: str  # new | escalate | cleared | acknowledged | digest | test
     channel: str
     recipient: str  # person name, or "*" for a group channel
     title: str

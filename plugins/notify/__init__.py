@@ -8,10 +8,11 @@ section of the site file configures channels, people, routes and templates
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from firebus.sdk import Manifest, hookimpl
+from firebus.sdk import ActorKind, Context, Manifest, hookimpl
 
 from .channel import Channel
 from .channels_http import SmsChannel, WebhookChannel
@@ -51,6 +52,13 @@ __all__ = [
 @hookimpl
 def firebus_register_notifiers(core: Any) -> list[type]:
     return list(CHANNELS)
+
+
+@hookimpl
+def firebus_register_routes(core: Any) -> list[Any]:
+    from .web import routes
+
+    return routes(lambda: service_for(core))
 
 
 @hookimpl
@@ -117,9 +125,18 @@ async def start(core: Any, section: dict[str, Any] | None = None, **kwargs: Any)
     section = config_section(core) if section is None else section
     if not section:
         return None  # the plugin is installed but the site does not notify anyone
-    cfg = load_config(section, notifier_types(core))
-    kwargs.setdefault("mqtt_publish", mqtt_publisher(core, cfg))
-    service = NotifyService(core, cfg, notifier_types(core), **kwargs)
+    try:
+        cfg = load_config(section, notifier_types(core))
+        kwargs.setdefault("mqtt_publish", mqtt_publisher(core, cfg))
+        service = NotifyService(core, cfg, notifier_types(core), **kwargs)
+    except NotifyConfigError as exc:
+        # The core only logs a failing startup hook; make it visible where alarms are watched too.
+        logging.getLogger("firebus.plugin.notify").error("notify: not started: %s", exc)
+        core.bus.publish(
+            NotifyChannelChanged(channel="*", channel_type="config", state="down", reason=str(exc)),
+            Context(actor=ActorKind.PLUGIN, actor_id="notify"),
+        )
+        raise
     service.subscribe()
     _services[core] = service
     core.start_task(service.run, name="notify")

@@ -165,3 +165,55 @@ async def test_gas_reading_to_text_message_escalation_acknowledge_and_clear(tmp_
             "SELECT context_id FROM event_log WHERE type = 'AlarmEvent' AND data LIKE '%\"transition\":\"new\"%'"
         )
         assert rows and {r[0] for r in rows} == {alarm_ctx[0][0]}
+
+
+async def test_panel_views_and_test_send(make_harness, receiver) -> None:
+    import httpx
+    from starlette.applications import Starlette
+
+    from .conftest import alarm, site
+
+    h = make_harness(site(receiver))
+    async with h.running() as core:
+        app = Starlette(routes=notify.firebus_register_routes(core))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://panel") as client:
+            h.publish(alarm("A1"))
+            await wait_for(lambda: len(receiver.ok("/sms")) == 1 and len(receiver.ok("/hook")) == 1, what="sent")
+
+            async def both_recorded() -> bool:
+                got = (await client.get("/outbox", params={"alarm_id": "A1", "status": "sent"})).json()
+                return len(got["notifications"]) == 2
+
+            await wait_for(both_recorded, what="both sent rows")
+            rows = (await client.get("/outbox", params={"alarm_id": "A1"})).json()["notifications"]
+            assert {(r["recipient"], r["channel"], r["status"], r["attempts"]) for r in rows} == {
+                ("duty-a", "sms", "sent", 1), ("*", "hook", "sent", 1)}
+            channels = {c["key"]: c for c in (await client.get("/channels")).json()["channels"]}
+            assert channels["sms"]["state"] == "up" and channels["sms"]["sent"] == 1
+            assert (await client.get("/outbox", params={"status": "bogus"})).status_code == 400
+            assert (await client.post("/channels/sms/test")).status_code == 400  # personal: needs an address
+            sent = await client.post("/channels/sms/test", json={"address": "5555"})
+            assert sent.status_code == 202
+            await wait_for(lambda: any(r.json()["to"] == "5555" for r in receiver.ok("/sms")), what="test text")
+            assert (await client.post("/channels/nope/test")).status_code == 404
+
+
+async def test_invalid_section_is_reported_on_the_bus() -> None:
+    published: list[object] = []
+
+    class Bus:
+        def publish(self, payload, context=None):
+            published.append(payload)
+
+    class Core:
+        bus = Bus()
+        clock = ManualClock(START)
+
+        def start_task(self, *a, **k):
+            raise AssertionError("an invalid section must not start anything")
+
+    with pytest.raises(notify.NotifyConfigError, match=r"notify.routes\[0\].channels\[0\]: no channel with key 'fax'"):
+        await notify.start(Core(), {"routes": [{"name": "r", "channels": ["fax"]}]})
+    [event] = published
+    assert isinstance(event, notify.NotifyChannelChanged)
+    assert event.state == "down" and "fax" in event.reason
