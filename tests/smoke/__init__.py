@@ -1,0 +1,1 @@
+"""Smoke plugin tests (real Mosquitto, real core, the NB smoke fleet simulator)."""

@@ -1,0 +1,1 @@
+"""Water plugin tests (real pymodbus simulators, real Mosquitto, real core)."""
