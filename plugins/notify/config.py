@@ -136,6 +136,8 @@ class OutboxConfig(Strict):
     # Give up (status ``failed``) only after this long; an hour-long outage is nothing.
     max_age_s: float = 86_400.0
     send_timeout_s: float = 30.0
+    # Finished rows (sent, failed, digested, cancelled) are kept this long for the panel and audits.
+    retention_days: float = 180.0
 
 
 class NotifyConfig(Strict):

@@ -116,6 +116,17 @@ class Outbox:
             (alarm_id,),
         )
 
+    async def purge(self, now: float) -> None:
+        """Drop finished rows older than ``retention_days`` (pending and held ones are never dropped)."""
+        cutoff = now - self.cfg.retention_days * 86_400
+        await self.storage.execute(
+            "DELETE FROM notify_outbox WHERE status IN ('sent', 'failed', 'digested', 'cancelled') AND created_ts < ?",
+            (cutoff,),
+        )
+        await self.storage.execute(
+            "DELETE FROM notify_escalation WHERE due IS NULL AND started_ts < ?", (cutoff,)
+        )
+
     async def recover(self) -> int:
         """After a restart: rows that were mid-send go back to pending (see module doc)."""
         row = await self.storage.fetchone("SELECT count(*) FROM notify_outbox WHERE status = 'inflight'")

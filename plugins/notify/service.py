@@ -146,6 +146,7 @@ class NotifyService:
                     for key in self.channels.entries:
                         tg.start_soon(self.outbox.run_channel, key, name=f"notify:{key}")
                     tg.start_soon(self.timers.run, self._fire, name="notify:timers")
+                    self.timers.set("purge|", self.clock.time() + 3600)
                     self._ready.set()
         finally:
             with anyio.CancelScope(shield=True):
@@ -377,6 +378,9 @@ class NotifyService:
             elif kind == "digest":
                 recipient, _, channel = rest.rpartition("|")
                 await self._digest(recipient, channel)
+            elif kind == "purge":
+                self.timers.set("purge|", self.clock.time() + 86_400)  # re-armed first: a failure must not end it
+                await self.outbox.purge(self.clock.time())
 
     async def _save(self, t: Tracked) -> None:
         await self.core.storage.execute(

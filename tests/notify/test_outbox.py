@@ -209,3 +209,29 @@ async def test_alarm_logged_by_the_core_but_never_handled_is_replayed_at_start(m
     async with h.running():  # and only once, however often it restarts
         await h.settle()
     assert [(m["alarm"], m["to"]) for m in sms(receiver)] == [("LOST", "1001")]
+
+
+async def test_finished_rows_are_purged_after_retention_pending_ones_never(make_harness, receiver, clock) -> None:
+    section = site(receiver, outbox={"base_backoff_s": 10, "max_backoff_s": 3600, "retention_days": 1,
+                                     "max_age_s": 7 * 86_400})
+    section["routes"][0]["escalation"] = {"steps": [{"roles": ["duty_officer"]}]}
+    h = make_harness(section)
+    async with h.running():
+        h.publish(alarm("OLD"))
+        await wait_for(lambda: len(sms(receiver)) == 1 and len(receiver.ok("/hook")) == 1, what="sent")
+
+        async def sent_recorded() -> bool:
+            return len(await h.rows("status = 'sent'")) == 2
+
+        await wait_for(sent_recorded, what="recorded")
+        receiver.fail_with(503)
+        h.publish(alarm("STUCK", ts=START + 1))
+        await wait_for(lambda: len(receiver.on("/sms")) == 2, what="attempted")
+        await clock.advance(2 * 86_400 + 3600)  # past retention and a purge pass
+
+        async def purged() -> bool:
+            return await h.rows("alarm_id = 'OLD'") == []
+
+        await wait_for(purged, what="old rows purged")
+        stuck = await h.rows("alarm_id = 'STUCK' AND channel = 'sms'")
+        assert len(stuck) == 1 and stuck[0]["status"] in ("pending", "inflight")
