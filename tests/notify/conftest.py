@@ -162,9 +162,12 @@ def _self_signed(tmp: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-@pytest.fixture
-def smtp_server(tmp_path: Path) -> Any:
-    """aiosmtpd on a free port, STARTTLS offered, AUTH (after TLS) for user ``duty``/``s3cret``."""
+@pytest.fixture(params=["starttls"])
+def smtp_server(request: Any, tmp_path: Path) -> Any:
+    """aiosmtpd on a free port, AUTH (after TLS) for user ``duty``/``s3cret``.
+
+    ``starttls``: plain connection offering STARTTLS; ``ssl``: implicit TLS (port-465 style).
+    """
     import ssl
 
     from aiosmtpd.controller import Controller
@@ -185,9 +188,11 @@ def smtp_server(tmp_path: Path) -> Any:
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(str(cert), str(key))
     box.port = free_port()
+    implicit = request.param == "ssl"
     controller = Controller(
-        box, hostname="127.0.0.1", port=box.port, tls_context=tls, require_starttls=False,
-        authenticator=authenticator, auth_require_tls=True, auth_required=False,
+        box, hostname="127.0.0.1", port=box.port, tls_context=None if implicit else tls,
+        ssl_context=tls if implicit else None, require_starttls=False,
+        authenticator=authenticator, auth_require_tls=not implicit, auth_required=False,
     )
     controller.start()
     try:

@@ -217,6 +217,17 @@ async def test_email_starttls_auth_utf8(smtp_server, monkeypatch) -> None:
     assert "位置：3号楼2层" in mail.get_content()
 
 
+@pytest.mark.parametrize("smtp_server", ["ssl"], indirect=True)
+async def test_email_implicit_tls(smtp_server, monkeypatch) -> None:
+    monkeypatch.setenv("SMTP_PASS", "s3cret")
+    opts = msgspec.convert({"host": "127.0.0.1", "port": smtp_server.port, "security": "ssl", "username": "duty",
+                            "password_env": "SMTP_PASS", "sender": "alarm@site.example", "verify_tls": False},
+                           EmailOptions)
+    await EmailChannel("mail", opts, Ctx(None)).send(msg(address="wang@site.example", language="en"))  # type: ignore[arg-type]
+    assert smtp_server.logins == [("duty", "s3cret")]
+    assert smtp_server.envelopes[0].rcpt_tos == ["wang@site.example"]
+
+
 async def test_email_wrong_password_and_refusal_are_failures(smtp_server, monkeypatch) -> None:
     monkeypatch.setenv("SMTP_PASS", "wrong")
     opts = msgspec.convert({"host": "127.0.0.1", "port": smtp_server.port, "username": "duty",
