@@ -105,6 +105,10 @@ class DeviceConfig(Strict):
     identifiers: dict[str, str] = {}
     options: dict[str, Any] = {}
     enabled: bool = True
+    #: What people set for this device, as the registry keeps it (applied at every start):
+    #: per-point rule options, e.g. {points: {pressure: {rules: {threshold: {low: 0.07}}}}},
+    #: or {expected_interval: 86400}.  The panel's own overrides of other keys are kept.
+    overrides: dict[str, Any] = {}
 
 
 class SiteConfig(Strict):

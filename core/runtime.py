@@ -156,7 +156,12 @@ class Core:
         self.bus.publish(PayloadQuarantined(source=source, reason=reason))
 
     async def write_point(self, device_id: str, point_key: str, value: Any, context: Context | None = None) -> None:
-        """Write a device point through its driver; records request and result on the bus."""
+        """Write a device point through its driver; records request and result on the bus.
+
+        ``device_id`` may also be the device's key in the site file (linkage actions are
+        written by people who know "fire-pump-2", not its registry id).
+        """
+        device_id = self.device_ids.get(device_id, device_id)
         command_id = new_id()
         ctx = context or Context(actor=ActorKind.SYSTEM)
         self.bus.publish(CommandRequested(command_id=command_id, device_id=device_id, point_key=point_key, value=value), ctx)
@@ -262,7 +267,7 @@ class Core:
                 identifiers, driver=cls.type_key, transport=device_cfg.transport,
                 config_key=device_cfg.key, location_key=device_cfg.location,
             )
-            self._overrides_from_config(device, device_cfg)
+            await self._overrides_from_config(device, device_cfg)
             key = (device_cfg.transport or "", cls.type_key)
             if key not in self.push:
                 driver = cls(options, _DriverContext(self, transport, cls.type_key))
@@ -277,7 +282,7 @@ class Core:
             identifiers, driver=cls.type_key, transport=device_cfg.transport,
             config_key=device_cfg.key, location_key=device_cfg.location,
         )
-        self._overrides_from_config(device, device_cfg)
+        await self._overrides_from_config(device, device_cfg)
         ctx = _DriverContext(self, transport, cls.type_key, device)
         driver = cls(options, ctx)
         self.polled[device.id] = driver
@@ -285,9 +290,11 @@ class Core:
         self.start_task(self._run_polled, driver, ctx, device_cfg, name=f"poll:{device_cfg.key}")
         return device.id
 
-    def _overrides_from_config(self, device: DeviceEntry, cfg: DeviceConfig) -> None:
+    async def _overrides_from_config(self, device: DeviceEntry, cfg: DeviceConfig) -> None:
         if cfg.name and device.original_name != cfg.name and not device.overrides.get("name"):
             device.original_name = cfg.name
+        if cfg.overrides:
+            await self.registry.set_device_overrides(device.id, **cfg.overrides)
 
     async def _run_polled(self, driver: PolledDriver, ctx: _DriverContext, cfg: DeviceConfig) -> None:
         assert ctx.device is not None

@@ -157,7 +157,8 @@ def timeline(cfg: FleetConfig, duration: float) -> list[Message]:
             "state": dict(st),
             "battery": int(battery),
             "rsrp": d.rsrp,
-            "heartbeat_s": int(cfg.heartbeat_s),
+            # whole seconds as devices send them; a sub-second test period stays exact
+            "heartbeat_s": int(cfg.heartbeat_s) if float(cfg.heartbeat_s).is_integer() else cfg.heartbeat_s,
             "smoke_density": round(rng.uniform(8, 20), 1) if st["smoke"] else round(rng.uniform(0, 0.3), 2),
         }
         out.append(Message(t, f"{cfg.prefix}/{d.imei}/up", payload))

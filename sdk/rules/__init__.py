@@ -10,6 +10,7 @@ from .confirm import ConfirmOptions, MultiDetectorRule
 from .demand import DemandFeedbackRule, DemandOptions
 from .heartbeat import HeartbeatOptions, HeartbeatRule
 from .rate import RateOfRiseRule, RateOptions
+from .reported import ReportedHeartbeatRule
 from .sanity import MODBUS_SENTINELS, SanityOptions, SensorSanityRule
 from .status import DeviceStatusRule, Flag, StatusOptions
 from .threshold import Level, ThresholdOptions, ThresholdRule
@@ -39,6 +40,7 @@ __all__ = [
     "MultiDetectorRule",
     "RateOfRiseRule",
     "RateOptions",
+    "ReportedHeartbeatRule",
     "SanityOptions",
     "SensorSanityRule",
     "StatusOptions",
