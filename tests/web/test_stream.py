@@ -102,3 +102,5 @@ async def test_stream_refuses_bad_requests_and_ends_on_revocation(site, monkeypa
         server.stop()
         with anyio.fail_after(10):
             await other.closed.wait()
+    # Every stream's bus subscription went with its connection: nothing leaks.
+    await wait_until(lambda: not [n for n in site.core.bus.metrics()["subscribers"] if n.startswith("web-events-")])
