@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 from firebus.sdk.context import Context
 from firebus.sdk.events import AvailabilityChanged
@@ -14,8 +15,9 @@ log = logging.getLogger(__name__)
 
 
 class AvailabilityTracker:
-    def __init__(self, bus: EventBus) -> None:
+    def __init__(self, bus: EventBus, describe: Callable[[str], str] = str) -> None:
         self.bus = bus
+        self.describe = describe  # device id → what a person calls it, for log lines
         self.current: dict[str, Availability] = {}
 
     def set(self, device_id: str, availability: Availability, reason: str = "") -> bool:
@@ -25,9 +27,9 @@ class AvailabilityTracker:
             return False
         self.current[device_id] = availability
         if availability is Availability.UNAVAILABLE:
-            log.warning("device %s unavailable: %s", device_id, reason or "no reason given")
+            log.warning("device %s unavailable: %s", self.describe(device_id), reason or "no reason given")
         elif previous is Availability.UNAVAILABLE:
-            log.info("device %s available again", device_id)
+            log.info("device %s available again", self.describe(device_id))
         self.bus.publish(
             AvailabilityChanged(device_id=device_id, availability=availability, reason=reason),
             Context(actor=ActorKind.DEVICE, actor_id=device_id),

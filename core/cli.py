@@ -77,26 +77,51 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runtime import Core
-
     try:
         loaded, host = _load_and_prepare(args.config)
     except (ConfigError, PluginError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-
-    async def main() -> None:
-        core = Core(loaded, host)
-        async with anyio.create_task_group() as tg:
-            await tg.start(core.run)
-            logging.getLogger("firebus").info("firebus running: %s (%d devices)", loaded.path, len(loaded.site.devices))
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
-                    core.stop()
-                    break
-
-    anyio.run(main)
+    anyio.run(run_site, loaded, host, args)
     return 0
+
+
+async def run_site(loaded: Any, host: PluginHost, args: argparse.Namespace, demo: bool = False) -> None:
+    """Run the core and (unless --no-web) the panel until SIGINT/SIGTERM."""
+    from .runtime import Core
+    from .web import demo_credentials, ensure_first_admin, serve
+
+    core = Core(loaded, host)
+    async with anyio.create_task_group() as tg:
+        await tg.start(core.run)
+        logging.getLogger("firebus").info("firebus running: %s (%d devices)", loaded.path, len(loaded.site.devices))
+        server = None
+        if not getattr(args, "no_web", False):
+            if demo:
+                name, password = await demo_credentials(core.storage)
+                print(f"demo login: {name} / {password}", flush=True)
+            else:
+                password = await ensure_first_admin(core.storage)
+                if password:
+                    print(
+                        f"first start: log in as 'admin' with the one-time password {password} "
+                        "(shown once; it must be changed at first login)",
+                        flush=True,
+                    )
+            server = await tg.start(serve, core, args.host, args.port)
+            print(f"panel: {server.url}", flush=True)
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                if server is not None:
+                    server.stop()  # the panel first, then the core
+                core.stop()
+                break
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args)
 
 
 def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
@@ -113,9 +138,25 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
     p.add_argument("config", help="site file (YAML)")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("run", help="run a site")
+    p = sub.add_parser("run", help="run a site: the core and its web panel")
     p.add_argument("--config", "-c", required=True, help="site file (YAML)")
+    p.add_argument("--host", help="panel address (default: the site file's web.host)")
+    p.add_argument("--port", type=int, help="panel port (default: the site file's web.port)")
+    p.add_argument("--no-web", action="store_true", help="run without the panel")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "demo",
+        help="run the demo site: simulated devices of every class, the core and the panel",
+        description="Starts a local Mosquitto, Modbus and MQTT device simulators, the core on "
+        "examples/site.yaml and the panel; prints the URL and the demo login.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="panel address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="panel port (default 8080)")
+    p.add_argument("--data", default="data/demo", help="folder for the demo database and broker (default data/demo)")
+    p.add_argument("--config", help="site file (default: examples/site.yaml)")
+    p.add_argument("--no-web", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_demo)
 
     try:
         from .sim.cli import add_sim_commands
@@ -124,6 +165,9 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
     else:
         add_sim_commands(sub)
 
+    from .web import add_web_commands
+
+    add_web_commands(sub)
     if host is not None:
         host.call_each("firebus_register_commands", cli=sub)
     return parser
@@ -145,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # one line per HTTP request drowns the alarms
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 import msgspec
 
 from firebus.sdk.context import Context, new_id
-from firebus.sdk.core_api import PointInfo
+from firebus.sdk.core_api import PlaceInfo, PointInfo
 from firebus.sdk.driver import DeviceInfo, PointSpec
 from firebus.sdk.events import RegistryAction, RegistryUpdated
 from firebus.sdk.vocab import PlaceKind
@@ -471,6 +471,12 @@ class Registry:
             if device.location_id == location_id and device.orphaned_at is None
             for info in self.points_of_device(device.id)
         ]
+
+    def place(self, place_id: str) -> PlaceInfo | None:
+        place = self.places.get(place_id)
+        if place is None:
+            return None
+        return PlaceInfo(id=place.id, kind=str(place.kind), key=place.key, name=place.name, parent_id=place.parent_id)
 
     def _invalidate_device(self, device_id: str) -> None:
         for point in self._points_by_device.get(device_id, {}).values():

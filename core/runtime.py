@@ -33,7 +33,16 @@ from firebus.sdk.vocab import ActorKind, Availability
 from .availability import AvailabilityTracker
 from .bus import EventBus
 from .alarms import ALARM_MIGRATIONS, AlarmEngine
-from .config import DeviceConfig, LoadedConfig, SiteConfig, alarm_config, convert, load_text, validate_options
+from .config import (
+    DeviceConfig,
+    LoadedConfig,
+    SiteConfig,
+    alarm_config,
+    convert,
+    load_text,
+    parse_msgspec_path,
+    validate_options,
+)
 from .ingest import Ingest
 from .plugins import PluginHost
 from .registry import DeviceEntry, Registry
@@ -115,7 +124,7 @@ class Core:
         )
         self.registry = Registry(self.storage, self.bus)
         self.ingest = Ingest(self.storage, self.registry, self.bus, now=self.clock.time)
-        self.availability = AvailabilityTracker(self.bus)
+        self.availability = AvailabilityTracker(self.bus, self._describe_device)
         self.transports: dict[str, Transport] = {}
         self.polled: dict[str, PolledDriver] = {}  # device id → driver
         self.push: dict[tuple[str, str], PushDriver] = {}  # (transport, driver type) → driver
@@ -128,6 +137,10 @@ class Core:
         self._started = anyio.Event()
         self.alarms: AlarmEngine | None = None
         self.extras: dict[str, Any] = {}  # per-plugin runtime objects, keyed by plugin name
+
+    def _describe_device(self, device_id: str) -> str:
+        device = self.registry.devices.get(device_id)
+        return f"{device.config_key or device.name} ({device_id})" if device else device_id
 
     # -- CoreAPI -----------------------------------------------------------------------------
 
@@ -199,7 +212,9 @@ class Core:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             self.bus.attach(tg)
-            migrations = [*ALARM_MIGRATIONS]
+            from .web.auth import WEB_MIGRATIONS
+
+            migrations = [*ALARM_MIGRATIONS, *WEB_MIGRATIONS]
             migrations += [m for _, ms in self.plugins.call_each("firebus_register_migrations", core=self) for m in (ms or [])]
             await self.storage.open(migrations)
             await tg.start(self.storage.run_writer)
@@ -422,18 +437,27 @@ class Core:
                 log.exception("transport %s: stop failed", key)
         await self.bus.drain(timeout=5)
 
+    def plugin_config(self, name: str) -> dict[str, Any]:
+        return dict(self.config.raw.get(name) or {})
+
+    def declared_types(self, kind: str) -> dict[str, type]:
+        return {key: decl.cls for key, decl in self.plugins.declarations[kind].items()}
+
+    async def mqtt_publish(
+        self, topic: str, payload: bytes, qos: int = 1, retain: bool = False, *, transport: str | None = None
+    ) -> None:
+        candidates = [
+            t for key, t in self.transports.items()
+            if hasattr(t, "publish") and (transport is None or key == transport)
+        ]
+        if not candidates:
+            raise RuntimeError(f"no MQTT transport {transport or ''} configured to publish {topic!r}".replace("  ", " "))
+        await candidates[0].publish(topic, payload, qos=qos, retain=retain)
+
     def _linkage_handlers(self) -> dict[str, Any]:
-        """``mqtt_publish`` linkage goes out through the first MQTT transport, if any."""
         from .alarms import make_mqtt_publish_handler
 
-        async def publish(topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
-            for transport in self.transports.values():
-                if hasattr(transport, "publish"):
-                    await transport.publish(topic, payload, qos=qos, retain=retain)
-                    return
-            raise RuntimeError("no MQTT transport configured for mqtt_publish linkage")
-
-        return {"mqtt_publish": make_mqtt_publish_handler(publish)}
+        return {"mqtt_publish": make_mqtt_publish_handler(self.mqtt_publish)}
 
     def metrics(self) -> dict[str, Any]:
         return {
@@ -458,8 +482,13 @@ def build_plugin_host(site: SiteConfig, *, extra_plugins: dict[str, object] | No
 
 
 def prepare(loaded: LoadedConfig, host: PluginHost, core: "Core | None" = None) -> None:
+    """Declarations, then every check that can fail before anything starts."""
     host.collect_declarations(core)
     validate_options(loaded, host)
+    for plugin, problems in host.call_each("firebus_validate_site", core=core, site=loaded.raw):
+        for problem in problems or []:
+            path = parse_msgspec_path("$." + problem.path)
+            raise loaded.source.error(path, f"{problem.message} (plugin {plugin})")
 
 
 @asynccontextmanager

@@ -9,7 +9,17 @@ from __future__ import annotations
 import pluggy
 
 from .context import Context, new_id
-from .core_api import BusAPI, Clock, CoreAPI, OverflowPolicy, PointInfo, RegistryAPI, StorageAPI
+from .core_api import (
+    BusAPI,
+    Clock,
+    CoreAPI,
+    OverflowPolicy,
+    PlaceInfo,
+    PointInfo,
+    RegistryAPI,
+    SiteProblem,
+    StorageAPI,
+)
 from .driver import (
     DeviceInfo,
     DeviceReport,
@@ -98,7 +108,9 @@ __all__ = [
     "Clock",
     "CoreAPI",
     "OverflowPolicy",
+    "PlaceInfo",
     "PointInfo",
+    "SiteProblem",
     "RegistryAPI",
     "StorageAPI",
     "AvailabilityChanged",

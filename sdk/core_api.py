@@ -47,6 +47,23 @@ class PointInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     expected_interval: float | None = None  # seconds between reports, from the driver
 
 
+class PlaceInfo(msgspec.Struct, frozen=True):
+    """A unit (联网单位), building, floor or location of the site."""
+
+    id: str
+    kind: str
+    key: str
+    name: str = ""
+    parent_id: str | None = None
+
+
+class SiteProblem(msgspec.Struct, frozen=True):
+    """A problem a plugin found in the site file (``firebus_validate_site``)."""
+
+    path: str  # e.g. "notify.channels[0].options.url"
+    message: str
+
+
 class Clock(Protocol):
     """Wall time and sleeping, replaceable by a controllable clock in tests."""
 
@@ -88,6 +105,8 @@ class RegistryAPI(Protocol):
 
     def points_at_location(self, location_id: str) -> list[PointInfo]: ...
 
+    def place(self, place_id: str) -> PlaceInfo | None: ...
+
 
 class CoreAPI(Protocol):
     bus: BusAPI
@@ -96,6 +115,17 @@ class CoreAPI(Protocol):
     clock: Clock
 
     def logger(self, name: str) -> logging.Logger: ...
+
+    def plugin_config(self, name: str) -> dict[str, Any]:
+        """The site file's top-level section ``name`` (e.g. ``notify``) as plain data."""
+
+    def declared_types(self, kind: str) -> dict[str, type]:
+        """Classes every loaded plugin registered for ``kind`` (transport, driver, rule, notifier, detector)."""
+
+    async def mqtt_publish(
+        self, topic: str, payload: bytes, qos: int = 1, retain: bool = False, *, transport: str | None = None
+    ) -> None:
+        """Publish through the site's MQTT transport (``transport`` names one if there are several)."""
 
     def start_task(self, func: Callable[..., Awaitable[Any]], *args: Any, name: str = "") -> None:
         """Run ``func(*args)`` in the core's task group until the core stops."""

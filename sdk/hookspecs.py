@@ -89,6 +89,17 @@ def firebus_register_migrations(core: Any) -> list[Any]:
 
 
 @hookspec
+def firebus_validate_site(core: Any, site: dict[str, Any]) -> list[Any]:
+    """Check the plugin's part of the site file before anything starts.
+
+    ``site`` is the whole site file as plain data.  Return a list of
+    ``firebus.sdk.SiteProblem(path, message)`` with ``path`` like
+    ``"notify.channels[0].options.url"``; the core reports the first as
+    ``site.yaml:LINE: path: message`` and refuses to start (``firebus check`` too).
+    """
+
+
+@hookspec
 def firebus_startup(core: Any) -> Any:
     """Called once the core has started; may return an awaitable the core awaits."""
 

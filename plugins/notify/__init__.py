@@ -12,7 +12,7 @@ import logging
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from firebus.sdk import ActorKind, Context, Manifest, hookimpl
+from firebus.sdk import ActorKind, Context, Manifest, SiteProblem, hookimpl
 
 from .channel import Channel
 from .channels_http import SmsChannel, WebhookChannel
@@ -72,52 +72,47 @@ def service_for(core: Any) -> NotifyService | None:
 
 
 def config_section(core: Any) -> dict[str, Any]:
-    """The ``notify:`` section of the site file.
-
-    Preferred: ``core.plugin_config("notify")`` (requested from the core);
-    until then the ``notify`` attribute of ``core.site``.
-    """
-    getter = getattr(core, "plugin_config", None)
-    if callable(getter):
-        return getter("notify") or {}
-    site = getattr(core, "site", None)
-    return dict(getattr(site, "notify", None) or {})
+    """The ``notify:`` section of the site file."""
+    return core.plugin_config("notify") or {}
 
 
 def notifier_types(core: Any) -> dict[str, type]:
-    """Every notifier type the core knows (other plugins may add some), else ours."""
+    """Every notifier type the core knows (other plugins may add some), and ours."""
     known: dict[str, type] = {cls.type_key: cls for cls in CHANNELS}
-    lookup = getattr(core, "notifier_types", None)
-    if callable(lookup):
-        known.update(lookup())
-    else:  # interim: the core's plugin host (declarations of every loaded plugin)
-        declared = getattr(getattr(core, "plugins", None), "declarations", {}) or {}
-        for key, decl in (declared.get("notifier") or {}).items():
-            known[key] = getattr(decl, "cls", decl)
+    known.update(core.declared_types("notifier"))
     return known
 
 
 def mqtt_publisher(core: Any, cfg: NotifyConfig) -> Any:
-    """The core's MQTT publish function for the MQTT channel.
-
-    Preferred: ``core.mqtt_publish(topic, payload, qos, retain)`` (requested
-    from the core).  Until then: the ``publish`` of the site's MQTT transport
-    named by the channel's ``transport`` option, or the only one there is.
-    """
-    direct = getattr(core, "mqtt_publish", None)
-    if callable(direct):
-        return direct
-    transports = getattr(core, "transports", None) or {}
-    wanted = [ch.options.get("transport") for ch in cfg.channels if ch.type == "mqtt"]
-    candidates = [t for k, t in transports.items() if hasattr(t, "publish") and (k in wanted or None in wanted)]
-    if not candidates:
-        return None
-    transport = candidates[0]
+    """The core's MQTT publish, bound to the transport the MQTT channel names (if any)."""
+    wanted = next((ch.options.get("transport") for ch in cfg.channels if ch.type == "mqtt"), None)
 
     async def publish(topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        await transport.publish(topic, payload, qos=qos, retain=retain)
+        if wanted is None:
+            await core.mqtt_publish(topic, payload, qos, retain)
+        else:
+            await core.mqtt_publish(topic, payload, qos, retain, transport=wanted)
 
     return publish
+
+
+@hookimpl
+def firebus_validate_site(core: Any, site: dict[str, Any]) -> list[SiteProblem]:
+    """Refuse to start with an invalid ``notify:`` section, naming its line."""
+    section = site.get("notify") or {}
+    if not section:
+        return []
+    types: dict[str, type] = {cls.type_key: cls for cls in CHANNELS}
+    if core is not None:
+        types.update(core.declared_types("notifier"))
+    try:
+        load_config(section, types)
+    except NotifyConfigError as exc:
+        path, _, message = str(exc).partition(": ")
+        if not path.startswith("notify"):
+            path, message = "notify", str(exc)
+        return [SiteProblem(path=path, message=message)]
+    return []
 
 
 async def start(core: Any, section: dict[str, Any] | None = None, **kwargs: Any) -> NotifyService | None:

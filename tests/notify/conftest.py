@@ -227,6 +227,12 @@ class TestCore:
     def plugin_config(self, name: str) -> dict[str, Any]:
         return self._section if name == "notify" else {}
 
+    def declared_types(self, kind: str) -> dict[str, type]:
+        return {}
+
+    async def mqtt_publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False, *, transport: str | None = None) -> None:
+        raise RuntimeError("no MQTT transport in this test core")
+
 
 class NotifyHarness:
     def __init__(self, db: Path, section: dict[str, Any], clock: ManualClock) -> None:
