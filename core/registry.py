@@ -65,10 +65,13 @@ class DeviceEntry(msgspec.Struct, kw_only=True):
     created_at: float = 0.0
     updated_at: float = 0.0
     orphaned_at: float | None = None
+    #: the site file's ``name:``; re-read at every start, so not persisted
+    config_name: str = ""
 
     @property
     def name(self) -> str:
-        return self.overrides.get("name") or self.original_name or self.config_key or self.id
+        """A person's name (panel) beats the site file's, which beats the driver's."""
+        return self.overrides.get("name") or self.config_name or self.original_name or self.config_key or self.id
 
 
 class PointEntry(msgspec.Struct, kw_only=True):

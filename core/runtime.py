@@ -306,8 +306,8 @@ class Core:
         return device.id
 
     async def _overrides_from_config(self, device: DeviceEntry, cfg: DeviceConfig) -> None:
-        if cfg.name and device.original_name != cfg.name and not device.overrides.get("name"):
-            device.original_name = cfg.name
+        device.config_name = cfg.name
+        self.registry._invalidate_device(device.id)
         if cfg.overrides:
             await self.registry.set_device_overrides(device.id, **cfg.overrides)
 

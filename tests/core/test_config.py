@@ -104,5 +104,28 @@ def test_example_site_is_valid() -> None:
     example = Path(__file__).parents[2] / "examples" / "site.yaml"
     site = load_file(example, env={}).site
     classes = {d.driver.split(".")[0] for d in site.devices}
-    assert len(site.units) == 1 and len(site.units[0].buildings) == 2
+    school = site.units[0]
+    assert len(school.buildings) == 2
     assert {"leakage", "smoke", "gas", "water"} <= classes
+
+
+def test_firebus_check_validates_with_plugins_and_reports_lines(tmp_path: Path) -> None:
+    """The CLI loads the real plugins: driver options and the notify section are checked too."""
+    import subprocess
+    import sys
+
+    example = Path(__file__).parents[2] / "examples" / "site.yaml"
+    ok = subprocess.run([sys.executable, "-m", "firebus.core.cli", "check", str(example)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "OK" in ok.stdout
+    text = example.read_text()
+    broken = tmp_path / "site.yaml"
+    broken.write_text(text.replace("unit: 12\n", "unit: twelve\n", 1))
+    bad = subprocess.run([sys.executable, "-m", "firebus.core.cli", "check", str(broken)], capture_output=True, text=True)
+    assert bad.returncode == 2
+    line = text[: text.index("unit: 12\n")].count("\n") + 1
+    assert f"{broken}:{line}: devices[1].options.unit" in bad.stderr, bad.stderr
+    broken.write_text(text.replace("channels: [duty-room]", "channels: [nowhere]"))
+    bad = subprocess.run([sys.executable, "-m", "firebus.core.cli", "check", str(broken)], capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert f"{broken}:" in bad.stderr and "notify.routes[0]" in bad.stderr, bad.stderr
