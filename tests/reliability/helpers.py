@@ -1,0 +1,82 @@
+"""Helpers of the reliability suite: a core in its own process, waits with deadlines."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+
+
+def wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll until ``predicate()`` is truthy; a generous deadline, never a fixed sleep as the assertion."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+class CoreProcess:
+    """relcore.py as a child process; ``kill()`` is SIGKILL (no shutdown, no flush)."""
+
+    def __init__(self, site: Path, log: Path, script: Path = HERE / "relcore.py") -> None:
+        self.site = site
+        self.log = log
+        self.script = script
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.kills = 0
+        self.starts = 0
+
+    def start(self, timeout: float = 60) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FIREBUS_")}
+        marker = self.log.read_text().count("core-started") if self.log.exists() else 0
+        self.proc = subprocess.Popen([sys.executable, str(self.script), str(self.site)],
+                                     stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=env)
+        self.starts += 1
+        wait(lambda: self.log.read_text().count("core-started") > marker or self.proc.poll() is not None,
+             timeout, "core start")
+        assert self.proc.poll() is None, self.log.read_text()[-4000:]
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.kills += 1
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def settle(self, db: Path, quiet: float = 1.5, timeout: float = 60) -> None:
+        """Wait until the database stops changing for ``quiet`` seconds (redeliveries and alarms landed)."""
+
+        def snapshot() -> tuple[int, ...]:
+            with sqlite3.connect(db, timeout=5) as conn:
+                return tuple(conn.execute(
+                    "SELECT (SELECT count(*) FROM readings), (SELECT count(*) FROM alarm_history),"
+                    " (SELECT count(*) FROM alarms)").fetchone())
+
+        deadline = time.monotonic() + timeout
+        last, since = snapshot(), time.monotonic()
+        while time.monotonic() - since < quiet:
+            if time.monotonic() > deadline:
+                raise AssertionError("the database kept changing")
+            time.sleep(0.1)
+            now = snapshot()
+            if now != last:
+                last, since = now, time.monotonic()

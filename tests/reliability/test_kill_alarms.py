@@ -1,0 +1,171 @@
+"""SIGKILL the core repeatedly in an alarm storm: no acknowledged reading lost, no alarm lost.
+
+tests/core/test_no_loss.py proves readings survive two kills.  Here every
+reading is also an alarm transition: ten temperature points alternate 20 °C /
+90 °C, so each 90 °C reading must raise a NEW alarm (threshold 85 °C) and each
+20 °C reading clear it.  The core is killed with SIGKILL four times while this
+runs.  Afterwards, per point:
+
+* every sequence number the publisher sent is stored exactly once;
+* the number of alarms equals the number of 90 °C readings stored — an alarm
+  whose reading was acknowledged must exist even if the kill came between the
+  reading's commit and the alarm's;
+* the alarm state matches the last reading (active iff it was 90 °C), and no
+  point has two active alarms.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import threading
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from firebus.sdk.testing.mosquitto import Mosquitto
+
+from .helpers import CoreProcess, wait
+
+DEVICES = 10
+TOTAL = 2000
+BASE_TS = 1_800_000_000.0
+
+
+def value(seq: int) -> float:
+    # per device: 20, 90, 20, 90 … (seq // DEVICES is the device's own counter)
+    return 90.0 if (seq // DEVICES) % 2 else 20.0
+
+
+def publish(port: int, done: threading.Event, errors: list[BaseException]) -> None:
+    try:
+        _publish(port)
+    except BaseException as exc:  # reported by the test, not lost in a thread
+        errors.append(exc)
+    finally:
+        done.set()
+
+
+def _publish(port: int) -> None:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="rel-pub", protocol=mqtt.MQTTv311)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    infos = []
+    for seq in range(TOTAL):
+        payload = json.dumps({"seq": seq, "v": value(seq), "ts": BASE_TS + seq / 100})
+        infos.append(client.publish(f"rel/dev{seq % DEVICES}/t", payload, qos=1))
+        if seq % 50 == 0:
+            threading.Event().wait(0.03)  # a steady stream, so kills land mid-storm
+    for info in infos:
+        info.wait_for_publish(timeout=60)
+    client.disconnect()
+    client.loop_stop()
+
+
+def stored(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return conn.execute("SELECT count(*) FROM readings").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+class Storm:
+    """What one storm left in the database, per temperature point."""
+
+    def __init__(self, db: Path) -> None:
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            self.points = dict(conn.execute(
+                "SELECT p.id, d.config_key FROM points p JOIN devices d ON d.id = p.device_id WHERE p.key = 't'"
+            ).fetchall())
+            self.readings = conn.execute("SELECT point_id, ts, value FROM readings ORDER BY point_id, ts").fetchall()
+            alarms = conn.execute("SELECT point_id, active FROM alarms WHERE category = 'electrical_alarm'").fetchall()
+        self.hot: dict[str, int] = {}
+        self.last: dict[str, float] = {}
+        for point_id, _, v in self.readings:
+            self.hot[point_id] = self.hot.get(point_id, 0) + (v > 85)
+            self.last[point_id] = v
+        self.raised: dict[str, int] = {}
+        self.active: dict[str, int] = {}
+        for point_id, is_active in alarms:
+            self.raised[point_id] = self.raised.get(point_id, 0) + 1
+            self.active[point_id] = self.active.get(point_id, 0) + is_active
+
+
+def storm(tmp_path: Path, kills: tuple[float, ...] = (0.15, 0.35, 0.55, 0.75)) -> Storm:
+    with Mosquitto(tmp_path / "broker") as broker:
+        db = tmp_path / "fb.db"
+        site = tmp_path / "site.yaml"
+        devices = "".join(
+            f"  - {{key: dev{i}, driver: rel.temp, transport: mqtt, identifiers: {{serial: dev{i}}}}}\n"
+            for i in range(DEVICES)
+        )
+        site.write_text(
+            f"storage: {{path: '{db}'}}\n"
+            "alarms: {escalation: {}}\n"
+            "transports:\n"
+            f"  - {{key: mqtt, type: mqtt, options: {{port: {broker.port}, client_id: rel-core, receive_maximum: 100}}}}\n"
+            "devices:\n" + devices
+        )
+        core = CoreProcess(site, tmp_path / "core.log")
+        try:
+            core.start()
+            done, errors = threading.Event(), []
+            threading.Thread(target=publish, args=(broker.port, done, errors), daemon=True).start()
+            for fraction in kills:
+                wait(lambda: stored(db) >= TOTAL * fraction, 90, f"{fraction:.0%} stored")
+                core.kill()
+                core.start()
+            wait(done.is_set, 90, "publisher finished")
+            assert not errors, f"publisher failed: {errors!r}"
+            wait(lambda: stored(db) >= TOTAL, 120, "every reading stored")
+            core.settle(db)
+        finally:
+            core.stop()
+        assert core.kills == len(kills)
+    result = Storm(db)
+    assert len(result.readings) == TOTAL  # nothing lost, nothing counted twice
+    base_ms = int(BASE_TS * 1000)
+    assert {(ts - base_ms) // 10 for _, ts, _ in result.readings} == set(range(TOTAL))  # ts = BASE + seq·10 ms
+    return result
+
+
+@pytest.fixture(scope="module")
+def storm_result(tmp_path_factory: pytest.TempPathFactory) -> Storm:
+    """One storm (four kills) shared by the checks below."""
+    return storm(tmp_path_factory.mktemp("storm"))
+
+
+@pytest.mark.slow
+def test_sigkill_in_an_alarm_storm_keeps_every_reading_and_alarm_state_follows_the_last_one(storm_result: Storm) -> None:
+    s = storm_result  # storm() asserted: every sequence number stored exactly once
+    for point_id, key in s.points.items():
+        assert s.active.get(point_id, 0) == (1 if s.last[point_id] > 85 else 0), f"{key}: alarm state ≠ last reading"
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason=(
+    "KNOWN BUG (intermittent, depends on where the kill lands): the MQTT ack follows the reading's commit, "
+    "not the alarm engine's; a kill between the two loses the alarm of an acknowledged reading. "
+    "Fix proposed in docs/benchmarks.md, 'Findings'"))
+def test_sigkill_in_an_alarm_storm_loses_no_alarm_of_an_acknowledged_reading(storm_result: Storm) -> None:
+    s = storm_result
+    short = {s.points[p]: (s.hot[p], s.raised.get(p, 0)) for p in s.points if s.raised.get(p, 0) < s.hot[p]}
+    assert not short, f"(readings above 85 °C, alarms raised) per device: {short}"
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason=(
+    "KNOWN BUG (intermittent): core/ingest.py compares a redelivered, older reading with the current state, "
+    "so a QoS 1 redelivery after a crash raises again an alarm that was raised and cleared. "
+    "Fix proposed in docs/benchmarks.md, 'Findings'"))
+def test_sigkill_in_an_alarm_storm_raises_no_phantom_alarm_from_redelivered_readings(storm_result: Storm) -> None:
+    s = storm_result
+    extra = {s.points[p]: (s.hot[p], s.raised.get(p, 0)) for p in s.points if s.raised.get(p, 0) > s.hot[p]}
+    assert not extra, f"(readings above 85 °C, alarms raised) per device: {extra}"
