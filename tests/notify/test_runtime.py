@@ -212,6 +212,9 @@ async def test_invalid_section_is_reported_on_the_bus() -> None:
         def start_task(self, *a, **k):
             raise AssertionError("an invalid section must not start anything")
 
+        def declared_types(self, kind):
+            return {}
+
     with pytest.raises(notify.NotifyConfigError, match=r"notify.routes\[0\].channels\[0\]: no channel with key 'fax'"):
         await notify.start(Core(), {"routes": [{"name": "r", "channels": ["fax"]}]})
     [event] = published
