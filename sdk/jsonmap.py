@@ -39,13 +39,13 @@ from __future__ import annotations
 import json
 import math
 import re
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import msgspec
 
+from .profile_data import parse_profile_data
 from .driver import DeviceInfo, DeviceReport, PointSpec, PushDriver, Reading
 
 # --------------------------------------------------------------------------- profile format
@@ -180,19 +180,7 @@ def profile_from_data(data: Any, source: str = "<data>") -> JsonProfile:
 
 def parse_profile(text: str, filename: str, source: str | None = None) -> JsonProfile:
     source = source or filename
-    if filename.endswith(".toml"):
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ProfileError(f"{source}: {exc}") from None
-    else:
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ProfileError(f"{source}: {exc}") from None
-    return profile_from_data(data, source)
+    return profile_from_data(parse_profile_data(text, filename, source, ProfileError), source)
 
 
 def load_profile(path: str | Path) -> JsonProfile:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import math
 import struct
-import tomllib
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any, ClassVar, Iterable, Protocol, Sequence
 
 import msgspec
 
+from .profile_data import parse_profile_data
 from .driver import DeviceInfo, PointSpec, PolledDriver, Reading
 
 # --------------------------------------------------------------------------- errors
@@ -244,19 +244,7 @@ def load_profile(path: str | Path) -> ModbusProfile:
 
 def parse_profile(text: str, filename: str, source: str | None = None) -> ModbusProfile:
     source = source or filename
-    if filename.endswith(".toml"):
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ProfileError(f"{source}: {exc}") from None
-    else:
-        import yaml  # core dependency; imported lazily so TOML-only users don't pay for it
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ProfileError(f"{source}: {exc}") from None
-    return profile_from_data(data, source)
+    return profile_from_data(parse_profile_data(text, filename, source, ProfileError), source)
 
 
 def load_profile_resource(package: str, name: str) -> ModbusProfile:
