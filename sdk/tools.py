@@ -1,0 +1,555 @@
+"""``firebus sdk new NAME`` and ``firebus sdk check [PATH]``: the vendor's two commands.
+
+``new`` writes a plugin package that installs and passes its own tests as
+generated.  ``check`` is the hassfest of firebus: it validates a plugin
+package before it reaches a site (manifest, entry point, hook signatures, no
+exact pins on the core's dependencies, profiles, tests) and exits non-zero
+with one clear line per problem.
+
+Wire into a CLI with ``add_sdk_commands(subparsers)``; standalone:
+``python -m firebus.sdk.tools check path/to/plugin``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import importlib.metadata as md
+import inspect
+import re
+import sys
+import textwrap
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from .manifest import API_VERSION, Manifest, sdk_compatible
+
+ENTRY_POINT_GROUP = "firebus.plugins"
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
+_REQ_RE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)$")
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+# --------------------------------------------------------------------------- check
+
+
+@dataclass
+class Problem:
+    severity: str  # "error" | "warning"
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.where}: {self.message}"
+
+
+@dataclass
+class CheckReport:
+    root: Path
+    problems: list[Problem] = field(default_factory=list)
+    passed: list[str] = field(default_factory=list)
+
+    def error(self, where: str, message: str) -> None:
+        self.problems.append(Problem("error", where, message))
+
+    def warning(self, where: str, message: str) -> None:
+        self.problems.append(Problem("warning", where, message))
+
+    def ok(self, what: str) -> None:
+        self.passed.append(what)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+
+def core_requirements() -> set[str]:
+    """Normalised names of the packages firebus itself depends on (plus firebus)."""
+    names = {"firebus"}
+    try:
+        reqs = md.requires("firebus") or []
+    except md.PackageNotFoundError:
+        reqs = []
+    for req in reqs:
+        if "extra ==" in req:
+            continue
+        m = _REQ_RE.match(req.split(";")[0])
+        if m:
+            names.add(_norm(m.group(1)))
+    return names
+
+
+def exact_pin(requirement: str) -> tuple[str, str] | None:
+    """``(name, spec)`` if ``requirement`` pins one version (``==1.2``, ``===1.2``); ranges and ``==1.*`` pass."""
+    m = _REQ_RE.match(requirement.split(";")[0])
+    if not m:
+        return None
+    name, spec = m.group(1), m.group(3).strip().lstrip("(").rstrip(")")
+    for clause in filter(None, (c.strip() for c in spec.split(","))):
+        if clause.startswith("===") or (clause.startswith("==") and not clause.endswith("*")):
+            return _norm(name), clause
+    return None
+
+
+def _module_root(root: Path, module: str) -> Path | None:
+    top = module.split(".")[0]
+    for base in (root / "src", root):
+        if (base / top).is_dir() or (base / f"{top}.py").is_file():
+            return base
+    return None
+
+
+def _import_fresh(base: Path, module: str) -> Any:
+    """Import ``module`` from ``base`` (not from any installed copy), leaving no trace behind."""
+    top = module.split(".")[0]
+
+    def forget() -> None:
+        for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+            del sys.modules[name]
+
+    forget()
+    sys.path.insert(0, str(base))
+    importlib.invalidate_caches()
+    try:
+        return importlib.import_module(module)
+    finally:
+        sys.path.remove(str(base))
+        forget()
+
+
+def _check_hooks(report: CheckReport, where: str, plugin: Any) -> None:
+    import pluggy
+
+    from . import hookspecs
+
+    pm = pluggy.PluginManager("firebus")
+    pm.add_hookspecs(hookspecs)
+    known = {n for n in dir(hookspecs) if n.startswith("firebus_")}
+    marker = "firebus_impl"
+    for name, func in inspect.getmembers(plugin, callable):
+        if not name.startswith("firebus_") or name == "firebus_manifest":
+            continue
+        if not hasattr(func, marker):
+            report.error(where, f"{name} is not decorated with @firebus.sdk.hookimpl: the core would never call it")
+            continue
+        if name not in known:
+            report.error(where, f"{name} is not a firebus hook (known: {', '.join(sorted(known))})")
+            continue
+        for param in inspect.signature(func).parameters.values():
+            if param.default is not inspect.Parameter.empty:
+                report.error(where, f"{name}({param.name}=…): hook parameters must not have defaults "
+                                    "(pluggy never passes a value to them)")
+    try:
+        pm.register(plugin, name="checked")
+        pm.check_pending()
+    except Exception as exc:  # pluggy.PluginValidationError: names the hook and the bad argument
+        report.error(where, f"hook signatures: {exc}")
+        return
+    impls = sorted(c.name for c in pm.get_hookcallers(plugin) or [])
+    if not impls:
+        report.error(where, "implements no firebus hook")
+    else:
+        report.ok(f"hooks: {', '.join(impls)}")
+
+
+def _check_manifest(report: CheckReport, where: str, plugin: Any, ep_name: str) -> None:
+    manifest = getattr(plugin, "FIREBUS_MANIFEST", None)
+    if manifest is None:
+        report.error(where, "no FIREBUS_MANIFEST = firebus.sdk.Manifest(...) in the plugin module")
+        return
+    if not isinstance(manifest, Manifest):
+        report.error(where, f"FIREBUS_MANIFEST is a {type(manifest).__name__}, not a firebus.sdk.Manifest")
+        return
+    try:
+        ok = sdk_compatible(manifest.requires_sdk)
+    except ValueError as exc:
+        report.error(where, f"manifest requires_sdk: {exc}")
+        return
+    if not ok:
+        report.error(where, f"manifest requires_sdk {manifest.requires_sdk!r} excludes this SDK ({API_VERSION}): "
+                            "the core would refuse the plugin")
+        return
+    if ">" not in manifest.requires_sdk and "=" not in manifest.requires_sdk:
+        report.warning(where, "manifest requires_sdk has no lower bound")
+    if "<" not in manifest.requires_sdk:
+        report.warning(where, f"manifest requires_sdk {manifest.requires_sdk!r} has no upper bound "
+                              "(use e.g. '>=1.0,<2': a major SDK version may break the plugin)")
+    if manifest.name != ep_name:
+        report.warning(where, f"manifest name {manifest.name!r} differs from the entry-point name {ep_name!r} "
+                              "(the core lists the plugin under the entry-point name)")
+    report.ok(f"manifest: {manifest.name} requires SDK {manifest.requires_sdk} (this SDK: {API_VERSION})")
+
+
+def _profile_kind(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return None
+    if "topics" in data or "identity" in data:
+        return "json"
+    points = data.get("points")
+    if isinstance(points, list) and points and isinstance(points[0], dict) and "address" in points[0]:
+        return "modbus"
+    return None
+
+
+def check_profiles(report: CheckReport, base: Path, package_dirs: Sequence[Path]) -> None:
+    from . import jsonmap, modbus
+
+    seen = 0
+    for pkg in package_dirs:
+        for path in sorted(pkg.rglob("*")):
+            if path.suffix not in (".yaml", ".yml", ".toml") or path.name.endswith(".scenario.yaml"):
+                continue
+            if "profiles" not in path.relative_to(pkg).parts[:-1]:
+                continue
+            rel = path.relative_to(base.parent if base.name == "src" else base)
+            text = path.read_text(encoding="utf-8")
+            try:
+                if path.suffix == ".toml":
+                    data = tomllib.loads(text)
+                else:
+                    import yaml
+
+                    data = yaml.safe_load(text)
+            except Exception as exc:
+                report.error(str(rel), f"does not parse: {exc}")
+                continue
+            kind = _profile_kind(data)
+            try:
+                if kind == "modbus":
+                    modbus.profile_from_data(data, str(rel))
+                elif kind == "json":
+                    jsonmap.profile_from_data(data, str(rel))
+                else:
+                    report.warning(str(rel), "not a Modbus register map (points with address) "
+                                             "nor a JSON payload map (topics, identity)")
+                    continue
+            except ValueError as exc:
+                report.error(str(rel), str(exc).removeprefix(f"{rel}: "))
+                continue
+            seen += 1
+    if seen:
+        report.ok(f"profiles: {seen} parse")
+
+
+def check_tests(report: CheckReport, root: Path) -> None:
+    tests = [p for p in (root / "tests").rglob("test_*.py")] if (root / "tests").is_dir() else []
+    count = 0
+    contract = False
+    for path in tests:
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except SyntaxError as exc:
+            report.error(str(path.relative_to(root)), f"syntax error: {exc}")
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_"):
+                count += 1
+            if isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+                bases = {getattr(b, "id", getattr(b, "attr", "")) for b in node.bases}
+                if any(b.endswith("Contract") for b in bases):
+                    contract, count = True, count + 1
+    if not count:
+        report.error("tests/", "no tests (tests/test_*.py with test functions or a contract suite)")
+        return
+    if not contract:
+        report.warning("tests/", "no contract suite (firebus.sdk.testing.contracts): the quality level is unknown")
+    report.ok(f"tests: {len(tests)} file(s){', contract suite' if contract else ''}")
+
+
+def check_package(path: str | Path = ".") -> CheckReport:
+    root = Path(path).resolve()
+    report = CheckReport(root)
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file():
+        report.error(str(root), "no pyproject.toml: is this a plugin package?")
+        return report
+    try:
+        meta = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        report.error("pyproject.toml", f"does not parse: {exc}")
+        return report
+    project = meta.get("project", {})
+    name = project.get("name", "")
+    if not name:
+        report.error("pyproject.toml", "[project] name is missing")
+
+    # Pins: one environment holds the core and every plugin; an exact pin on a shared
+    # package makes two plugins (or a core upgrade) impossible to install together.
+    shared = core_requirements()
+    for req in project.get("dependencies", []):
+        pin = exact_pin(req)
+        if pin and pin[0] in shared:
+            report.error("pyproject.toml", f"dependency {req!r} pins {pin[0]} exactly ({pin[1]}); the core "
+                                           "depends on it too — use a range such as '>=X.Y,<X+1'")
+    if not any(_norm(_REQ_RE.match(r).group(1)) == "firebus" for r in project.get("dependencies", [])
+               if _REQ_RE.match(r)):
+        report.warning("pyproject.toml", "no dependency on firebus (add e.g. 'firebus>=0.1')")
+
+    eps = project.get("entry-points", {}).get(ENTRY_POINT_GROUP, {})
+    if not eps:
+        report.error("pyproject.toml", f'no [project.entry-points."{ENTRY_POINT_GROUP}"] entry: '
+                                       "the core will never find the plugin")
+    package_dirs: list[Path] = []
+    base_seen: Path | None = None
+    for ep_name, target in eps.items():
+        where = f'entry point {ep_name} = "{target}"'
+        module, _, attr = str(target).partition(":")
+        if not NAME_RE.match(ep_name):
+            report.error(where, "plugin names are lowercase letters, digits and _ (2-31 characters)")
+        base = _module_root(root, module)
+        if base is None:
+            report.error(where, f"module {module!r} not found under {root} or {root / 'src'}")
+            continue
+        base_seen = base
+        top = module.split(".")[0]
+        if (base / top).is_dir():
+            package_dirs.append(base / top)
+        try:
+            plugin = _import_fresh(base, module)
+            if attr:
+                for part in attr.split("."):
+                    plugin = getattr(plugin, part)
+        except Exception as exc:
+            report.error(where, f"import failed: {type(exc).__name__}: {exc}")
+            continue
+        report.ok(f"entry point {ep_name} -> {target}")
+        _check_manifest(report, where, plugin, ep_name)
+        _check_hooks(report, where, plugin)
+    check_profiles(report, base_seen or root, package_dirs)
+    check_tests(report, root)
+    return report
+
+
+def print_report(report: CheckReport, out: Any = None) -> int:
+    out = out or sys.stdout
+    for line in report.passed:
+        print(f"ok: {line}", file=out)
+    for problem in report.problems:
+        print(problem, file=out)
+    errors, warnings = len(report.errors), len(report.problems) - len(report.errors)
+    verdict = "FAILED" if errors else "passed"
+    print(f"firebus sdk check {verdict}: {report.root} ({errors} error(s), {warnings} warning(s))", file=out)
+    return 1 if errors else 0
+
+
+# --------------------------------------------------------------------------- new
+
+
+def _files(name: str) -> dict[str, str]:
+    mod = f"firebus_{name}"
+    title = name.replace("_", " ").title()
+    return {
+        "pyproject.toml": f'''\
+            [build-system]
+            requires = ["setuptools>=68"]
+            build-backend = "setuptools.build_meta"
+
+            [project]
+            name = "firebus-{name.replace('_', '-')}"
+            version = "0.1.0"
+            description = "firebus plugin: {title} detectors over Modbus"
+            readme = "README.md"
+            requires-python = ">=3.11"
+            # Ranges, never exact pins: the core and every plugin share one environment.
+            dependencies = ["firebus>=0.1"]
+
+            [project.optional-dependencies]
+            test = ["pytest>=8", "anyio>=4.4"]
+
+            [project.entry-points."firebus.plugins"]
+            {name} = "{mod}"
+
+            [tool.setuptools.packages.find]
+            where = ["src"]
+
+            [tool.setuptools.package-data]
+            "{mod}.profiles" = ["*.yaml", "*.toml"]
+
+            [tool.pytest.ini_options]
+            testpaths = ["tests"]
+            ''',
+        f"src/{mod}/__init__.py": f'''\
+            """firebus plugin: {title} detectors over Modbus (imports only ``firebus.sdk``)."""
+
+            from __future__ import annotations
+
+            from typing import Any
+
+            from firebus.sdk import Manifest, hookimpl
+
+            from .driver import {title.replace(" ", "")}Driver
+
+            FIREBUS_MANIFEST = Manifest(
+                name="{name}",
+                description="{title} detectors over Modbus",
+                requires_sdk=">={API_VERSION},<{int(API_VERSION.split('.')[0]) + 1}",
+                point_classes=("residual_current", "temperature"),
+                transports=("modbus_tcp", "modbus_rtu"),
+            )
+
+
+            @hookimpl
+            def firebus_register_drivers(core: Any) -> list[type]:
+                return [{title.replace(" ", "")}Driver]
+            ''',
+        f"src/{mod}/driver.py": f'''\
+            """The {title} driver: the SDK's generic Modbus driver with this model's register map.
+
+            Everything model-specific lives in ``profiles/{name}_detector.yaml``; override
+            ``setup`` or ``poll`` only for what a register map cannot say.
+            """
+
+            from __future__ import annotations
+
+            from firebus.sdk.modbus import ModbusProfileDriver, load_profile_resource
+
+
+            class {title.replace(" ", "")}Driver(ModbusProfileDriver):
+                type_key = "{name}.detector"
+                profile = load_profile_resource("{mod}.profiles", "{name}_detector.yaml")
+                poll_interval = 5.0
+            ''',
+        f"src/{mod}/profiles/__init__.py": "",
+        f"src/{mod}/profiles/{name}_detector.yaml": f'''\
+            # {title} detector register map (replace with the model's manual).
+            # Holding registers (FC03), big-endian words.
+            #  0x0000 residual current, uint16 mA   (0xFFFF: sensor fault)
+            #  0x0001 temperature, int16 0.1 °C
+            name: {name}_detector
+            manufacturer: {title}
+            model: detector
+            points:
+              - {{point_key: residual_current, point_class: residual_current, unit: mA, table: holding, address: 0x0000, dtype: uint16, sentinels: {{0xFFFF: sensor_fault}}}}
+              - {{point_key: temperature, point_class: temperature, unit: "°C", table: holding, address: 0x0001, dtype: int16, scale: 0.1, precision: 1}}
+            ''',
+        "tests/conftest.py": '''\
+            import pytest
+
+
+            @pytest.fixture
+            def anyio_backend() -> str:
+                return "asyncio"  # firebus runs on asyncio
+            ''',
+        f"tests/test_{name}.py": f'''\
+            """Contract suite (quality level) and a real core polling a simulated device."""
+
+            from __future__ import annotations
+
+            import pytest
+
+            import {mod}
+            from firebus.sdk import StateChanged
+            from firebus.sdk.testing.contracts import ModbusDriverContract
+            from {mod}.driver import {title.replace(" ", "")}Driver
+
+
+            class Test{title.replace(" ", "")}Contract(ModbusDriverContract):
+                driver_class = {title.replace(" ", "")}Driver
+                manifest = {mod}.FIREBUS_MANIFEST
+                options = {{"unit": 1}}
+                values = {{"residual_current": 42, "temperature": 25.5}}
+
+
+            @pytest.mark.anyio
+            async def test_core_stores_readings(firebus_core, firebus_modbus_sim, firebus_recorder, firebus_site_yaml):
+                async with firebus_modbus_sim({{1: {title.replace(" ", "")}Driver.profile}},
+                                              values={{1: {{"residual_current": 42}}}}) as sim:
+                    devices = ("  - {{key: det-1, driver: {name}.detector, transport: gw, location: room, "
+                               "options: {{unit: 1, poll_interval: 0.1}}}}\\n")
+                    site = firebus_site_yaml(modbus_port=sim.port, devices=devices)
+                    async with firebus_core(site, plugins={{"{name}": {mod}}}) as core:
+                        await firebus_recorder.wait_for(StateChanged, point_key="residual_current", new_value=42)
+                        await core.storage.barrier()
+                        rows = await core.storage.fetchall("SELECT value FROM readings")
+                        assert 42 in [r[0] for r in rows]
+
+
+            @pytest.mark.anyio
+            async def test_plugin_is_listed_by_the_panel(firebus_core, firebus_panel_client, firebus_site_yaml):
+                async with firebus_core(firebus_site_yaml(), plugins={{"{name}": {mod}}}) as core:
+                    async with firebus_panel_client(core) as http:
+                        listing = (await http.get("/api/plugins")).json()["items"]
+                rows = {{row["name"]: row for row in listing}}
+                assert rows["{name}"]["status"] == "loaded"
+            ''',
+        "README.md": f'''\
+            # firebus-{name.replace('_', '-')}
+
+            A firebus plugin: {title} detectors over Modbus RTU/TCP.
+
+                pip install -e '.[test]'
+                pytest                 # contract suite (quality level) + a real core against a simulator
+                firebus sdk check .    # manifest, entry point, hooks, pins, profiles, tests
+
+            Site file:
+
+            ```yaml
+            devices:
+              - {{key: det-1, driver: {name}.detector, transport: gw, location: room, options: {{unit: 1}}}}
+            ```
+
+            The register map is `src/{mod}/profiles/{name}_detector.yaml`.
+            See the firebus SDK guide (docs/sdk.md) for publishing.
+            ''',
+    }
+
+
+def new_package(name: str, dest: str | Path = ".") -> Path:
+    """Write ``firebus-NAME/`` under ``dest``; ``ValueError`` for a bad name or an existing folder."""
+    if not NAME_RE.match(name):
+        raise ValueError(f"plugin name {name!r}: use lowercase letters, digits and _ (e.g. acme)")
+    root = Path(dest) / f"firebus-{name.replace('_', '-')}"
+    if root.exists():
+        raise ValueError(f"{root} already exists")
+    for rel, body in _files(name).items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(body), encoding="utf-8")
+    return root
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    try:
+        root = new_package(args.name, args.dest)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"created {root}\nnext: cd {root} && pip install -e '.[test]' && pytest && firebus sdk check .")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    return print_report(check_package(args.path))
+
+
+def add_sdk_commands(subparsers: Any) -> None:
+    """Add ``sdk new`` and ``sdk check`` to a CLI's sub-parsers."""
+    sdk = subparsers.add_parser("sdk", help="plugin development: scaffold and check plugin packages")
+    sub = sdk.add_subparsers(dest="sdk_command", metavar="SDK_COMMAND", required=True)
+    p = sub.add_parser("new", help="create a plugin package that installs and passes its own tests")
+    p.add_argument("name", help="plugin name (lowercase, e.g. acme): package firebus-NAME, module firebus_NAME")
+    p.add_argument("--dest", default=".", help="folder to create it in (default: here)")
+    p.set_defaults(func=cmd_new)
+    p = sub.add_parser("check", help="validate a plugin package: manifest, entry point, hooks, pins, profiles, tests")
+    p.add_argument("path", nargs="?", default=".", help="the package folder (default: here)")
+    p.set_defaults(func=cmd_check)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="firebus")
+    add_sdk_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
