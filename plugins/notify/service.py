@@ -31,6 +31,7 @@ import anyio
 import msgspec
 
 from firebus.sdk import AlarmCategory, AlarmEvent, AlarmTransition, Event, new_id
+from firebus.sdk.timers import Timer, TimerQueue
 
 from .config import NotifyConfig, Person, Route, channel_options
 from .health import ChannelEntry, ChannelRegistry
@@ -39,7 +40,6 @@ from .outbox import Entry, Outbox
 from .policy import RateLimiter, quiet_until
 from .routing import describe, matching_routes, recipients, step_due, step_of, unit_names
 from .templates import Renderer
-from .timers import Timers
 
 _enc = msgspec.json.Encoder()
 _alarm_dec = msgspec.json.Decoder(AlarmEvent)
@@ -111,7 +111,7 @@ class NotifyService:
         self.outbox = Outbox(core, self.channels, cfg.outbox)
         self.renderer = Renderer(cfg)
         self.limiter = RateLimiter(cfg.rate_limit.burst, cfg.rate_limit.window_s)
-        self.timers = Timers(core.clock)
+        self.timers = TimerQueue(core.clock, "notify")
         self.tracked: dict[tuple[str, str], Tracked] = {}
         self.routes = {r.name: r for r in cfg.routes}
         self._people = {p.name: p for p in cfg.people}
@@ -146,7 +146,7 @@ class NotifyService:
                     for key in self.channels.entries:
                         tg.start_soon(self.outbox.run_channel, key, name=f"notify:{key}")
                     tg.start_soon(self.timers.run, self._fire, name="notify:timers")
-                    self.timers.set("purge|", self.clock.time() + 3600)
+                    self._set_timer("purge|", self.clock.time() + 3600)
                     self._ready.set()
         finally:
             with anyio.CancelScope(shield=True):
@@ -184,13 +184,13 @@ class NotifyService:
             tracked = Tracked(_alarm_dec.decode(alarm_json), route, step, due, started, context_id)
             self.tracked[(alarm_id, route_name)] = tracked
             if self._timer_driven(tracked):
-                self.timers.set(tracked.timer_key, due)
+                self._set_timer(tracked.timer_key, due)
         held = await self.core.storage.fetchall(
             "SELECT DISTINCT recipient, channel FROM notify_outbox WHERE status = 'held'"
         )
         for recipient, channel in held:
             # The window they were held in has passed (or will not be remembered): digest soon.
-            self.timers.set(f"digest|{recipient}|{channel}", self.clock.time())
+            self._set_timer(f"digest|{recipient}|{channel}", self.clock.time())
 
     async def _warn_orphans(self) -> None:
         rows = await self.core.storage.fetchall(
@@ -338,7 +338,7 @@ class NotifyService:
             self.timers.cancel(tracked.timer_key)
             self.tracked.pop((tracked.alarm.alarm_id, tracked.route.name), None)
         elif self._timer_driven(tracked):
-            self.timers.set(tracked.timer_key, tracked.due)
+            self._set_timer(tracked.timer_key, tracked.due)
         else:
             self.timers.cancel(tracked.timer_key)
 
@@ -367,7 +367,11 @@ class NotifyService:
         if wanted:
             await self._send_followup(alarm, why, wanted, actor)
 
-    async def _fire(self, key: str) -> None:
+    def _set_timer(self, key: str, due: float) -> None:
+        self.timers.set(Timer(key=key, kind="notify", due=due))
+
+    async def _fire(self, timer: Timer) -> None:
+        key = timer.key
         async with self._lock:
             kind, _, rest = key.partition("|")
             if kind == "esc":
@@ -379,7 +383,7 @@ class NotifyService:
                 recipient, _, channel = rest.rpartition("|")
                 await self._digest(recipient, channel)
             elif kind == "purge":
-                self.timers.set("purge|", self.clock.time() + 86_400)  # re-armed first: a failure must not end it
+                self._set_timer("purge|", self.clock.time() + 86_400)  # re-armed first: a failure must not end it
                 await self.outbox.purge(self.clock.time())
 
     async def _save(self, t: Tracked) -> None:
@@ -488,7 +492,7 @@ class NotifyService:
                     status = "held"
                     digest_key = f"digest|{recipient}|{key}"
                     if digest_key not in self.timers:
-                        self.timers.set(digest_key, self.limiter.window_end(recipient, key, now))
+                        self._set_timer(digest_key, self.limiter.window_end(recipient, key, now))
                 entries.append(Entry(dedup, message, context_id, status, next_ts, int(alarm.severity)))
         return entries
 
