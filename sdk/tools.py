@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .manifest import API_VERSION, Manifest, sdk_compatible
+from .profile_data import parse_profile_data
 
 ENTRY_POINT_GROUP = "firebus.plugins"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
@@ -208,16 +209,10 @@ def check_profiles(report: CheckReport, base: Path, package_dirs: Sequence[Path]
             if "profiles" not in path.relative_to(pkg).parts[:-1]:
                 continue
             rel = path.relative_to(base.parent if base.name == "src" else base)
-            text = path.read_text(encoding="utf-8")
             try:
-                if path.suffix == ".toml":
-                    data = tomllib.loads(text)
-                else:
-                    import yaml
-
-                    data = yaml.safe_load(text)
-            except Exception as exc:
-                report.error(str(rel), f"does not parse: {exc}")
+                data = parse_profile_data(path.read_text(encoding="utf-8"), path.name, str(rel), ValueError)
+            except (ValueError, UnicodeDecodeError) as exc:
+                report.error(str(rel), f"does not parse: {str(exc).removeprefix(f'{rel}: ')}")
                 continue
             kind = _profile_kind(data)
             try:

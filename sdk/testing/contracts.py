@@ -93,7 +93,7 @@ class BlockingWatch(logging.Handler):
 
 
 @asynccontextmanager
-async def watch_blocking(threshold: float = 0.1) -> AsyncIterator[BlockingWatch]:
+async def watch_blocking(threshold: float = 0.15) -> AsyncIterator[BlockingWatch]:
     loop = asyncio.get_running_loop()
     watch = BlockingWatch()
     logger = logging.getLogger("asyncio")
@@ -183,6 +183,8 @@ class PolledDriverContract:
     manifest: ClassVar[Manifest | None] = None
     #: seconds a poll of an unreachable device may take before it must have failed
     unreachable_within: ClassVar[float] = 10.0
+    #: one event-loop step longer than this counts as a blocking call
+    blocking_threshold: ClassVar[float] = 0.15
 
     def rig(self) -> Any:
         """An async context manager yielding a ``DriverRig``."""
@@ -320,7 +322,7 @@ class PolledDriverContract:
     @level(Level.GOLD)
     async def test_no_blocking_calls_in_the_event_loop(self) -> None:
         async with self.rig() as rig:
-            async with watch_blocking() as watch:
+            async with watch_blocking(self.blocking_threshold) as watch:
                 driver = rig.make_driver()
                 await driver.setup()
                 for _ in range(3):
@@ -456,6 +458,7 @@ class NotifierContract:
     notifier_class: ClassVar[type]
     options: ClassVar[dict[str, Any]] = {}
     send_within: ClassVar[float] = 20.0
+    blocking_threshold: ClassVar[float] = 0.15
 
     def rig(self) -> Any:
         """An async context manager yielding a ``NotifierRig``."""
@@ -497,7 +500,7 @@ class NotifierContract:
     @level(Level.GOLD)
     async def test_no_blocking_calls_in_the_event_loop(self) -> None:
         async with self.rig() as rig:
-            async with watch_blocking() as watch:
+            async with watch_blocking(self.blocking_threshold) as watch:
                 for n in range(3):
                     await rig.channel.send(sample_message(10 + n))
             assert not watch.slow, f"the channel blocked the event loop: {watch.slow}"

@@ -41,7 +41,7 @@ class Sleepy(Good):
     type_key = "t.sleepy"
 
     async def close(self):
-        time.sleep(0.25)  # a blocking call: every other device on the site waits
+        time.sleep(0.4)  # a blocking call: every other device on the site waits
         await super().close()
 
 
@@ -73,7 +73,7 @@ class OutboxRig:
         if blocking:
             class Blocking(cls):
                 async def send(self, message):
-                    time.sleep(0.25)
+                    time.sleep(0.4)
                     await super().send(message)
             cls = Blocking
         self.channel = cls("c", cls.Options(), None)

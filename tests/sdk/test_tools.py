@@ -160,3 +160,8 @@ def test_new_package_installs_and_passes_its_own_tests(sdk_venv: Venv, tmp_path:
     assert "firebus quality: TestHotlineContract: gold (11/11)" in result.stdout
     check = sdk_venv.run("-m", "firebus.sdk.tools", "sdk", "check", str(root))
     assert check.returncode == 0, check.stdout
+
+
+def test_profile_that_is_not_yaml(acme_copy: Path) -> None:
+    (acme_copy / "src/firebus_acme/profiles/c.yaml").write_text("name: [unclosed\n")
+    assert any(e.startswith("error: src/firebus_acme/profiles/c.yaml: does not parse") for e in errors(acme_copy))
