@@ -157,6 +157,38 @@ def _check_hooks(report: CheckReport, where: str, plugin: Any) -> None:
         report.error(where, "implements no firebus hook")
     else:
         report.ok(f"hooks: {', '.join(impls)}")
+    _check_declarations(report, where, pm)
+
+
+#: register_* hooks whose results are classes keyed by ``type_key``
+_DECLARING = ("firebus_register_drivers", "firebus_register_transports", "firebus_register_rules",
+              "firebus_register_notifiers", "firebus_register_detectors")
+
+
+def _check_declarations(report: CheckReport, where: str, pm: Any) -> None:
+    """Call the declaring hooks (with no core) and check what they return."""
+    plugin_name = where.split()[2] if where.startswith("entry point ") else ""
+    keys: dict[str, str] = {}
+    for hook in _DECLARING:
+        for impl in getattr(pm.hook, hook).get_hookimpls():
+            try:
+                declared = impl.function(*[None for _ in impl.argnames]) or []
+            except Exception as exc:  # the hook may need a running core: only the contract suite can tell
+                report.warning(where, f"{hook}(core=None) raised {type(exc).__name__}: {exc}; not checked")
+                continue
+            for cls in declared:
+                key = getattr(cls, "type_key", None)
+                if not isinstance(cls, type) or not isinstance(key, str) or not key:
+                    report.error(where, f"{hook} returned {cls!r}, which has no string type_key")
+                    continue
+                if key in keys:
+                    report.error(where, f"type_key {key!r} declared twice ({keys[key]} and {hook})")
+                keys[key] = hook
+                if plugin_name and not key.startswith(plugin_name + ".") and not key.startswith(plugin_name + "_"):
+                    report.warning(where, f"type_key {key!r} is not namespaced: use '{plugin_name}.{key}' "
+                                          "(keys are unique across every installed plugin)")
+    if keys:
+        report.ok(f"declarations: {', '.join(sorted(keys))}")
 
 
 def _check_manifest(report: CheckReport, where: str, plugin: Any, ep_name: str) -> None:

@@ -165,3 +165,11 @@ def test_new_package_installs_and_passes_its_own_tests(sdk_venv: Venv, tmp_path:
 def test_profile_that_is_not_yaml(acme_copy: Path) -> None:
     (acme_copy / "src/firebus_acme/profiles/c.yaml").write_text("name: [unclosed\n")
     assert any(e.startswith("error: src/firebus_acme/profiles/c.yaml: does not parse") for e in errors(acme_copy))
+
+
+def test_declarations_are_checked(acme_copy: Path) -> None:
+    edit(acme_copy / "src/firebus_acme/driver.py", 'type_key = "acme.rcm200"', 'type_key = "rcm200"')
+    report = check_package(acme_copy)
+    assert any("type_key 'rcm200' is not namespaced: use 'acme.rcm200'" in str(p) for p in report.problems)
+    edit(acme_copy / "src/firebus_acme/__init__.py", "return [AcmeRcmDriver]", "return [AcmeRcmDriver, 42]")
+    assert any("returned 42, which has no string type_key" in e for e in errors(acme_copy))
