@@ -4,6 +4,7 @@ firebus in a fresh virtualenv, is discovered and run by an unchanged core and ea
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ def acme_venv(sdk_venv: Venv, tmp_path_factory: pytest.TempPathFactory) -> Venv:
     shutil.copytree(ACME, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "dist"))
     dist = src.parent / "dist"
     subprocess.run([sys.executable, "-m", "pip", "-q", "wheel", "--no-deps", "--no-build-isolation",
-                    "-w", str(dist), str(src)], check=True, env={"PIP_NO_INDEX": "1", "PATH": "/usr/bin:/bin"})
+                    "-w", str(dist), str(src)], check=True, env={**os.environ, "PIP_NO_INDEX": "1"})
     wheel = next(dist.glob("firebus_acme-1.2.0-*.whl"))
     sdk_venv.install(wheel)
     return sdk_venv
