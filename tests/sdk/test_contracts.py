@@ -130,6 +130,46 @@ class TestRedDetector(DetectorContract):
 
 class TestPixelBoxDetector(TestRedDetector):
     detector_class = PixelBoxes
+
+
+import json
+import firebus.plugins.smoke as smoke
+from firebus.sdk import DeviceReport, PushDriver, Reading
+from firebus.sdk.testing.contracts import PushDriverContract
+
+SMOKE = json.dumps({"v": 1, "imei": "861234567890123", "seq": 42, "ts": 1700000000.25, "event": "alarm",
+                    "state": {"smoke": True, "fault": False, "low_battery": False, "tamper": False, "mute": False},
+                    "battery": 87, "rsrp": -95, "sinr": 12, "heartbeat_s": 3600, "smoke_density": 3.5}).encode()
+
+
+class TestSmokeGenericDriver(PushDriverContract):
+    driver_class = next(d for d in smoke.DRIVERS if d.type_key == "smoke.generic")
+    manifest = smoke.FIREBUS_MANIFEST
+    plugin = smoke
+    samples = [("firebus/smoke/861234567890123/up", SMOKE)]
+
+
+class Naive(PushDriver):
+    type_key = "t.naive"
+    Options = msgspec.Struct
+    transports = ("mqtt",)
+
+    def subscriptions(self):
+        return ["naive/+/up"]
+
+    def decode(self, topic, payload):
+        data = json.loads(payload)  # a KeyError or TypeError on odd input escapes
+        return [DeviceReport(identifiers={"imei": data["imei"]},
+                             readings=[Reading(point_key="smoke", value=data["state"]["smoke"])])]
+
+    def points_for(self, report):
+        from firebus.sdk import PointSpec
+        return [PointSpec(key="smoke", point_class="smoke")]
+
+
+class TestNaivePushDriver(PushDriverContract):
+    driver_class = Naive
+    samples = [("naive/1/up", SMOKE)]
 '''
 
 
@@ -147,6 +187,8 @@ def test_levels_separate_good_from_flawed_plugins(tmp_path: Path) -> None:
         "TestBlockingChannel": "silver",
         "TestRedDetector": "gold",
         "TestPixelBoxDetector": "none",
+        "TestSmokeGenericDriver": "gold",
+        "TestNaivePushDriver": "bronze",  # crashes on malformed input instead of refusing it
     }, result.stdout[-5000:]
     assert "test_no_blocking_calls_in_the_event_loop" in re.search(
         r"^firebus quality: TestSleepyDriver: .*$", result.stdout, re.M).group(0)
