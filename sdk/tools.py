@@ -264,6 +264,38 @@ def check_profiles(report: CheckReport, base: Path, package_dirs: Sequence[Path]
         report.ok(f"profiles: {seen} parse")
 
 
+def check_package_data(report: CheckReport, meta: dict[str, Any], root: Path, base: Path | None,
+                       package_dirs: Sequence[Path]) -> None:
+    """Profiles must ship in the wheel; setuptools leaves non-Python files out unless told."""
+    import fnmatch
+
+    backend = meta.get("build-system", {}).get("build-backend", "")
+    if base is None or not backend.startswith("setuptools") or (root / "MANIFEST.in").exists():
+        return
+    rules: dict[str, list[str]] = meta.get("tool", {}).get("setuptools", {}).get("package-data", {})
+    for pkg_dir in package_dirs:
+        for path in sorted(pkg_dir.rglob("*")):
+            if path.suffix not in (".yaml", ".yml", ".toml", ".json") or "profiles" not in path.parts:
+                continue
+            # the innermost package holding the file, and the file's path inside it
+            holder = path.parent
+            while holder != base and not (holder / "__init__.py").exists():
+                holder = holder.parent
+            package = ".".join(holder.relative_to(base).parts)
+            inner = path.relative_to(holder).as_posix()
+            candidates = [(k, pat) for k, pats in rules.items() for pat in pats]
+            shipped = any(
+                (key == "*" or key == package) and fnmatch.fnmatch(inner, pat)
+                or package.startswith(key + ".") and fnmatch.fnmatch(
+                    f"{package[len(key) + 1:].replace('.', '/')}/{inner}", pat)
+                for key, pat in candidates
+            )
+            if not shipped:
+                rel = path.relative_to(root)
+                report.error(str(rel), f"not in the wheel: add [tool.setuptools.package-data] "
+                                       f'"{package}" = ["*{path.suffix}"] to pyproject.toml')
+
+
 def check_tests(report: CheckReport, root: Path) -> None:
     tests = [p for p in (root / "tests").rglob("test_*.py")] if (root / "tests").is_dir() else []
     count = 0
@@ -349,6 +381,7 @@ def check_package(path: str | Path = ".") -> CheckReport:
         _check_manifest(report, where, plugin, ep_name)
         _check_hooks(report, where, plugin)
     check_profiles(report, base_seen or root, package_dirs)
+    check_package_data(report, meta, root, base_seen, package_dirs)
     check_tests(report, root)
     return report
 

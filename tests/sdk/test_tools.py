@@ -173,3 +173,18 @@ def test_declarations_are_checked(acme_copy: Path) -> None:
     assert any("type_key 'rcm200' is not namespaced: use 'acme.rcm200'" in str(p) for p in report.problems)
     edit(acme_copy / "src/firebus_acme/__init__.py", "return [AcmeRcmDriver]", "return [AcmeRcmDriver, 42]")
     assert any("returned 42, which has no string type_key" in e for e in errors(acme_copy))
+
+
+def test_profiles_left_out_of_the_wheel(acme_copy: Path) -> None:
+    edit(acme_copy / "pyproject.toml", '"firebus_acme.profiles" = ["*.yaml"]', '"firebus_acme.profiles" = ["*.toml"]')
+    assert any("profiles/acme_rcm200.yaml: not in the wheel" in e and '"firebus_acme.profiles" = ["*.yaml"]' in e
+               for e in errors(acme_copy))
+    edit(acme_copy / "pyproject.toml", '"firebus_acme.profiles" = ["*.toml"]', '"firebus_acme" = ["profiles/*.yaml"]')
+    assert errors(acme_copy) == []
+
+
+def test_new_package_with_an_underscore_name_checks_clean(tmp_path: Path) -> None:
+    root = new_package("fire_pump", tmp_path)
+    assert root.name == "firebus-fire-pump"
+    assert check_package(root).problems == []
+    assert "class FirePumpDriver(ModbusProfileDriver)" in (root / "src/firebus_fire_pump/driver.py").read_text()
