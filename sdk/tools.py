@@ -512,6 +512,7 @@ def _files(name: str) -> dict[str, str]:
             class Test{title.replace(" ", "")}Contract(ModbusDriverContract):
                 driver_class = {title.replace(" ", "")}Driver
                 manifest = {mod}.FIREBUS_MANIFEST
+                plugin = {mod}
                 options = {{"unit": 1}}
                 values = {{"residual_current": 42, "temperature": 25.5}}
 

@@ -17,6 +17,7 @@ from firebus_acme import AcmeRcmDriver
 class TestAcmeRcm200Contract(ModbusDriverContract):
     driver_class = AcmeRcmDriver
     manifest = firebus_acme.FIREBUS_MANIFEST
+    plugin = firebus_acme
     options = {"unit": 7}
     values = {"residual_current": 35, "temperature": 41.5}
 
