@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+
 @pytest.fixture
 def firebus_recorder() -> Any:
     from .recorder import EventRecorder
