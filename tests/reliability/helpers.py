@@ -80,3 +80,58 @@ class CoreProcess:
             now = snapshot()
             if now != last:
                 last, since = now, time.monotonic()
+
+
+class WebhookReceiver:
+    """A real HTTP server on a free loopback port that records every POSTed JSON body."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        bodies: list[dict] = []
+        self.bodies = bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                try:
+                    bodies.append(json.loads(body))
+                except ValueError:
+                    bodies.append({"raw": body.decode(errors="replace")})
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def new_alarms(self) -> list[dict]:
+        return [b for b in self.bodies if b.get("kind") == "new"]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def notify_yaml(url: str, categories: str) -> str:
+    return (
+        "notify:\n"
+        "  channels:\n"
+        f"    - {{key: hook, type: webhook, options: {{url: '{url}'}}}}\n"
+        "  people:\n"
+        "    - {name: duty, roles: [duty_officer], contacts: {hook: duty}}\n"
+        "  routes:\n"
+        f"    - {{name: r, channels: [hook], categories: [{categories}]}}\n"
+    )
