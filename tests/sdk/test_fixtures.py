@@ -178,3 +178,20 @@ async def test_manual_clock_drives_polling(firebus_core, firebus_clock, firebus_
         await firebus_clock.advance(30)
         await firebus_recorder.wait_for(StateChanged, point_key="n", new_value=4)
         assert len(POLLS) == 4
+
+
+def test_the_plugin_loads_through_its_entry_point_and_shadows_nothing(request: pytest.FixtureRequest) -> None:
+    import re
+    from pathlib import Path
+
+    from firebus.sdk.testing import pytest_plugin
+
+    assert request.config.pluginmanager.get_plugin("firebus") is pytest_plugin  # the pytest11 entry point
+    ours = {name for name, obj in vars(pytest_plugin).items()
+            if callable(obj) and name.startswith("firebus_")}
+    assert {"firebus_core", "firebus_recorder", "firebus_modbus_sim", "firebus_outbox"} <= ours
+    # a suite fixture with one of these names would silently replace the shipped one
+    fixture_def = re.compile(r"@pytest\.fixture[^\n]*\n(?:@[^\n]*\n)*\s*(?:async )?def (\w+)\(")
+    suite = {m for p in Path(__file__).parents[1].rglob("*.py") for m in fixture_def.findall(p.read_text())}
+    assert "anyio_backend" in suite and "sdk_venv" in suite  # the scan sees the suite's fixtures
+    assert not ours & suite
