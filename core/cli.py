@@ -165,9 +165,12 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
     else:
         add_sim_commands(sub)
 
+    from firebus.sdk.tools import add_sdk_commands
+
     from .web import add_web_commands
 
     add_web_commands(sub)
+    add_sdk_commands(sub)
     if host is not None:
         host.call_each("firebus_register_commands", cli=sub)
     return parser
