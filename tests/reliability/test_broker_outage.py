@@ -97,7 +97,7 @@ class Outcome:
     logged_ups: list[bool] = []
 
 
-async def outages(tmp_path: Path) -> Outcome:
+async def outages(tmp_path: Path, hang_s: float = 15.0) -> Outcome:
     out = Outcome()
     with Mosquitto(tmp_path / "broker") as broker:
         devices = "".join(
@@ -127,7 +127,7 @@ async def outages(tmp_path: Path) -> Outcome:
                 down = await wait_for(lambda: [t for t, up in links if not up and t >= paused], 10,
                                       "LinkChanged(up=False) within 10 s of the broker hanging")
                 assert down[0] - paused <= 10
-                await anyio.sleep(max(0.0, paused + 15 - time.monotonic()))
+                await anyio.sleep(max(0.0, paused + hang_s - time.monotonic()))
             finally:
                 broker.resume()
             resumed = time.monotonic()
