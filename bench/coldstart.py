@@ -129,6 +129,14 @@ def main(args: argparse.Namespace) -> None:
             base_serving = base.wait_http()
             base_steady = base.stage("steady")
             base.stop()
+            if args.keep:
+                import shutil
+
+                args.keep.mkdir(parents=True, exist_ok=True)
+                for name in ("fb.db", "site.yaml"):
+                    shutil.copy(tmp / name, args.keep / name)
+                (args.keep / "site.yaml").write_text((tmp / "site.yaml").read_text().replace(str(tmp / "fb.db"),
+                                                                                          str(args.keep / "fb.db")))
     best = min(runs, key=lambda r: r["serving_s"])
     result = {
         "bench": "coldstart",
@@ -157,6 +165,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--devices", type=int, default=10_000)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--keep", type=Path, help="copy the populated database and site file here (for profiling)")
     p.add_argument("--json", action="store_true")
     return p.parse_args(argv)
 
