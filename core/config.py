@@ -315,6 +315,9 @@ def validate_options(loaded: LoadedConfig, plugin_host: Any) -> None:
             except KeyError as exc:
                 field = "driver" if kind == "driver" else "type"
                 raise source.error((section, i, field), str(exc.args[0])) from None
+            if kind == "driver" and callable(getattr(cls, "subscriptions", None)) and item.transport is None:
+                # Push drivers receive through a transport; polled ones may not need one.
+                raise source.error((section, i), f"driver {type_key!r} receives pushed messages: give it a transport")
             options_type = getattr(cls, "Options", None)
             if options_type is not None:
                 convert(item.options, options_type, source, (section, i, "options"))

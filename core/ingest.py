@@ -51,6 +51,7 @@ class Ingest:
         self.states: dict[str, PointState] = {}
         self.readings_in = 0
         self.changes = 0
+        self.redeliveries = 0
 
     async def load(self) -> None:
         for point_id, value, fault, changed, updated, reported in await self.storage.fetchall(
@@ -85,6 +86,11 @@ class Ingest:
             ts = reading.ts if reading.ts is not None else received
             value = storable(reading.value) if reading.fault is None else None
             state = self.states.get(point.id)
+            if state is not None and ts <= state.last_reported and await self._stored(point.id, ts):
+                # A redelivery (QoS 1 after a crash) of a reading we already hold: comparing it
+                # with a state that has moved on would announce a change that never happened.
+                self.redeliveries += 1
+                continue
             if state is not None and state.value == value and state.fault == reading.fault and state.last_changed:
                 if ts > state.last_reported:
                     state.last_reported = ts
@@ -116,6 +122,17 @@ class Ingest:
         for i, (statement, rows) in enumerate(batches):
             last = i == len(batches) - 1
             await self.storage.put(statement, rows, on_durable if last else None)
+
+    async def _stored(self, point_id: str, ts: float) -> bool:
+        """Primary-key lookup; only asked for readings not newer than the current state.
+
+        Older readings that are *not* stored (a device whose clock jumped back) still
+        count as changes, or such a device would never change state again.
+        """
+        row = await self.storage.fetchone(
+            "SELECT 1 FROM readings WHERE point_id = ? AND ts = ?", (point_id, to_ms(ts))
+        )
+        return row is not None
 
     def state(self, point_id: str) -> PointState | None:
         return self.states.get(point_id)

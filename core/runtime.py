@@ -435,7 +435,12 @@ class Core:
                     await transport.stop()
             except Exception:
                 log.exception("transport %s: stop failed", key)
-        await self.bus.drain(timeout=5)
+        try:
+            await self.bus.drain(timeout=5)
+        except TimeoutError:
+            # A plugin handler that never returns must not turn an orderly stop into a crash.
+            busy = [name for name, sub in self.bus.metrics()["subscribers"].items() if sub["depth"]]
+            log.error("shutdown: bus subscribers still busy after 5 s: %s", busy)
 
     def plugin_config(self, name: str) -> dict[str, Any]:
         return dict(self.config.raw.get(name) or {})
@@ -463,7 +468,11 @@ class Core:
         return {
             "bus": self.bus.metrics(),
             "storage": self.storage.metrics(),
-            "ingest": {"readings": self.ingest.readings_in, "changes": self.ingest.changes},
+            "ingest": {
+                "readings": self.ingest.readings_in,
+                "changes": self.ingest.changes,
+                "redeliveries": self.ingest.redeliveries,
+            },
             "poll_skips": self.poll_skips,
             "quarantined": self.quarantined,
             "alarms": self.alarms.metrics() if self.alarms else {},

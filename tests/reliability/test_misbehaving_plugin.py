@@ -189,8 +189,5 @@ async def test_raising_and_blocking_plugin_does_not_delay_other_alarms(outcome: 
     assert outcome.alarms_depth == 0  # the engine's queue is not held up by the stuck subscriber
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Core._shutdown awaits bus.drain(timeout=5) unguarded, so a plugin subscriber that never "
-    "returns turns an orderly stop into a TimeoutError out of Core.run (fix in docs/benchmarks.md, 'Findings')"))
 async def test_core_stops_cleanly_although_a_plugin_handler_never_returns(outcome: Outcome) -> None:
     assert outcome.shutdown_error is None, repr(outcome.shutdown_error)
