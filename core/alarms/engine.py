@@ -243,6 +243,7 @@ class AlarmEngine:
             "alarms: resumed %d open alarms, %d rule states, %d timers",
             len(self._open), len(self._states), len(self.timers),
         )
+        await self._replay_unevaluated()
         self._unsubscribe = self.core.bus.subscribe(
             "alarms",
             self._on_event,
@@ -252,6 +253,35 @@ class AlarmEngine:
         self.core.start_task(self._run_timers, name="alarms:timers")
         await self.linkage.resume()
         self.started = True
+
+    async def _replay_unevaluated(self) -> None:
+        """Evaluate readings that were committed (and acknowledged upstream) but not evaluated.
+
+        The transport acknowledges a reading once *it* is durable; the rules run later
+        from the bus.  A crash in between would otherwise lose the alarm of an
+        acknowledged reading.  Replay is idempotent: an active alarm is updated, not re-raised.
+        """
+        rows = await self.store.unevaluated_readings()
+        if not rows:
+            return
+        devices = getattr(self.core.registry, "devices", {})
+        replayed = 0
+        ctx = Context(actor=ActorKind.SYSTEM, actor_id="alarms:replay")
+        for point_id, ts_ms, value, fault in rows:
+            point = self.core.registry.point_info(point_id)
+            if point is None:
+                continue
+            device = devices.get(point.device_id)
+            if device is not None and getattr(device, "discovered", False):
+                continue  # not trusted to raise alarms until commissioned
+            data = StateChanged(
+                point_id=point_id, device_id=point.device_id, point_key=point.key,
+                point_class=point.point_class, ts=ts_ms / 1000, new_value=value, fault=fault,
+            )
+            async with self._lock:
+                await self._on_state(data, ctx)
+            replayed += 1
+        log.info("alarms: evaluated %d reading(s) committed before the last stop but not yet evaluated", replayed)
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:
@@ -343,6 +373,9 @@ class AlarmEngine:
                 for rule in self._others:
                     if self._applies(rule, sibling) and point.key in self._related(rule, sibling):
                         await self._run(rule, sibling, inp, context.id, observation=True)
+        # Everything this reading caused is queued before the watermark, so a crash before
+        # it commits means the reading is evaluated again on start (see _replay_unevaluated).
+        await self.store.save_watermark(point.point_id, int(round(data.ts * 1000)))
 
     async def _device_input(self, device_id: str, inp: RuleInput, context_id: str, related_only: str | None) -> None:
         done: set[tuple[str, str]] = set()

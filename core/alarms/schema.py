@@ -74,4 +74,16 @@ ALARM_MIGRATIONS = [
         CREATE INDEX alarm_linkage_alarm ON alarm_linkage (alarm_id, ts);
         """,
     ),
+    Migration(
+        component="alarms",
+        version=2,
+        description="evaluation watermark: readings committed but not yet evaluated are replayed on start",
+        sql="""
+        CREATE TABLE alarm_watermark (
+            point_id TEXT PRIMARY KEY,
+            ts INTEGER NOT NULL          -- ms, as readings.ts: the last reading the rules finished
+        ) WITHOUT ROWID;
+        INSERT INTO alarm_watermark (point_id, ts) SELECT point_id, max(ts) FROM readings GROUP BY point_id;
+        """,
+    ),
 ]

@@ -46,6 +46,19 @@ ON CONFLICT (id) DO UPDATE SET ok = excluded.ok, data = excluded.data
 """
 
 
+SQL_WATERMARK = """
+INSERT INTO alarm_watermark (point_id, ts) VALUES (?, ?)
+ON CONFLICT (point_id) DO UPDATE SET ts = max(ts, excluded.ts)
+"""
+
+SQL_UNEVALUATED = """
+SELECT r.point_id, r.ts, r.value, r.fault FROM readings r
+LEFT JOIN alarm_watermark w ON w.point_id = r.point_id
+WHERE r.ts > coalesce(w.ts, -1)
+ORDER BY r.point_id, r.ts
+"""
+
+
 def _json(value: Any) -> str:
     return _enc.encode(value).decode()
 
@@ -102,6 +115,13 @@ class AlarmStore:
         self, rule: str, scope: str, point_id: str, context_id: str | None, state: dict[str, Any]
     ) -> None:
         await self._write(SQL_RULE_STATE, (rule, scope, point_id, context_id, _json(state)))
+
+    async def save_watermark(self, point_id: str, ts_ms: int) -> None:
+        """Queued after the rule writes of that reading, so it commits with or after them."""
+        await self._write(SQL_WATERMARK, (point_id, ts_ms))
+
+    async def unevaluated_readings(self) -> list[tuple[str, int, Any, str | None]]:
+        return await self.storage.fetchall(SQL_UNEVALUATED)
 
     async def save_timer(self, key: str, kind: str, due: float | None, data: dict[str, Any]) -> None:
         await self._write(SQL_TIMER, (key, kind, due, _json(data)))
