@@ -113,15 +113,15 @@ class Ingest:
                     ),
                     parent,
                 )
-        batches = [(SQL_STATE, state_rows), (SQL_READING, reading_rows), (SQL_TOUCH, touch_rows)]
-        batches = [(statement, rows) for statement, rows in batches if rows]
-        if not batches:
+        parts = [(SQL_STATE, state_rows), (SQL_READING, reading_rows), (SQL_TOUCH, touch_rows)]
+        parts = [(statement, rows) for statement, rows in parts if rows]
+        if not parts:
             if on_durable is not None:
                 on_durable()
             return
-        for i, (statement, rows) in enumerate(batches):
-            last = i == len(batches) - 1
-            await self.storage.put(statement, rows, on_durable if last else None)
+        # One transaction: a state row committed without its reading row would make the
+        # redelivered message look unchanged after a crash, and it would never be stored.
+        await self.storage.put_many(parts, on_durable)
 
     async def _stored(self, point_id: str, ts: float) -> bool:
         """Primary-key lookup; only asked for readings not newer than the current state.

@@ -69,8 +69,9 @@ class WriteBatch:
 
 @dataclass
 class _Op:
-    statement: str
-    rows: list[Sequence[Any]]
+    """Rows of one or more statements that must commit in the same transaction."""
+
+    parts: list[tuple[str, list[Sequence[Any]]]]
     on_durable: DurableCallback | None = None
 
 
@@ -241,8 +242,9 @@ class Storage:
         if isinstance(op, _Exec):
             execs.append(op)
             return
-        batch.rows[op.statement].extend(op.rows)
-        batch.size += len(op.rows)
+        for statement, rows in op.parts:
+            batch.rows[statement].extend(rows)
+            batch.size += len(rows)
         if op.on_durable is not None:
             batch.callbacks.append(op.on_durable)
 
@@ -304,11 +306,17 @@ class Storage:
 
     async def put(self, statement: str, rows: list[Sequence[Any]], on_durable: DurableCallback | None = None) -> None:
         """Queue rows for the next batch; waits if the writer is that far behind."""
-        await self._send.send(_Op(statement, rows, on_durable))
+        await self._send.send(_Op([(statement, rows)], on_durable))
+
+    async def put_many(
+        self, parts: list[tuple[str, list[Sequence[Any]]]], on_durable: DurableCallback | None = None
+    ) -> None:
+        """Queue rows of several statements that commit together or not at all."""
+        await self._send.send(_Op(parts, on_durable))
 
     def put_nowait(self, statement: str, rows: list[Sequence[Any]], on_durable: DurableCallback | None = None) -> bool:
         try:
-            self._send.send_nowait(_Op(statement, rows, on_durable))
+            self._send.send_nowait(_Op([(statement, rows)], on_durable))
             return True
         except anyio.WouldBlock:
             return False
@@ -322,7 +330,7 @@ class Storage:
         if not self.writer_alive:
             return
         done = anyio.Event()
-        await self._send.send(_Op(SQL_TOUCH, [], done.set))
+        await self._send.send(_Op([], done.set))
         await done.wait()
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
