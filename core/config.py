@@ -19,6 +19,10 @@ import msgspec
 import yaml
 
 
+# libyaml's loader when present: most of a large site's cold start is parsing (bench/coldstart.py).
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class ConfigError(Exception):
     """A problem in the site file, located as precisely as we can."""
 
@@ -222,7 +226,7 @@ def _substitute_env(node: yaml.Node, file: str, env: dict[str, str]) -> None:
             raise ConfigError(file, node.start_mark.line + 1, "", f"environment variable {name} is not set")
 
         node.value = _ENV.sub(repl, node.value)
-        if node.tag == "tag:yaml.org,2002:str" and node.style is None:
+        if node.tag == "tag:yaml.org,2002:str" and not node.style:  # plain scalar (None or "")
             # Re-resolve plain scalars so "${PORT}" can become an int.
             node.tag = yaml.resolver.Resolver().resolve(yaml.ScalarNode, node.value, (True, False))
     elif isinstance(node, yaml.MappingNode):
@@ -244,7 +248,7 @@ class LoadedConfig:
 def load_text(text: str, file: str = "<string>", env: dict[str, str] | None = None) -> LoadedConfig:
     env = dict(os.environ) if env is None else env
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise ConfigError(file, mark.line + 1 if mark else None, "", f"YAML syntax: {exc.problem}") from None
@@ -253,7 +257,7 @@ def load_text(text: str, file: str = "<string>", env: dict[str, str] | None = No
         raw: Any = {}
     else:
         _substitute_env(root, file, env)
-        raw = yaml.SafeLoader(text).construct_document(root)
+        raw = _Loader(text).construct_document(root)
     if not isinstance(raw, dict):
         raise ConfigError(file, 1, "", "the site file must be a mapping at the top level")
     site = convert(raw, SiteConfig, source)

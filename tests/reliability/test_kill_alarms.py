@@ -6,8 +6,7 @@ reading is also an alarm transition: ten temperature points alternate 20 °C /
 20 °C reading clear it.  The core is killed with SIGKILL four times while this
 runs.  Afterwards, per point:
 
-* every sequence number the publisher sent is stored exactly once (a known
-  bug makes this fail about one run in three; see the xfail reason);
+* every sequence number the publisher sent is stored exactly once;
 * the number of alarms equals the number of 90 °C readings stored — an alarm
   whose reading was acknowledged must exist even if the kill came between the
   reading's commit and the alarm's;
@@ -143,12 +142,6 @@ def storm_result(tmp_path_factory: pytest.TempPathFactory) -> Storm:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "KNOWN BUG (about 1 run in 3): Ingest.ingest queues a message's point_state row before its readings "
-    "row in two puts; when the writer's batch boundary falls between them and the core is killed, the "
-    "state commits without the reading, and the broker's redelivery then looks like an unchanged repeat "
-    "(touch only), is acknowledged and the reading is never stored. Queueing the readings row first fixed "
-    "8 of 8 runs (docs/benchmarks.md, 'Findings'). Remove this mark with the fix."))
 def test_sigkill_in_an_alarm_storm_stores_every_acknowledged_reading_exactly_once(storm_result: Storm) -> None:
     s = storm_result
     base_ms = int(BASE_TS * 1000)
@@ -167,10 +160,6 @@ def test_sigkill_in_an_alarm_storm_alarm_state_follows_the_last_reading(storm_re
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "KNOWN BUG (intermittent, depends on where the kill lands): the MQTT ack follows the reading's commit, "
-    "not the alarm engine's; a kill between the two loses the alarm of an acknowledged reading. "
-    "Fix proposed in docs/benchmarks.md, 'Findings'"))
 def test_sigkill_in_an_alarm_storm_loses_no_alarm_of_an_acknowledged_reading(storm_result: Storm) -> None:
     s = storm_result
     short = {s.points[p]: (s.hot[p], s.raised.get(p, 0)) for p in s.points if s.raised.get(p, 0) < s.hot[p]}
@@ -178,10 +167,6 @@ def test_sigkill_in_an_alarm_storm_loses_no_alarm_of_an_acknowledged_reading(sto
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "KNOWN BUG (intermittent): core/ingest.py compares a redelivered, older reading with the current state, "
-    "so a QoS 1 redelivery after a crash raises again an alarm that was raised and cleared. "
-    "Fix proposed in docs/benchmarks.md, 'Findings'"))
 def test_sigkill_in_an_alarm_storm_raises_no_phantom_alarm_from_redelivered_readings(storm_result: Storm) -> None:
     s = storm_result
     extra = {s.points[p]: (s.hot[p], s.raised.get(p, 0)) for p in s.points if s.raised.get(p, 0) > s.hot[p]}
