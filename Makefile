@@ -18,7 +18,7 @@ venv: $(STAMP)
 system-deps:
 	@bash scripts/ensure-system-deps.sh
 
-demo: venv
+demo: venv system-deps
 	$(BIN)/firebus demo
 
 test: venv system-deps
