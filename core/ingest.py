@@ -86,7 +86,7 @@ class Ingest:
             ts = reading.ts if reading.ts is not None else received
             value = storable(reading.value) if reading.fault is None else None
             state = self.states.get(point.id)
-            if state is not None and ts <= state.last_reported and await self._stored(point.id, ts):
+            if state is not None and ts <= state.last_reported and await self._stored(point.id, ts, value, reading.fault):
                 # A redelivery (QoS 1 after a crash) of a reading we already hold: comparing it
                 # with a state that has moved on would announce a change that never happened.
                 self.redeliveries += 1
@@ -123,16 +123,18 @@ class Ingest:
         # redelivered message look unchanged after a crash, and it would never be stored.
         await self.storage.put_many(parts, on_durable)
 
-    async def _stored(self, point_id: str, ts: float) -> bool:
-        """Primary-key lookup; only asked for readings not newer than the current state.
+    async def _stored(self, point_id: str, ts: float, value: Any, fault: str | None) -> bool:
+        """Is this exact reading (time, value, fault) already stored?  A primary-key lookup,
+        only asked for readings not newer than the current state.
 
-        Older readings that are *not* stored (a device whose clock jumped back) still
-        count as changes, or such a device would never change state again.
+        Older readings that are *not* stored (a device whose clock jumped back), or a
+        different value under the same timestamp (a device clock with coarse resolution),
+        still count as changes, or such a device would never change state again.
         """
         row = await self.storage.fetchone(
-            "SELECT 1 FROM readings WHERE point_id = ? AND ts = ?", (point_id, to_ms(ts))
+            "SELECT value, fault FROM readings WHERE point_id = ? AND ts = ?", (point_id, to_ms(ts))
         )
-        return row is not None
+        return row is not None and row[0] == value and row[1] == fault
 
     def state(self, point_id: str) -> PointState | None:
         return self.states.get(point_id)
