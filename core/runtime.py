@@ -508,13 +508,20 @@ async def running_core(
     autoload: bool | None = None,
     clock: Clock | None = None,
     base_dir: Path | None = None,
+    before_start: Callable[[Core], None] | None = None,
 ) -> AsyncIterator[Core]:
-    """Start a core for the duration of the block (tests, demo, embedding)."""
+    """Start a core for the duration of the block (tests, demo, embedding).
+
+    ``before_start(core)`` runs once the core is built and checked but before it
+    starts, e.g. to subscribe an event recorder that must see the first reading.
+    """
     if isinstance(loaded, str):
         loaded = load_text(loaded, "<string>")
     host = build_plugin_host(loaded.site, extra_plugins=extra_plugins, autoload=autoload)
     core = Core(loaded, host, clock=clock, base_dir=base_dir)
     prepare(loaded, host, core)
+    if before_start is not None:
+        before_start(core)
     async with anyio.create_task_group() as tg:
         await tg.start(core.run)
         try:

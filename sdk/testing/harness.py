@@ -68,23 +68,18 @@ async def start_core(
     plugins it chose, whatever else is installed.  ``recorder`` is subscribed
     before anything starts, so it sees the first reading too.
     """
-    import anyio
-
     from firebus.core.config import load_text
-    from firebus.core.runtime import Core, build_plugin_host, prepare
+    from firebus.core.runtime import running_core
 
-    loaded = load_text(site, "site.yaml")
-    host = build_plugin_host(loaded.site, extra_plugins=dict(plugins or {}), autoload=autoload)
-    core = Core(loaded, host, clock=clock, base_dir=base_dir)
-    prepare(loaded, host, core)
-    if recorder is not None:
-        recorder.attach(core.bus)
-    async with anyio.create_task_group() as tg:
-        await tg.start(core.run)
-        try:
-            yield core
-        finally:
-            core.stop()
+    async with running_core(
+        load_text(site, "site.yaml"),
+        extra_plugins=dict(plugins or {}),
+        autoload=autoload,
+        clock=clock,
+        base_dir=base_dir,
+        before_start=(lambda core: recorder.attach(core.bus)) if recorder is not None else None,
+    ) as core:
+        yield core
 
 
 def as_profile(profile: ModbusProfile | str | Path) -> ModbusProfile:
