@@ -60,9 +60,9 @@ def machine() -> dict[str, Any]:
     }
 
 
-def emit(result: dict[str, Any]) -> None:
-    """The one JSON line on stdout."""
-    print(json.dumps(result, sort_keys=False), flush=True)
+def emit(result: dict[str, Any], one_line: bool = True) -> None:
+    """The figures on stdout: one JSON line (``--json``), or indented for people."""
+    print(json.dumps(result, sort_keys=False) if one_line else json.dumps(result, indent=2), flush=True)
 
 
 # -- CPU ----------------------------------------------------------------------------------------

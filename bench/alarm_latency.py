@@ -152,10 +152,7 @@ async def main(args: argparse.Namespace) -> None:
             levels.append(level)
     result = {"bench": "alarm_latency", "levels": levels, "alarms_per_level": args.alarms, "gap_s": args.gap,
               "telemetry_devices": args.devices, "synchronous": "FULL", "machine": machine()}
-    if args.json:
-        emit(result)
-    else:
-        print(json.dumps(result, indent=2))
+    emit(result, one_line=args.json)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -155,10 +155,7 @@ def main(args: argparse.Namespace) -> None:
         "runs": runs,
         "machine": machine(),
     }
-    if args.json:
-        emit(result)
-    else:
-        print(json.dumps(result, indent=2))
+    emit(result, one_line=args.json)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

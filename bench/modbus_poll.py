@@ -89,10 +89,7 @@ async def main(args: argparse.Namespace) -> None:
         "seconds": args.seconds,
         "machine": machine(),
     }
-    if args.json:
-        emit(result)
-    else:
-        print(json.dumps(result, indent=2))
+    emit(result, one_line=args.json)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -7,7 +7,6 @@ import json
 import logging
 import signal
 import sys
-from pathlib import Path
 from typing import Any, Sequence
 
 import anyio

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import anyio
-import msgspec
 from anyio.abc import TaskGroup
 
 from firebus.sdk.clock import SystemClock

@@ -46,7 +46,7 @@ class Plugin:
 
 
 async def main(path: str) -> None:
-    async with running_core(load_file(path), extra_plugins={"noloss": Plugin()}, autoload=False) as core:
+    async with running_core(load_file(path), extra_plugins={"noloss": Plugin()}, autoload=False):
         print("core-started", flush=True)
         await anyio.sleep_forever()
 

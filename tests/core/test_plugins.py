@@ -10,7 +10,6 @@ import sysconfig
 import textwrap
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from firebus.core.plugins import PluginError, PluginHost, PluginStatus

@@ -23,7 +23,6 @@ from firebus.sdk import (
     PointSpec,
     PolledDriver,
     Reading,
-    RegistryUpdated,
     StateChanged,
     StateReported,
     hookimpl,

@@ -17,7 +17,6 @@ runs.  Afterwards, per point:
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
 import threading
 from pathlib import Path

@@ -27,7 +27,6 @@ class Ctx:
 async def main(host: str, port: int, path: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     t = MqttTransport("mqtt", MqttOptions(host=host, port=port, client_id="firebus-worker", receive_maximum=50), Ctx())
-    subscribed = asyncio.Event()
 
     async def handler(topic: str, payload: bytes, ack) -> None:
         seq = json.loads(payload)["seq"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -14,8 +13,8 @@ import firebus.plugins.smoke as smoke_plugin
 import firebus.plugins.water as water_plugin
 from firebus.core.config import load_text
 from firebus.core.runtime import running_core
-from firebus.core.sim.modbus import ModbusSimulator, SimDevice
-from firebus.sdk import AlarmEvent, Event
+from firebus.core.sim.modbus import ModbusSimulator
+from firebus.sdk import AlarmEvent
 from firebus.sdk.modbus import load_profile_resource
 from firebus.sdk.testing.mosquitto import Mosquitto
 
