@@ -18,6 +18,8 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
+from firebus.sdk.driver import PushDriver
+
 
 # libyaml's loader when present: most of a large site's cold start is parsing (bench/coldstart.py).
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -319,7 +321,7 @@ def validate_options(loaded: LoadedConfig, plugin_host: Any) -> None:
             except KeyError as exc:
                 field = "driver" if kind == "driver" else "type"
                 raise source.error((section, i, field), str(exc.args[0])) from None
-            if kind == "driver" and callable(getattr(cls, "subscriptions", None)) and item.transport is None:
+            if kind == "driver" and issubclass(cls, PushDriver) and item.transport is None:
                 # Push drivers receive through a transport; polled ones may not need one.
                 raise source.error((section, i), f"driver {type_key!r} receives pushed messages: give it a transport")
             options_type = getattr(cls, "Options", None)

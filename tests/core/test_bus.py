@@ -134,13 +134,15 @@ async def test_state_reported_only_reaches_subscribers_that_ask_for_it() -> None
 
 async def test_context_lineage_links_reading_alarm_and_notification() -> None:
     reading_ctx = Context(actor=ActorKind.DEVICE, actor_id="dev-1")
+    await anyio.sleep(0.002)  # ULIDs order by millisecond; within one they are random
     alarm_ctx = reading_ctx.child(ActorKind.RULE, "threshold")
+    await anyio.sleep(0.002)
     notify_ctx = alarm_ctx.child(ActorKind.PLUGIN, "notify")
     assert alarm_ctx.parent_id == reading_ctx.id
     assert notify_ctx.parent_id == alarm_ctx.id
-    assert len({reading_ctx.id, alarm_ctx.id, notify_ctx.id}) == 3
-    # ULIDs sort by creation time.
-    assert sorted([notify_ctx.id, reading_ctx.id, alarm_ctx.id])[0] <= reading_ctx.id
+    assert alarm_ctx.actor is ActorKind.RULE and alarm_ctx.actor_id == "threshold"
+    # ULIDs sort by creation time, so an incident trail reads in order.
+    assert sorted([notify_ctx.id, reading_ctx.id, alarm_ctx.id]) == [reading_ctx.id, alarm_ctx.id, notify_ctx.id]
 
 
 async def test_subscriber_names_are_unique_and_unsubscribe_stops_delivery() -> None:

@@ -129,3 +129,15 @@ def test_firebus_check_validates_with_plugins_and_reports_lines(tmp_path: Path) 
     bad = subprocess.run([sys.executable, "-m", "firebus.core.cli", "check", str(broken)], capture_output=True, text=True)
     assert bad.returncode == 2
     assert f"{broken}:" in bad.stderr and "notify.routes[0]" in bad.stderr, bad.stderr
+
+
+def test_push_device_without_transport_is_a_config_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    text = (Path(__file__).parents[2] / "examples" / "site.yaml").read_text()
+    broken = tmp_path / "site.yaml"
+    broken.write_text(text.replace("driver: smoke.generic, transport: broker,", "driver: smoke.generic,", 1))
+    bad = subprocess.run([sys.executable, "-m", "firebus.core.cli", "check", str(broken)], capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert "devices[4]: driver 'smoke.generic' receives pushed messages: give it a transport" in bad.stderr, bad.stderr
