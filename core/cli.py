@@ -162,7 +162,7 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
     except ImportError:  # simulators not installed in this build
         pass
     else:
-        add_sim_commands(sub)
+        add_sim_commands(sub, host)
 
     from firebus.sdk.tools import add_sdk_commands
 

@@ -75,6 +75,16 @@ def firebus_register_commands(cli: Any) -> None:
 
 
 @hookspec
+def firebus_register_simulators(sim: Any) -> None:
+    """Add simulators to ``firebus sim``.
+
+    ``sim`` is the ``argparse`` sub-parsers object of ``firebus sim``; add a parser
+    (``sim.add_parser("uitd", …)``) and set its ``func`` default to a callable taking
+    the parsed ``argparse.Namespace`` and returning the exit code.
+    """
+
+
+@hookspec
 def firebus_register_point_classes(core: Any) -> list[str]:
     """Return point class names beyond ``firebus.sdk.PointClass``."""
 

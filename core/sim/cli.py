@@ -19,13 +19,13 @@ from typing import Any
 DEMO = "demo"
 
 
-def add_sim_commands(subparsers: Any) -> None:
+def add_sim_commands(subparsers: Any, host: Any = None) -> None:
     sim = subparsers.add_parser(
         "sim", help="run device simulators (Modbus TCP devices, an NB-IoT smoke fleet over MQTT)",
         description="Real-protocol device simulators for tests, demos and vendors. Scenarios are "
                     "scripted and reproducible from a seed.",
     )
-    sub = sim.add_subparsers(dest="sim_command", metavar="{modbus,smoke,list}")
+    sub = sim.add_subparsers(dest="sim_command", metavar="SIMULATOR")
     sub.required = True
 
     m = sub.add_parser("modbus", help="serve Modbus devices from register-map profiles on a TCP port",
@@ -73,6 +73,8 @@ def add_sim_commands(subparsers: Any) -> None:
                         description="List the built-in register-map profiles (and their points) and scenarios.")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.set_defaults(func=run_list)
+    if host is not None:  # plugins' own simulators (e.g. GB/T 26875.3 UITD and centre)
+        host.call_each("firebus_register_simulators", sim=sub)
 
 
 def _scenario(args: argparse.Namespace):

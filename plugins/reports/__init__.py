@@ -1,0 +1,1 @@
+"""Electrical-fire health check and reports (placeholder until the plugin lands)."""

@@ -1,0 +1,1 @@
+"""Video flame and smoke recognition (placeholder until the plugin lands)."""
