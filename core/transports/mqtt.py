@@ -1,33 +1,34 @@
-"""MQTT hub: one paho-mqtt client per broker, shared by every driver on it.
+"""MQTT hub: one broker connection per transport, shared by every driver on it.
 
-At-least-once, end to end:
+At-least-once, end to end, on our own asyncio MQTT client (``mqtt_client``,
+codec in ``mqtt_wire``; paho is no longer used here):
 
 * QoS 1 subscriptions on a persistent session (fixed client id, MQTT 5
   ``clean_start=False`` with a session expiry; v3.1.1 ``clean_session=False``),
   so the broker keeps messages while firebus is down;
-* ``manual_ack=True``: paho does not PUBACK when ``on_message`` returns.  Each
-  message reaches its handler with an ``ack`` callable; the core calls it only
-  after the reading is committed.  A crash before that leaves the message
-  unacknowledged and the broker redelivers it to the same client id; storage
-  absorbs the duplicate.  The hub itself acknowledges nothing a handler owns.
+* manual acknowledgement: nothing is PUBACKed until the application calls the
+  message's ``ack`` — the core does so only after the reading is committed.  A
+  crash before that leaves the message unacknowledged and the broker
+  redelivers it to the same client id; storage absorbs the duplicate.  The hub
+  itself acknowledges nothing a handler owns.  Acks from an earlier connection
+  are dropped (``stale_acks``): after a reconnect the same packet id may name
+  another message.
 
-The paho network thread must never block (a stalled thread misses keepalives
-and the broker drops us: paho issue 379), so ``on_message`` only hands the
-message to the event loop with ``call_soon_threadsafe``.  The in-flight window
-(MQTT 5 Receive Maximum) bounds how many unacknowledged messages the broker
-sends us, and therefore how much the hand-over queue can hold.
+Two lanes (issue 15: an alarm never waits behind telemetry):
 
-Thread safety of ``client.ack()`` (paho 2.2, read in ``client.py``): ``ack``
-builds a PUBACK and calls ``_packet_queue``, which appends to a
-``collections.deque`` (atomic in CPython) and writes one byte to the loop's
-socket pair to wake ``select``; with ``loop_start`` it never writes the socket
-from the caller's thread.  So acking from the event-loop thread while the
-network thread runs is safe.  What is *not* safe is acking a message id from an
-earlier connection: after a reconnect the broker redelivers unacknowledged
-messages and may reuse that id for another message once acknowledged, so a
-stale ack could acknowledge the wrong message.  Each message carries the
-connection generation it arrived on, and acks from an older generation are
-dropped (the redelivered copy gets its own ack).
+* ``Lane.TELEMETRY`` — the main session (``client_id``).  Reading stops while
+  ``max_unacked`` messages are held unacknowledged (backpressure to the broker,
+  whatever it does with Receive Maximum).
+* ``Lane.ALARM`` — filters subscribed with ``lane=Lane.ALARM`` go on a second
+  session (``<client_id>-alarm``) with its own socket and in-flight window, so
+  a broker backlog of telemetry cannot hold them, and the telemetry bound never
+  pauses it.  A telemetry subscription may pass ``classify(topic, payload)``:
+  messages it calls alarm-class move to the alarm lane right here, before any
+  queue.  Of the messages parsed from one socket read, alarm-lane handlers are
+  called first.
+
+Routing is a topic trie plus an exact-topic map with a per-topic cache:
+O(topic levels), not O(subscriptions).
 """
 
 from __future__ import annotations
@@ -35,46 +36,196 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import threading
 import time
 from collections import deque
-from typing import Any, Awaitable, Callable, ClassVar, Literal
+from typing import Awaitable, Callable, ClassVar, Generic, Literal, TypeVar
 
 import msgspec
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from firebus.sdk.events import Lane
 from firebus.sdk.extension import Transport, TransportContext
+
+from .mqtt_client import (
+    InboundMessage,
+    MqttConnectError,
+    MqttError,
+    MqttPublishError,
+    MqttSession,
+    SessionConfig,
+)
+from .mqtt_wire import MqttCodecError, check_filter
+
+__all__ = [
+    "Ack", "BatchHandler", "Classifier", "InboundMessage", "Lane", "MessageHandler", "MqttConnectError", "MqttError",
+    "MqttOptions", "MqttPublishError", "MqttTransport", "Router",
+]
 
 Ack = Callable[[], None]
 MessageHandler = Callable[[str, bytes, Ack], Awaitable[None]]
+BatchHandler = Callable[[list[InboundMessage]], None]
+Classifier = Callable[[str, bytes], "Lane | None"]
+
+R = TypeVar("R")
+
+#: distinct topics whose routes are remembered before the cache starts afresh (memory bound)
+CACHE_LIMIT = 200_000
 
 
-class MqttError(Exception):
-    """Base of MQTT hub errors."""
+# ---------------------------------------------------------------------------------- routing
+# A site with 10 000 devices may subscribe 10 000 exact topics or a handful of wildcard
+# filters; either way a message costs one dict lookup once its topic has been seen (the
+# cache), and a walk of at most 2 × levels trie nodes the first time.  MQTT §4.7: "+" is one
+# whole level, "#" the rest including the parent level ("a/#" matches "a"), and a topic that
+# starts with "$" is not matched by a wildcard in its first level.
 
 
-class MqttPublishError(MqttError):
-    """A publish was refused (queue full, not accepted) or not confirmed in time."""
+class _Node(Generic[R]):
+    __slots__ = ("children", "plus", "hash", "routes")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node[R]] = {}
+        self.plus: _Node[R] | None = None
+        self.hash: list[R] = []  # routes of "<this level>/#"
+        self.routes: list[R] = []  # routes ending exactly here
+
+    def empty(self) -> bool:
+        return not (self.children or self.plus or self.hash or self.routes)
+
+
+class Router(Generic[R]):
+    """Routes keyed by topic filter; ``match(topic)`` returns every route whose filter matches."""
+
+    def __init__(self, pattern_of: Callable[[R], str]) -> None:
+        self._pattern_of = pattern_of
+        self._exact: dict[str, list[R]] = {}
+        self._root: _Node[R] = _Node()
+        self._wild = 0
+        self._count: dict[str, int] = {}
+        self._cache: dict[str, tuple[R, ...]] = {}
+
+    def patterns(self) -> list[str]:
+        return list(self._count)
+
+    def __len__(self) -> int:
+        return sum(self._count.values())
+
+    def add(self, route: R) -> bool:
+        """Add a route; True when its filter is new (the caller subscribes it)."""
+        pattern = self._pattern_of(route)
+        self._cache.clear()
+        if "+" in pattern or "#" in pattern:
+            self._wild += 1
+            node = self._root
+            levels = pattern.split("/")
+            for level in levels[:-1] if levels[-1] == "#" else levels:
+                if level == "+":
+                    if node.plus is None:
+                        node.plus = _Node()
+                    node = node.plus
+                else:
+                    node = node.children.setdefault(level, _Node())
+            (node.hash if levels[-1] == "#" else node.routes).append(route)
+        else:
+            self._exact.setdefault(pattern, []).append(route)
+        n = self._count.get(pattern, 0)
+        self._count[pattern] = n + 1
+        return n == 0
+
+    def remove(self, route: R) -> bool:
+        """Remove a route; True when no route is left on its filter (the caller unsubscribes it)."""
+        pattern = self._pattern_of(route)
+        if pattern not in self._count:
+            return False
+        self._cache.clear()
+        if "+" in pattern or "#" in pattern:
+            levels = pattern.split("/")
+            path = [self._root]
+            node: _Node[R] | None = self._root
+            for level in levels[:-1] if levels[-1] == "#" else levels:
+                assert node is not None
+                node = node.plus if level == "+" else node.children.get(level)
+                if node is None:
+                    return False
+                path.append(node)
+            assert node is not None
+            bucket = node.hash if levels[-1] == "#" else node.routes
+            if route not in bucket:
+                return False
+            bucket.remove(route)
+            self._wild -= 1
+            # prune empty branches so a churn of subscriptions does not leave a growing trie
+            for i in range(len(path) - 1, 0, -1):
+                child, parent = path[i], path[i - 1]
+                if not child.empty():
+                    break
+                if parent.plus is child:
+                    parent.plus = None
+                else:
+                    for k, v in list(parent.children.items()):
+                        if v is child:
+                            del parent.children[k]
+        else:
+            bucket = self._exact.get(pattern, [])
+            if route not in bucket:
+                return False
+            bucket.remove(route)
+            if not bucket:
+                del self._exact[pattern]
+        n = self._count[pattern] - 1
+        if n:
+            self._count[pattern] = n
+            return False
+        del self._count[pattern]
+        return True
+
+    def match(self, topic: str) -> tuple[R, ...]:
+        found = self._cache.get(topic)
+        if found is not None:
+            return found
+        out: list[R] = list(self._exact.get(topic, ()))
+        if self._wild:
+            self._walk(self._root, topic.split("/"), 0, out, topic.startswith("$"))
+        found = tuple(out)
+        if len(self._cache) >= CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[topic] = found
+        return found
+
+    def _walk(self, node: _Node[R], levels: list[str], i: int, out: list[R], dollar: bool) -> None:
+        wild_ok = not (dollar and i == 0)
+        if wild_ok and node.hash:
+            out.extend(node.hash)
+        if i == len(levels):
+            out.extend(node.routes)
+            return
+        child = node.children.get(levels[i])
+        if child is not None:
+            self._walk(child, levels, i + 1, out, dollar)
+        if wild_ok and node.plus is not None:
+            self._walk(node.plus, levels, i + 1, out, dollar)
+
+
+# ---------------------------------------------------------------------------------- options
 
 
 class MqttOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 1883
     #: fixed and unique per installation: the broker keeps the session under it.
-    #: Empty → "firebus-<transport key>".
+    #: Empty → "firebus-<transport key>".  The alarm session is "<client_id>-alarm".
     client_id: str = ""
     protocol: Literal["v5", "v311"] = "v5"
     #: seconds the broker keeps the session (and queued messages) while we are away
     session_expiry: int = 7 * 24 * 3600
-    #: keepalive seconds; a silent broker is detected within about twice this
+    #: keepalive seconds; a silent broker is detected within about 2 × keepalive
     keepalive: int = 3
     #: in-flight window: unacknowledged QoS 1 messages the broker may send us (MQTT 5
     #: Receive Maximum). With ack-after-commit, throughput ≤ window ÷ commit latency.
     receive_maximum: int = 1000
+    #: the alarm session's window (alarm traffic is small; its own window keeps it moving)
+    alarm_receive_maximum: int = 100
+    #: unacknowledged messages held per session before reading stops (0 → 2 × its window)
+    max_unacked: int = 0
     subscribe_qos: Literal[0, 1, 2] = 1
     username: str | None = None
     password: str | None = None
@@ -85,6 +236,10 @@ class MqttOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tls_insecure: bool = False  # skip hostname check (test rigs only)
     reconnect_min: int = 1
     reconnect_max: int = 30
+    #: seconds to wait for TCP/TLS connect and for CONNACK
+    connect_timeout: float = 10.0
+    #: largest packet accepted (bytes; v5 tells the broker, which then drops bigger messages)
+    max_packet_size: int = 1 << 20
     #: outbound publishes not yet confirmed by the broker; publish() waits for room
     publish_queue: int = 1000
     publish_timeout: float = 30.0
@@ -95,8 +250,12 @@ class MqttOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     def __post_init__(self) -> None:
         if not 1 <= self.receive_maximum <= 65535:
             raise ValueError("receive_maximum must be 1..65535")
-        if self.keepalive < 1:
-            raise ValueError("keepalive must be ≥ 1 s")
+        if not 1 <= self.alarm_receive_maximum <= 65535:
+            raise ValueError("alarm_receive_maximum must be 1..65535")
+        if self.max_unacked < 0:
+            raise ValueError("max_unacked must be ≥ 0 (0: twice the window)")
+        if not 1 <= self.keepalive <= 65535:
+            raise ValueError("keepalive must be 1..65535 s")
         if self.publish_queue < 1:
             raise ValueError("publish_queue must be ≥ 1")
         if self.protocol == "v5" and self.session_expiry < 1:
@@ -105,16 +264,42 @@ class MqttOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ValueError("need 1 ≤ reconnect_min ≤ reconnect_max")
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file go together")
+        if self.connect_timeout <= 0:
+            raise ValueError("connect_timeout must be > 0")
+        if self.max_packet_size < 128:
+            raise ValueError("max_packet_size must be ≥ 128 bytes")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        try:
+            ctx = ssl.create_default_context(cafile=self.ca_file)  # system CAs when ca_file is None
+            if self.cert_file is not None:
+                ctx.load_cert_chain(self.cert_file, self.key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise MqttError(f"TLS set-up failed (ca_file={self.ca_file!r}, cert_file={self.cert_file!r}): {exc}") from None
+        if self.tls_insecure:
+            ctx.check_hostname = False  # the certificate is still verified against the CA
+        return ctx
 
 
-class _Inbound(msgspec.Struct):
-    gen: int
-    mid: int
-    qos: int
-    topic: str
-    payload: bytes
-    received: float
-    parked: bool = False
+class _Route:
+    __slots__ = ("pattern", "handler", "batch", "lane", "classify")
+
+    def __init__(self, pattern: str, handler: BatchHandler | MessageHandler, batch: bool, lane: Lane,
+                 classify: Classifier | None) -> None:
+        self.pattern = pattern
+        self.handler = handler
+        self.batch = batch
+        self.lane = lane
+        self.classify = classify
+
+
+def _route_pattern(route: _Route) -> str:
+    return route.pattern
+
+
+# ---------------------------------------------------------------------------------- transport
 
 
 class MqttTransport(Transport):
@@ -125,57 +310,79 @@ class MqttTransport(Transport):
         super().__init__(key, options, ctx)
         self.log: logging.Logger = ctx.logger
         self.client_id = options.client_id or f"firebus-{key}"
-        self._handlers: dict[str, list[MessageHandler]] = {}
-        self._filters: tuple[str, ...] = ()  # snapshot the paho thread reads (never the dict)
+        self._routers: dict[Lane, Router[_Route]] = {Lane.TELEMETRY: Router(_route_pattern),
+                                                     Lane.ALARM: Router(_route_pattern)}
+        self._sessions: dict[Lane, MqttSession] = {}
+        self._session_up: dict[Lane, bool] = {}
         self._unrouted: MessageHandler | None = None
-        self._parked: deque[_Inbound] = deque()
+        self._parked: deque[tuple[Lane, InboundMessage]] = deque()
+        self._legacy: deque[tuple[MessageHandler, InboundMessage]] = deque()
+        self._legacy_wake = asyncio.Event()
+        self._legacy_task: asyncio.Task[None] | None = None
+        self._housekeeper: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._inbox: asyncio.Queue[_Inbound] | None = None
-        self._dispatcher: asyncio.Task[None] | None = None
-        self._client: mqtt.Client | None = None
-        self._gen = 0  # connection generation; bumped by the paho thread on (dis)connect
-        self._connected = threading.Event()
+        self._ssl: ssl.SSLContext | None = None
         self._link_up: bool | None = None
         self._started_at = 0.0
+        self._started = False
         self._pub_slots: asyncio.Semaphore | None = None
-        self._pub_waiting: dict[int, asyncio.Future[None]] = {}
-        # counters for diagnostics and tests
-        self.received = 0
-        self.acked = 0
-        self.stale_acks = 0
+        self._window_warned = False
+        # counters for diagnostics and tests (session counters are summed in properties below)
         self.handler_errors = 0
-        self.connects = 0
-        self.max_backlog = 0  # deepest hand-over queue seen (unacked messages held in the process)
-        self._overrun_logged = False
+        self.classify_errors = 0
+        self.classified_alarm = 0
+        self.unrouted = 0
+        self.lane_counts: dict[Lane, int] = {Lane.ALARM: 0, Lane.TELEMETRY: 0}
+
+    # ------------------------------------------------------------------ counters
+
+    @property
+    def received(self) -> int:
+        return sum(s.received for s in self._sessions.values())
+
+    @property
+    def acked(self) -> int:
+        return sum(s.acked for s in self._sessions.values())
+
+    @property
+    def stale_acks(self) -> int:
+        return sum(s.stale_acks for s in self._sessions.values())
+
+    @property
+    def connects(self) -> int:
+        return sum(s.connects for s in self._sessions.values())
+
+    @property
+    def max_backlog(self) -> int:
+        """Most unacknowledged messages held in the process at once (per session, summed)."""
+        return sum(s.max_unacked_held for s in self._sessions.values())
 
     # ------------------------------------------------------------------ public API
 
     def subscribe(self, pattern: str, handler: MessageHandler) -> Callable[[], None]:
-        """Route messages whose topic matches ``pattern`` to ``handler``.
+        """Route messages whose topic matches ``pattern`` to ``handler`` (one at a time, in order).
 
         ``handler(topic, payload, ack)`` must not ack before the reading is
         durable; it may call ``ack`` later from the event loop.  Callable before
         or after ``start``.  Returns a function that removes the route.
         """
-        _check_filter(pattern)
-        new = pattern not in self._handlers
-        self._handlers.setdefault(pattern, []).append(handler)
-        self._filters = tuple(self._handlers)
-        if new and self._client is not None and self._connected.is_set():
-            self._client.subscribe(pattern, **self._sub_args())
-        self._release_parked()
+        return self._add(_Route(pattern, handler, False, Lane.TELEMETRY, None))
 
-        def remove() -> None:
-            handlers = self._handlers.get(pattern, [])
-            if handler in handlers:
-                handlers.remove(handler)
-            if not handlers and pattern in self._handlers:
-                del self._handlers[pattern]
-                self._filters = tuple(self._handlers)
-                if self._client is not None and self._connected.is_set():
-                    self._client.unsubscribe(pattern)
+    def subscribe_batch(self, pattern: str, handler: BatchHandler, *, lane: Lane = Lane.TELEMETRY,
+                        classify: Classifier | None = None) -> Callable[[], None]:
+        """The fast path: ``handler(messages)`` is called synchronously in the event loop.
 
-        return remove
+        ``messages`` are of one lane, in arrival order.  The handler must call
+        ``m.ack()`` for each message later (after its commit; QoS 0 too, which
+        only releases the backpressure slot) and must never block.
+        ``lane=Lane.ALARM`` puts the filter on the alarm session.  ``classify``
+        (telemetry subscriptions only) is a cheap peek that moves alarm-class
+        messages to the alarm lane; it must not raise (if it does, the message is
+        treated as alarm-class and ``classify_errors`` counts it).
+        """
+        if lane is Lane.ALARM and classify is not None:
+            raise ValueError("classify is for telemetry subscriptions: an alarm subscription is alarm-class already")
+        return self._add(_Route(pattern, handler, True, Lane(lane), classify))
 
     def set_unrouted_handler(self, handler: MessageHandler | None) -> None:
         """Who gets messages no route claims after ``unrouted_grace`` (e.g. quarantine, then ack).
@@ -192,199 +399,142 @@ class MqttTransport(Transport):
 
         At most ``publish_queue`` publishes are pending at once; more wait for
         room.  Raises ``MqttPublishError`` when not confirmed within ``timeout``
-        (default ``publish_timeout``) — paho keeps retrying in memory, so a
-        late confirmation is still possible; callers that need certainty retry
-        idempotently.
+        (default ``publish_timeout``).  The session keeps a QoS ≥ 1 message and
+        re-sends it after a reconnect, so a late confirmation is still possible
+        (it holds its slot until then); callers that need certainty retry
+        idempotently.  Publishes go on the alarm session when there is one: it
+        is never paused by telemetry backpressure, so a linkage command is not
+        held behind a telemetry backlog.
         """
-        if self._client is None or self._pub_slots is None:
+        session = self._sessions.get(Lane.ALARM) or self._sessions.get(Lane.TELEMETRY)
+        if not self._started or session is None or self._pub_slots is None:
             raise MqttPublishError(f"{self.key}: transport not started")
+        data = payload.encode() if isinstance(payload, str) else bytes(payload)
         timeout = self.options.publish_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
+        slots = self._pub_slots
         try:
-            await asyncio.wait_for(self._pub_slots.acquire(), timeout)
+            await asyncio.wait_for(slots.acquire(), timeout)
         except asyncio.TimeoutError:
             raise MqttPublishError(f"{self.key}: publish queue full for {timeout}s") from None
         try:
-            info = self._client.publish(topic, payload, qos=qos, retain=retain)
-            if info.rc == mqtt.MQTT_ERR_NO_CONN and qos == 0:
-                raise MqttPublishError(f"{self.key}: not connected; QoS 0 publish to {topic!r} dropped")
-            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-                raise MqttPublishError(f"{self.key}: publish to {topic!r} refused: {mqtt.error_string(info.rc)}")
-            if info.rc == mqtt.MQTT_ERR_SUCCESS and info.is_published():
-                return  # (is_published raises for NO_CONN; paho still holds QoS>0 messages then)
-            # Registered before any await: on_publish reaches us through
-            # call_soon_threadsafe, so it cannot run before this line.
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._pub_waiting[info.mid] = fut
-            try:
-                await asyncio.wait_for(fut, max(0.0, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
-                raise MqttPublishError(f"{self.key}: publish to {topic!r} not confirmed in {timeout}s") from None
-            finally:
-                self._pub_waiting.pop(info.mid, None)
-        finally:
-            self._pub_slots.release()
+            fut = session.publish(topic, data, qos=qos, retain=retain)
+        except (MqttCodecError, MqttPublishError) as exc:
+            slots.release()
+            raise MqttPublishError(f"{self.key}: publish to {topic!r} refused: {exc}") from None
+        # The slot is freed when the session settles the message, not when we stop waiting.
+        fut.add_done_callback(lambda f: (slots.release(), f.cancelled() or f.exception()))
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), max(0.0, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            raise MqttPublishError(f"{self.key}: publish to {topic!r} not confirmed in {timeout}s") from None
 
     @property
     def connected(self) -> bool:
-        return self._connected.is_set()
+        return bool(self._sessions) and all(s.connected for s in self._sessions.values())
 
     async def wait_connected(self, timeout: float = 10.0) -> None:
+        """Every session connected and its subscriptions acknowledged by the broker."""
         deadline = time.monotonic() + timeout
-        while not self._connected.is_set():
+        while True:
+            sessions = list(self._sessions.values())
+            try:
+                for s in sessions:
+                    await s.wait_subscribed(max(0.001, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                raise TimeoutError(f"{self.key}: not connected after {timeout}s") from None
+            if sessions and all(s.connected for s in self._sessions.values()):
+                return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.key}: not connected after {timeout}s")
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # not started yet, or a session dropped meanwhile
+
+    def stats(self) -> dict[str, object]:
+        """Figures for /api/metrics."""
+        return {
+            "connected": self.connected,
+            "sessions": {str(lane): s.stats() for lane, s in self._sessions.items()},
+            "lanes": {str(lane): n for lane, n in self.lane_counts.items()},
+            "classified_alarm": self.classified_alarm,
+            "classify_errors": self.classify_errors,
+            "handler_errors": self.handler_errors,
+            "parked": len(self._parked),
+            "unrouted": self.unrouted,
+            "legacy_queue": len(self._legacy),
+            "routes": {str(lane): len(r) for lane, r in self._routers.items()},
+        }
 
     # ------------------------------------------------------------------ life cycle
 
     async def start(self) -> None:
-        o: MqttOptions = self.options
+        if self._started:
+            return
         self._loop = asyncio.get_running_loop()
-        self._inbox = asyncio.Queue()
-        self._pub_slots = asyncio.Semaphore(o.publish_queue)
+        self._ssl = self.options.ssl_context()
+        self._pub_slots = asyncio.Semaphore(self.options.publish_queue)
         self._started_at = time.monotonic()
-        v5 = o.protocol == "v5"
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else False,
-            manual_ack=True,
-            reconnect_on_failure=True,
-        )
-        client.enable_logger(self.log.getChild("paho"))
-        client.reconnect_delay_set(o.reconnect_min, o.reconnect_max)
-        # Outgoing QoS>0 messages paho holds (in flight + queued); the semaphore
-        # above already bounds us, this keeps paho's own queue finite too.
-        client.max_queued_messages_set(o.publish_queue + 10)
-        client.max_inflight_messages_set(min(o.publish_queue, 1000))
-        if o.username is not None:
-            client.username_pw_set(o.username, o.password)
-        if o.tls:
-            client.tls_set(ca_certs=o.ca_file, certfile=o.cert_file, keyfile=o.key_file,
-                           cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-            client.tls_insecure_set(o.tls_insecure)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_connect_fail = self._on_connect_fail
-        client.on_message = self._on_message
-        client.on_publish = self._on_publish
-        props = None
-        if v5:
-            props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = o.session_expiry
-            props.ReceiveMaximum = o.receive_maximum
-        self._client = client
-        self._dispatcher = asyncio.create_task(self._dispatch(), name=f"mqtt-{self.key}-dispatch")
-        # connect_async never raises for a dead broker: the network thread keeps trying.
-        client.connect_async(o.host, o.port, keepalive=o.keepalive,
-                             clean_start=False if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-                             properties=props)
-        client.loop_start()
+        self._started = True
+        self._legacy_task = asyncio.create_task(self._legacy_loop(), name=f"mqtt-{self.key}-handlers")
+        for s in self._sessions.values():
+            s.start()  # a restart after stop(): same sessions, same counters
+        self._session(Lane.TELEMETRY)
+        if self._routers[Lane.ALARM].patterns():
+            self._session(Lane.ALARM)
+        self._housekeeper = self._loop.call_later(0.25, self._housekeeping)
 
     async def stop(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            # DISCONNECT keeps the session (expiry > 0): unacked messages come back next start.
-            client.disable_logger()  # paho logs its own orderly shutdown at ERROR ("not connected")
-            client.disconnect()
-            await self._join_network_thread(client)
-        self._connected.clear()
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
+        self._started = False
+        if self._housekeeper is not None:
+            self._housekeeper.cancel()
+            self._housekeeper = None
+        sessions = list(self._sessions.values())
+        await asyncio.gather(*(s.stop() for s in sessions), return_exceptions=True)
+        if self._legacy_task is not None:
+            self._legacy_task.cancel()
             try:
-                await self._dispatcher
+                await self._legacy_task
             except asyncio.CancelledError:
                 pass
-            self._dispatcher = None
-        for fut in self._pub_waiting.values():
-            if not fut.done():
-                fut.set_exception(MqttPublishError(f"{self.key}: transport stopped"))
+            self._legacy_task = None
 
-    async def _join_network_thread(self, client: mqtt.Client, timeout: float = 10.0) -> None:
-        # A daemon thread, not the default executor: should paho's thread ever hang,
-        # an executor worker stuck in join() would block interpreter exit.
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
+    # ------------------------------------------------------------------ sessions
 
-        def join() -> None:
-            try:
-                client.loop_stop()
-            finally:
-                try:
-                    loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
-                except RuntimeError:
-                    pass  # loop already closed
+    def _session(self, lane: Lane) -> MqttSession:
+        s = self._sessions.get(lane)
+        if s is not None:
+            return s
+        o: MqttOptions = self.options
+        alarm = lane is Lane.ALARM
+        window = o.alarm_receive_maximum if alarm else o.receive_maximum
+        cfg = SessionConfig(
+            host=o.host, port=o.port, client_id=f"{self.client_id}-alarm" if alarm else self.client_id,
+            version=5 if o.protocol == "v5" else 4, session_expiry=o.session_expiry, keepalive=o.keepalive,
+            receive_maximum=window, max_packet_size=o.max_packet_size, subscribe_qos=o.subscribe_qos,
+            username=o.username, password=o.password, ssl_context=self._ssl, reconnect_min=o.reconnect_min,
+            reconnect_max=o.reconnect_max, connect_timeout=o.connect_timeout, max_held=o.max_unacked, lane=lane,
+        )
+        s = MqttSession(cfg, on_messages=self._on_messages, on_link=self._on_link,
+                        on_connected=self._on_connected, logger=self.log)
+        self._sessions[lane] = s
+        self._session_up[lane] = False
+        s.subscribe(self._routers[lane].patterns())
+        s.start()
+        return s
 
-        threading.Thread(target=join, name=f"mqtt-{self.key}-stop", daemon=True).start()
-        try:
-            await asyncio.wait_for(asyncio.shield(done), timeout)
-        except asyncio.TimeoutError:
-            self.log.error("%s: paho network thread did not stop within %.0fs", self.key, timeout)
-
-    # ------------------------------------------------------------------ paho thread side
-    # Everything below runs on paho's network thread: no blocking, no awaiting,
-    # only hand-over to the event loop.
-
-    def _call_in_loop(self, fn: Callable[..., Any], *args: Any) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(fn, *args)
-            except RuntimeError:
-                pass  # loop closing: the broker keeps the message, we get it next time
-
-    def _sub_args(self) -> dict[str, Any]:
-        if self.options.protocol == "v5":
-            # Retained messages only for a new subscription, not on every reconnect.
-            return {"options": SubscribeOptions(qos=self.options.subscribe_qos,
-                                                retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)}
-        return {"qos": self.options.subscribe_qos}
-
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        if reason.is_failure:
-            self._call_in_loop(self._set_link, False, f"broker refused connection: {reason}")
-            return
-        self._gen += 1
-        self.connects += 1
-        self._connected.set()
-        # Resubscribe every time: the session may have expired or the broker lost it.
-        topics = self._filters
-        if topics:
-            if self.options.protocol == "v5":
-                client.subscribe([(t, self._sub_args()["options"]) for t in topics])
-            else:
-                client.subscribe([(t, self.options.subscribe_qos) for t in topics])
-        present = getattr(flags, "session_present", None)
-        self._call_in_loop(self._connected_in_loop, bool(present))
-
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        self._gen += 1
-        self._connected.clear()
-        if self._client is not None:  # not our own stop()
-            self._call_in_loop(self._set_link, False, f"disconnected: {reason}")
-
-    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        self._call_in_loop(self._set_link, False,
-                           f"cannot connect to {self.options.host}:{self.options.port}")
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        item = _Inbound(self._gen, msg.mid, msg.qos, msg.topic, msg.payload, time.time())
-        inbox = self._inbox
-        if inbox is not None:
-            self._call_in_loop(inbox.put_nowait, item)
-
-    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
-        self._call_in_loop(self._published, mid, reason)
-
-    # ------------------------------------------------------------------ event-loop side
-
-    def _connected_in_loop(self, session_present: bool) -> None:
-        if not session_present and self.connects > 1:
+    def _on_connected(self, session: MqttSession, session_present: bool) -> None:
+        if not session_present and session.connects > 1:
             self.log.warning("%s: broker had no session for %s: messages sent while we were away are lost "
-                             "(broker restarted without persistence, or session expired)", self.key, self.client_id)
-        self._set_link(True)
+                             "(broker restarted without persistence, or session expired)", self.key,
+                             session.config.client_id)
+
+    def _on_link(self, session: MqttSession, up: bool, reason: str) -> None:
+        self._session_up[session.config.lane] = up
+        if up:
+            if all(self._session_up.get(lane, False) for lane in self._sessions):
+                self._set_link(True)
+        else:
+            name = session.config.client_id
+            self._set_link(False, reason if session.config.lane is Lane.TELEMETRY else f"{name}: {reason}")
 
     def _set_link(self, up: bool, reason: str = "") -> None:
         if self._link_up is up:
@@ -399,113 +549,147 @@ class MqttTransport(Transport):
             self.log.warning("%s: broker link down: %s", self.key, reason)
             self.ctx.link_changed(False, reason)
 
-    def _published(self, mid: int, reason: Any) -> None:
-        fut = self._pub_waiting.get(mid)
-        if fut is None or fut.done():
-            return
-        if getattr(reason, "is_failure", False):
-            fut.set_exception(MqttPublishError(f"{self.key}: broker refused publish: {reason}"))
-        else:
-            fut.set_result(None)
+    # ------------------------------------------------------------------ routes
 
-    def _make_ack(self, item: _Inbound, owners: int = 1) -> Ack:
-        remaining = [owners]
+    def _add(self, route: _Route) -> Callable[[], None]:
+        try:
+            check_filter(route.pattern)
+        except MqttCodecError as exc:
+            raise ValueError(f"invalid topic filter {route.pattern!r}: {exc}") from None
+        router = self._routers[route.lane]
+        if router.add(route) and self._started:
+            self._session(route.lane).subscribe([route.pattern])
+        self._release_parked()
 
-        def ack() -> None:
-            if remaining[0] <= 0:
-                return  # idempotent: a second call is harmless
-            remaining[0] -= 1
-            if remaining[0]:
-                return  # a message routed to several handlers is acked once all are done
-            if item.qos == 0:
-                return
-            client = self._client
-            if item.gen != self._gen or client is None:
-                self.stale_acks += 1  # connection changed: the broker redelivers; that copy gets acked
-                return
-            client.ack(item.mid, item.qos)
-            self.acked += 1
+        def remove() -> None:
+            if router.remove(route):
+                s = self._sessions.get(route.lane)
+                if s is not None:
+                    s.unsubscribe([route.pattern])
 
-        return ack
+        return remove
 
-    def _routes(self, topic: str) -> list[MessageHandler]:
-        out: list[MessageHandler] = []
-        for pattern, handlers in self._handlers.items():
-            if mqtt.topic_matches_sub(pattern, topic):
-                out.extend(handlers)
-        return out
+    def _on_messages(self, session: MqttSession, messages: list[InboundMessage]) -> None:
+        """Everything one socket read brought: route, classify, hand over (alarm lane first)."""
+        lane = session.config.lane
+        if not self._window_warned and session.held > session.config.receive_maximum:
+            # Nothing is lost (every held message is unacknowledged), and reading pauses
+            # at max_unacked; but the broker's window is not what bounds us.
+            self._window_warned = True
+            self.log.warning("%s: the broker sent %d unacknowledged messages on %s, more than its Receive Maximum "
+                             "(%d): it ignores the window (Mosquitto 2.0 does once acks flow); reading pauses at %d",
+                             self.key, session.held, session.config.client_id, session.config.receive_maximum,
+                             session.max_held)
+        self._route(lane, messages, self._started_at + self.options.unrouted_grace <= time.monotonic())
 
-    async def _dispatch(self) -> None:
-        assert self._inbox is not None
+    def _route(self, lane: Lane, messages: list[InboundMessage], grace_over: bool) -> None:
+        match = self._routers[lane].match
+        alarms: dict[BatchHandler, list[InboundMessage]] = {}
+        telemetry: dict[BatchHandler, list[InboundMessage]] = {}
+        legacy = self._legacy
+        queued = len(legacy)
+        ALARM = Lane.ALARM
+        for m in messages:
+            routes = match(m.topic)
+            n = len(routes)
+            if n == 1:
+                pairs: tuple[tuple[_Route, InboundMessage], ...] | zip[tuple[_Route, InboundMessage]] = ((routes[0], m),)
+            elif n == 0:
+                if grace_over:
+                    self._unclaimed(m)
+                else:
+                    self._parked.append((lane, m))  # a driver may subscribe late (session delivers at once)
+                continue
+            else:
+                pairs = zip(routes, m.share(n))
+            for r, msg in pairs:
+                if not r.batch:
+                    legacy.append((r.handler, msg))  # type: ignore[arg-type]
+                    continue
+                classify = r.classify
+                if classify is not None:
+                    try:
+                        if classify(msg.topic, msg.payload) == ALARM:
+                            msg.lane = ALARM
+                            self.classified_alarm += 1
+                    except Exception:
+                        # An alarm must not be lost to a peek's bug: treat it as alarm-class.
+                        self.classify_errors += 1
+                        msg.lane = ALARM
+                        if self.classify_errors == 1:
+                            self.log.exception("%s: classify failed for %r; treating it as alarm-class", self.key,
+                                               msg.topic)
+                group = alarms if msg.lane is ALARM else telemetry
+                batch = group.get(r.handler)  # type: ignore[arg-type]
+                if batch is None:
+                    group[r.handler] = [msg]  # type: ignore[index]
+                else:
+                    batch.append(msg)
+        for handler, batch in alarms.items():
+            self.lane_counts[ALARM] += len(batch)
+            self._call(handler, batch)
+        for handler, batch in telemetry.items():
+            self.lane_counts[Lane.TELEMETRY] += len(batch)
+            self._call(handler, batch)
+        if len(legacy) > queued:
+            self._legacy_wake.set()
+
+    def _call(self, handler: BatchHandler, batch: list[InboundMessage]) -> None:
+        try:
+            handler(batch)
+        except Exception:
+            # Not acked by us: whatever the handler did not ack comes back after the next reconnect.
+            self.handler_errors += 1
+            self.log.exception("%s: batch handler failed on %d messages (first topic %r); they stay unacknowledged",
+                               self.key, len(batch), batch[0].topic)
+
+    async def _legacy_loop(self) -> None:
+        """Per-message async handlers (``subscribe``), one message at a time in arrival order."""
+        legacy = self._legacy
         while True:
+            while not legacy:
+                self._legacy_wake.clear()
+                await self._legacy_wake.wait()
+            handler, m = legacy.popleft()
             try:
-                item = await asyncio.wait_for(self._inbox.get(), timeout=1.0)
-            except asyncio.TimeoutError:
-                await self._expire_parked()
-                continue
-            if not item.parked:
-                self.received += 1
-            self._note_backlog()
-            handlers = self._routes(item.topic)
-            if not handlers:
-                self._parked.append(item)  # a driver may subscribe late (session delivers at once)
-                await self._expire_parked()
-                continue
-            await self._deliver(item, handlers)
-
-    def _note_backlog(self) -> None:
-        depth = (self._inbox.qsize() if self._inbox is not None else 0) + 1 + len(self._parked)
-        self.max_backlog = max(self.max_backlog, depth)
-        if depth > 2 * self.options.receive_maximum and not self._overrun_logged:
-            # The broker ignores our Receive Maximum (Mosquitto 2.0.x does after the
-            # first acks). Nothing is lost — every message is still unacked — but
-            # memory now follows the broker's queue, not the window.
-            self._overrun_logged = True
-            self.log.warning("%s: %d unacknowledged messages held, above 2 × receive_maximum (%d): "
-                             "the broker is not honouring the in-flight window", self.key, depth,
-                             self.options.receive_maximum)
-
-    async def _deliver(self, item: _Inbound, handlers: list[MessageHandler]) -> None:
-        ack = self._make_ack(item, len(handlers))
-        for handler in handlers:
-            try:
-                await handler(item.topic, item.payload, ack)
+                await handler(m.topic, m.payload, m.ack)
             except Exception:
                 # Not acked: it comes back after the next reconnect.  Handlers
                 # should quarantine undecodable payloads and ack them instead.
                 self.handler_errors += 1
-                self.log.exception("%s: handler for %r failed; message left unacknowledged", self.key, item.topic)
+                self.log.exception("%s: handler for %r failed; message left unacknowledged", self.key, m.topic)
+
+    # ------------------------------------------------------------------ unrouted
 
     def _release_parked(self) -> None:
-        if not self._parked or self._loop is None:
+        if not self._parked or not self._started:
             return
         parked, self._parked = self._parked, deque()
-        for item in parked:
-            item.parked = True
-            if self._inbox is not None:
-                self._inbox.put_nowait(item)
+        by_lane: dict[Lane, list[InboundMessage]] = {}
+        for lane, m in parked:
+            by_lane.setdefault(lane, []).append(m)
+        for lane, messages in by_lane.items():
+            self._route(lane, messages, False)  # still unclaimed: parked again, in order
 
-    async def _expire_parked(self) -> None:
-        if not self._parked or time.monotonic() - self._started_at < self.options.unrouted_grace:
+    def _unclaimed(self, m: InboundMessage) -> None:
+        self.unrouted += 1
+        if self._unrouted is not None:
+            self._legacy.append((self._unrouted, m))
+            self._legacy_wake.set()
+        else:
+            self.log.warning("%s: no handler for topic %r; acknowledging it so it cannot block the "
+                             "in-flight window", self.key, m.topic)
+            m.ack()
+
+    def _housekeeping(self) -> None:
+        self._housekeeper = None
+        if not self._started or self._loop is None:
             return
-        parked, self._parked = self._parked, deque()
-        for item in parked:
-            if self._routes(item.topic):
-                await self._deliver(item, self._routes(item.topic))
-            elif self._unrouted is not None:
-                await self._deliver(item, [self._unrouted])
-            else:
-                self.log.warning("%s: no handler for topic %r; acknowledging it so it cannot block the "
-                                 "in-flight window", self.key, item.topic)
-                self._make_ack(item)()
-
-
-def _check_filter(pattern: str) -> None:
-    if not pattern or "\x00" in pattern:
-        raise ValueError(f"invalid topic filter {pattern!r}")
-    levels = pattern.split("/")
-    for i, level in enumerate(levels):
-        if "#" in level and (level != "#" or i != len(levels) - 1):
-            raise ValueError(f"invalid topic filter {pattern!r}: '#' must be a whole last level")
-        if "+" in level and level != "+":
-            raise ValueError(f"invalid topic filter {pattern!r}: '+' must be a whole level")
+        if self._parked and time.monotonic() - self._started_at >= self.options.unrouted_grace:
+            parked, self._parked = self._parked, deque()
+            by_lane: dict[Lane, list[InboundMessage]] = {}
+            for lane, m in parked:
+                by_lane.setdefault(lane, []).append(m)
+            for lane, messages in by_lane.items():
+                self._route(lane, messages, True)
+        self._housekeeper = self._loop.call_later(0.25, self._housekeeping)
