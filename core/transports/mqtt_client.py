@@ -545,6 +545,15 @@ class MqttSession(asyncio.Protocol):
         error: MqttCodecError | None = None
         while True:
             if held >= bound:
+                if out:
+                    # Hand over what we have: a handler that acks at once makes room, and
+                    # reading goes on without a pause/resume round trip.
+                    self._held = held
+                    self._deliver(out)
+                    out = []
+                    held = self._held
+                    if held < bound:
+                        continue
                 self._pause()
                 break
             try:
@@ -569,19 +578,22 @@ class MqttSession(asyncio.Protocol):
             else:
                 self._control(pkt)  # type: ignore[arg-type]
         self._held = held
-        if held > self.max_unacked_held:
-            self.max_unacked_held = held
         if out:
-            self.received += len(out)
-            try:
-                self._on_messages(self, out)
-            except Exception:
-                self.log.exception("%s: message callback failed", self.config.client_id)
+            self._deliver(out)
         if error is not None:
             self.protocol_errors += 1
             self.log.error("%s: malformed packet from the broker, dropping the connection: %s",
                            self.config.client_id, error)
             self._abort(f"malformed packet from the broker: {error}")
+
+    def _deliver(self, out: list[InboundMessage]) -> None:
+        if self._held > self.max_unacked_held:
+            self.max_unacked_held = self._held
+        self.received += len(out)
+        try:
+            self._on_messages(self, out)
+        except Exception:
+            self.log.exception("%s: message callback failed", self.config.client_id)
 
     def _control(self, pkt: Ack | Connack | Suback | Unsuback | Pingresp | Disconnect) -> None:
         kind = pkt.type
