@@ -698,6 +698,9 @@ class Decoder:
     def _control(self, kind: int, flags: int, buf: bytes, start: int, end: int) -> Packet:
         v5 = self.version == 5
         length = end - start
+        if kind in (0, 1, 8, 10, 12, 15) or (kind == 14 and not v5):
+            name = PacketType(kind).name if kind else "reserved type 0"
+            raise MqttCodecError(f"a server does not send {name}" + ("" if v5 or kind != 14 else " in MQTT 3.1.1"))
         if kind == 6:
             if flags != 0x02:
                 raise MqttCodecError("PUBREL with reserved flags other than 0010")
@@ -768,5 +771,4 @@ class Decoder:
                 if p != end:
                     raise MqttCodecError("DISCONNECT has bytes after its properties")
             return Disconnect(reason, props)
-        name = PacketType(kind).name if kind else "reserved type 0"
-        raise MqttCodecError(f"a server does not send {name}" + ("" if v5 or kind != 14 else " in MQTT 3.1.1"))
+        raise MqttCodecError(f"unexpected packet type {kind}")  # unreachable: every type is handled above
