@@ -435,6 +435,8 @@ class MqttSession(asyncio.Protocol):
                 raise MqttConnectError(f"no CONNACK from {c.host}:{c.port} within {c.connect_timeout:g}s")
             if ack.reason:
                 raise MqttConnectError(f"broker refused connection: {reason_text(ack.reason, c.version)}")
+            if self._lost.done():
+                raise MqttConnectError(f"connection lost right after CONNACK: {self._lost_reason}")
             self._on_connack(ack)
             await self._lost
             if not self._stopping:
