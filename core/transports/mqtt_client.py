@@ -40,7 +40,7 @@ import logging
 import random
 import ssl
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Callable, Final, Literal
 
 import msgspec
@@ -242,7 +242,8 @@ class MqttSession(asyncio.Protocol):
         self._flush_scheduled = False
         self._qos2_received: set[int] = set()  # PUBREC sent, PUBREL awaited (survives reconnects)
         # outbound state
-        self._out: OrderedDict[int, _Outbound] = OrderedDict()
+        self._out: OrderedDict[int, _Outbound] = OrderedDict()  # every unsettled QoS 1/2 publish
+        self._queued: deque[_Outbound] = deque()  # not yet sent (window full or disconnected)
         self._next_pid = 0
         self._server_receive_max = 65535
         self._inflight = 0
@@ -301,10 +302,7 @@ class MqttSession(asyncio.Protocol):
             t.close()
         runner, self._runner = self._runner, None
         if runner is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(runner), timeout)
-            except (asyncio.TimeoutError, Exception):
-                pass
+            await asyncio.wait({runner}, timeout=timeout)  # never raises: the runner's fate is its own
             if not runner.done():
                 runner.cancel()
                 try:
@@ -317,6 +315,7 @@ class MqttSession(asyncio.Protocol):
             if not out.future.done():
                 out.future.set_exception(MqttPublishError(f"{self.config.client_id}: session stopped"))
         self._out.clear()
+        self._queued.clear()
         self._inflight = 0
 
     async def wait_connected(self, timeout: float) -> None:
@@ -362,8 +361,10 @@ class MqttSession(asyncio.Protocol):
         frame = encode_publish(topic, payload, qos=qos, retain=retain, packet_id=pid, version=self.config.version)
         out = _Outbound(pid, frame, qos, fut)
         self._out[pid] = out
-        if self._connected and self._inflight < self._server_receive_max:
+        if self._connected and self._inflight < self._server_receive_max and not self._queued:
             self._send_outbound(out)
+        else:
+            self._queued.append(out)
         return fut
 
     def stats(self) -> dict[str, object]:
@@ -470,10 +471,15 @@ class MqttSession(asyncio.Protocol):
             self._subscribed_ev.set()
         # Outbound publishes kept while away: resend in order (DUP if sent before), then the queue.
         self._inflight = 0
+        queued: deque[_Outbound] = deque()
         for out in self._out.values():
-            if self._inflight >= self._server_receive_max:
-                break
-            self._send_outbound(out, resend=True)
+            if out.state == 2 or (out.state == 1 and self._inflight < self._server_receive_max):
+                self._send_outbound(out, resend=True)
+            else:
+                out.state = 0  # beyond the server's window now: sent afresh when there is room
+                queued.append(out)
+        self._queued = queued
+        self._send_queued()
         if self._on_connected is not None:
             self._on_connected(self, ack.session_present)
         self._link(True, "")
@@ -740,12 +746,10 @@ class MqttSession(asyncio.Protocol):
         self._inflight += 1
 
     def _send_queued(self) -> None:
-        if not self._connected:
-            return
-        for out in self._out.values():
-            if self._inflight >= self._server_receive_max:
-                return
-            if out.state == 0:
+        queued = self._queued
+        while queued and self._connected and self._inflight < self._server_receive_max:
+            out = queued.popleft()
+            if self._out.get(out.packet_id) is out and out.state == 0:
                 self._send_outbound(out)
 
     def _send_subscribe(self, filters: list[str]) -> list[int]:
