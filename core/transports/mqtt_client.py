@@ -138,7 +138,8 @@ class InboundMessage(Publish):
 
     ``ack()`` may be called any time later, any number of times (only the first
     counts).  It must be called for every message, QoS 0 too: that releases the
-    message's backpressure slot.
+    message's backpressure slot.  Call it on the event loop's thread (not thread-safe:
+    a writer thread hands its commit result back with ``call_soon_threadsafe``).
     """
 
     __slots__ = ("received", "lane", "_owner", "_gen", "_acked")
