@@ -217,6 +217,7 @@ class MqttSession(asyncio.Protocol):
         self._decoder = Decoder(config.version, max_packet_size=config.max_packet_size, publish_cls=InboundMessage)
         self._gen = 0
         self._stopping = False
+        self._closing = False
         self._connected = False
         self._connected_ev = asyncio.Event()
         self._subscribed_ev = asyncio.Event()
@@ -296,11 +297,23 @@ class MqttSession(asyncio.Protocol):
             self._runner.cancel()  # connecting or backing off: nothing to say goodbye to
         if t is not None and self._connected:
             self._flush_acks()
+            self._closing = True
+            lost = self._lost
             try:
                 t.write(encode_disconnect(version=self.config.version))
+                if self._paused:
+                    t.resume_reading()
+                if t.can_write_eof():
+                    t.write_eof()
             except Exception:
-                pass
-            t.close()
+                t.close()
+            # Let the broker close after DISCONNECT, reading (and discarding) what it still
+            # sends: closing with unread bytes makes the kernel send RST, and a RST can make
+            # the broker drop our last PUBACKs unread (seen under load).
+            if lost is not None and not lost.done():
+                await asyncio.wait({lost}, timeout=min(timeout, 2.0))
+            if self._transport is not None:
+                self._transport.close()
         runner, self._runner = self._runner, None
         if runner is not None:
             await asyncio.wait({runner}, timeout=timeout)  # never raises: the runner's fate is its own
@@ -495,6 +508,7 @@ class MqttSession(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        self._closing = False
         self._gen += 1
         self._decoder.reset()
         self._ack_buf.clear()
@@ -524,6 +538,8 @@ class MqttSession(asyncio.Protocol):
             self._connack.cancel()
 
     def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return  # after our DISCONNECT: nothing more is handed over
         self._last_rx = time.monotonic()
         self._decoder.feed(data)
         if not self._paused:
@@ -669,7 +685,7 @@ class MqttSession(asyncio.Protocol):
         qos = msg.qos
         if not qos:
             return
-        if msg._gen != self._gen or self._transport is None:
+        if msg._gen != self._gen or self._transport is None or self._closing:
             self.stale_acks += 1  # the broker redelivers it; that copy gets its own ack
             return
         self.acked += 1
@@ -725,7 +741,7 @@ class MqttSession(asyncio.Protocol):
 
     def _write(self, data: bytes) -> None:
         t = self._transport
-        if t is not None:
+        if t is not None and not self._closing:  # nothing after our DISCONNECT
             t.write(data)
 
     def _alloc_pid(self) -> int:

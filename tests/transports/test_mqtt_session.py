@@ -71,6 +71,7 @@ async def test_unacked_messages_held_stay_bounded_when_acks_are_withheld(mosquit
         assert session.max_unacked_held <= 100
         assert session.stats()["paused_s"] > 0 and session.pauses >= 1
         await wait_for(lambda: session.held == 0, what="all acked")
+        assert session.stale_acks == 0 and session.connects == 1, session.stats()
     finally:
         await t.stop()
     # every message was acked: a new connection of the same session gets nothing back
