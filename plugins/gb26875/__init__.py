@@ -31,3 +31,9 @@ def firebus_register_commands(cli: Any) -> None:
 
     add_commands(cli)
 
+
+@hookimpl
+def firebus_register_simulators(sim: Any) -> None:
+    from .sim import add_simulators
+
+    add_simulators(sim)

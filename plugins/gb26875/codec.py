@@ -530,19 +530,23 @@ def _encode_object(obj: AduObject, prefix: str, issues: _Issues, tags: set[bool]
 # ------------------------------------------------------------------- replies
 
 def reply_frame(request: Header, command: int, *, time: TimeTag, adu: AnyAdu | None = None,
-                version: tuple[int, int] | None = None) -> Frame:
+                version: tuple[int, int] | None = None, source: bytes | None = None) -> Frame:
     """The answer to ``request``: serial echoed, source and destination swapped (vector A2).
 
     ``version``: the replier's own version bytes; None echoes the request's (pitfall 1).
+    ``source``: the replier's own address; None takes the request's destination.
     """
     main, user = version if version is not None else (request.version_main, request.version_user)
     return Frame(Header(serial=request.serial, version_main=main, version_user=user, time=time,
-                        source=request.destination, destination=request.source, command=command), adu)
+                        source=request.destination if source is None else source, destination=request.source,
+                        command=command), adu)
 
 
-def deny_for(raw: bytes | bytearray, *, time: TimeTag, version: tuple[int, int] | None = None) -> bytes | None:
+def deny_for(raw: bytes | bytearray, *, time: TimeTag, version: tuple[int, int] | None = None,
+             source: bytes | None = None) -> bytes | None:
     """A deny (cmd 6, empty ADU) for a frame that failed its checks, built from its raw
-    bytes: the two serial bytes echoed verbatim, addresses swapped (checklist item 2).
+    bytes: the two serial bytes echoed verbatim, addresses swapped (checklist item 2;
+    ``source`` overrides the request's destination as the deny's source).
     None when fewer than the 27 header bytes arrived (nothing to answer)."""
     if len(raw) < HEADER_SIZE:
         return None
@@ -551,7 +555,7 @@ def deny_for(raw: bytes | bytearray, *, time: TimeTag, version: tuple[int, int] 
     body += raw[2:4]
     body += bytes((main, user))
     body += time.to_bytes()
-    body += raw[18:24] + raw[12:18]
+    body += (raw[18:24] if source is None else source) + raw[12:18]
     body += b"\x00\x00\x06"
     body.append(checksum(body))
     body += END
