@@ -137,6 +137,6 @@ _CLASS_FOR: dict[Problem, type[CodecError]] = {
 def error(code: Problem, field: str, offset: int | None, en: str, zh: str) -> CodecError:
     """The exception of the right subclass for ``code``."""
     cls = _CLASS_FOR.get(code, AduError)
-    if code == Problem.TIME_TAG_INVALID and not field.startswith("adu"):
-        cls = HeaderError
+    if code in (Problem.TIME_TAG_INVALID, Problem.CLOCK_SKEW):
+        cls = AduError if field.startswith("adu") else HeaderError
     return cls(code, field, offset, en, zh)

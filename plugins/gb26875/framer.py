@@ -116,7 +116,14 @@ class Framer:
                 continue
             total = MIN_FRAME + length
             if len(buf) - pos < total:
-                break
+                later = self._complete_frame_after(buf, pos)
+                if later is None:
+                    break
+                # a whole valid frame starts inside this unfinished candidate: the candidate was a
+                # false start (or a truncated frame), so do not hold the real one back
+                self._skip(buf, pos, later)
+                pos = later
+                continue
             candidate = bytes(buf[pos:pos + total])
             if candidate[-2:] != END:
                 self._candidate_failed(out, pos, candidate, error(
@@ -127,6 +134,12 @@ class Framer:
                 continue
             expected = checksum(candidate[:-3])
             if candidate[-3] != expected:
+                later = self._complete_frame_after(buf, pos)
+                if later is not None and later < pos + total:
+                    # a whole valid frame inside: this "frame" was a false start ending on its end bytes
+                    self._skip(buf, pos, pos + 1)
+                    pos += 1
+                    continue
                 self._flush_garbage(out)
                 self._reject(out, candidate, error(
                     Problem.CHECKSUM, "checksum", total - 3,
@@ -139,6 +152,19 @@ class Framer:
             pos += total
         del buf[:pos]
         self._shadow = max(0, self._shadow - pos)
+
+    @staticmethod
+    def _complete_frame_after(buf: bytearray, pos: int) -> int | None:
+        """Offset of the first complete, valid frame starting after ``pos``, if any."""
+        j = buf.find(START, pos + 1)
+        while j >= 0 and len(buf) - j >= MIN_FRAME:
+            length = buf[j + 24] | buf[j + 25] << 8
+            end = j + MIN_FRAME + length
+            if length <= MAX_ADU and end <= len(buf) and buf[end - 2:end] == END \
+                    and buf[end - 3] == checksum(buf[j:end - 3]):
+                return j
+            j = buf.find(START, j + 1)
+        return None
 
     def _skip(self, buf: bytearray, start: int, stop: int) -> None:
         """Bytes [start, stop) are not the start of a frame."""
@@ -157,8 +183,12 @@ class Framer:
             self._garbage += chunk[:room]
 
     def _candidate_failed(self, out: list[bytes | Rejected], pos: int, raw: bytes, exc: CodecError) -> None:
-        # A false start inside a candidate already rejected is part of that one's bytes.
+        # A false start inside a candidate already rejected is part of that one's bytes; a
+        # candidate with a whole valid frame inside it was a false start: plain garbage.
         if pos < self._shadow:
+            return
+        later = self._complete_frame_after(self._buf, pos)
+        if later is not None and later < pos + len(raw):
             return
         self._flush_garbage(out)
         self._reject(out, raw, exc)
