@@ -65,12 +65,20 @@ def findings(ev: Evidence, names: Names) -> list[Finding]:
                      days=i18n.num(tr.days_to_cross, 0), date=i18n.day(tr.cross_ts, tz), setting=i18n.num(tr.setting))
         action = f"f_trend_do_{p.point_class}" if f"f_trend_do_{p.point_class}" in i18n.TEXT else "f_trend_do_residual_current"
         add("trend", level, tr.device_id, tr.point_id, "f_trend", seen, action, tr.cross_ts)
-    for e in ev.episodes:
-        p = points[e.point_id]
-        seen = _both("f_pattern_seen", start=i18n.when(e.start, tz), end=i18n.when(e.end, tz), point=p.label,
-                     value=i18n.num(e.value), unit=p.unit, baseline=i18n.num(e.baseline), z=i18n.num(e.peak_z))
-        add("night_load" if e.night else "out_of_pattern", Level.MEDIUM, e.device_id, e.point_id,
-            "f_night" if e.night else "f_pattern", seen, "f_pattern_do", e.start)
+    by_point: dict[tuple[str, bool], list] = {}
+    for e in ev.episodes:  # one finding per point and kind, listing its episodes
+        by_point.setdefault((e.point_id, e.night), []).append(e)
+    for (pid, night), eps in by_point.items():
+        p = points[pid]
+        spans = ", ".join(f"{i18n.when(e.start, tz)[5:]}–{i18n.when(e.end, tz)[11:]}" for e in eps[:6])
+        if len(eps) > 6:
+            spans += " …"
+        value = sum(e.value * e.hours for e in eps) / sum(e.hours for e in eps)
+        base = sum(e.baseline * e.hours for e in eps) / sum(e.hours for e in eps)
+        seen = _both("f_pattern_seen", n=len(eps), spans=spans, point=p.label, value=i18n.num(value), unit=p.unit,
+                     baseline=i18n.num(base), z=i18n.num(max(e.peak_z for e in eps)))
+        add("night_load" if night else "out_of_pattern", Level.MEDIUM, eps[0].device_id, pid,
+            "f_night" if night else "f_pattern", seen, "f_pattern_do", eps[0].start)
     for g in ev.recurring:
         cat_key = f"cat_{g.category}"
         seen = _both("f_recurring_seen", point=names.point(g.point_id) or names.device(g.device_id),

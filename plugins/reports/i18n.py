@@ -87,6 +87,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "status_active": ("未恢复", "active"),
     "status_cleared": ("已恢复", "cleared"),
     "status_unack": ("未确认", "unacknowledged"),
+    "false_alarm_v": ("误报", "false alarm"),
     # -- categories ------------------------------------------------------------------------
     "cat_fire": ("火警", "fire"),
     "cat_gas": ("可燃气体", "gas"),
@@ -168,8 +169,8 @@ TEXT: dict[str, tuple[str, str]] = {
                                "Check the terminals for looseness and oxidation, compare the load with the cable size, tighten or replace, and confirm with an infrared scan."),
     "f_night": ("夜间/非常规时段用电", "Load at night / out of hours"),
     "f_pattern": ("用电规律异常", "Use out of the usual pattern"),
-    "f_pattern_seen": ("{start}–{end}，{point}均值 {value}{unit}，而前几周同一时段中位数为 {baseline}{unit}（稳健z={z}）。",
-                       "From {start} to {end} {point} averaged {value} {unit}; the same hours of the previous weeks had a median of {baseline} {unit} (robust z = {z})."),
+    "f_pattern_seen": ("{point}共 {n} 段（{spans}）均值 {value}{unit}，而前几周同一时段中位数为 {baseline}{unit}（稳健z最大 {z}）。",
+                       "{n} spells of {point} ({spans}) averaged {value} {unit}; the same hours of the previous weeks had a median of {baseline} {unit} (robust z up to {z})."),
     "f_pattern_do": ("核查该时段是否有人员违规用电或设备未关闭（如大功率电器、私拉乱接），落实下班断电制度。",
                      "Find out who or what used power at that time (high-power appliances, illegal connections, equipment left on) and enforce switching off after hours."),
     "f_recurring": ("重复报警", "Recurring alarm"),

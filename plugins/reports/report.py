@@ -93,6 +93,17 @@ class Totals(msgspec.Struct, frozen=True):
     clear_minutes: list[float]
 
 
+class AnalysisResults(msgspec.Struct, frozen=True):
+    """The analysis results as computed (the figures behind every deduction and finding)."""
+
+    stats: list[an.PointStats]
+    trends: list[an.Trend]
+    episodes: list[an.Episode]
+    sudden: list[an.Sudden]
+    recurring: list[an.Recurring]
+    health: list[an.DeviceHealth]
+
+
 class UnitReport(msgspec.Struct, frozen=True):
     kind: str  # "unit"
     version: int
@@ -108,7 +119,7 @@ class UnitReport(msgspec.Struct, frozen=True):
     hazards: list[Hazard] | None
     totals: Totals
     settings: list[PointSetting]
-    evidence: dict[str, list]  # the analysis results as computed (stats, trends, episodes, sudden, recurring, health)
+    evidence: AnalysisResults
     charts: Charts
     config: ReportsConfig
     timings: dict[str, float]
@@ -224,10 +235,8 @@ def build_unit_report(ev: Evidence, cfg: ReportsConfig, generated_ts: float | No
     found = findings(ev, names)
     settings = [PointSetting(p.id, p.device_id, names.device(p.device_id), p.label, p.point_class, p.unit, p.setting, p.pre_setting)
                 for p in ev.points]
-    evidence = {
-        "stats": list(ev.stats), "trends": list(ev.trends), "episodes": list(ev.episodes), "sudden": list(ev.sudden),
-        "recurring": list(ev.recurring), "health": list(ev.health.values()),
-    }
+    evidence = AnalysisResults(list(ev.stats), list(ev.trends), list(ev.episodes), list(ev.sudden), list(ev.recurring),
+                               list(ev.health.values()))
     timings = dict(ev.timings)
     timings["score_s"] = round(time.perf_counter() - t, 3)
     return UnitReport(
