@@ -13,7 +13,7 @@ import numpy as np
 
 from . import analysis as an
 from .config import ReportsConfig
-from .model import AlarmRecord, DeviceRef, Hazard, InspectionStats, Interval, Place, PointRef, Resolution
+from .model import AlarmRecord, DeviceRef, Hazard, InspectionStats, Interval, Place, PointRef, Resolution, Series
 from .period import Period
 from .source import ReportSource
 
@@ -70,55 +70,66 @@ def _round_list(a: np.ndarray, nd: int = 2) -> list[float | None]:
     return [None if np.isnan(v) else round(float(v), nd) for v in a.tolist()]
 
 
-async def collect(source: ReportSource, unit_key: str, period: Period, config: ReportsConfig,
-                  progress: Progress | None = None) -> Evidence:
-    say = progress or (lambda _m: None)
-    t_start = time.perf_counter()
-    timings: dict[str, float] = {}
-    ac, sc = config.analysis, config.scoring
-    unit = await source.unit(unit_key)
-    if unit is None:
-        known = ", ".join(u.key for u in await source.units()) or "none"
-        raise ReportError(f"unknown unit {unit_key!r} (the database has: {known})")
-    places = await source.places(unit.id)
-    all_devices = await source.devices(unit.id)
-    classes = set(ac.circuit_classes) | set(ac.baseline_classes)
-    points = await source.points(unit.id, classes)
-    circuit_ids = {p.device_id for p in points if p.point_class in ac.circuit_classes}
-    devices = [d for d in all_devices if d.id in circuit_ids]
-    points = [p for p in points if p.device_id in circuit_ids]
-    say(f"{unit.key}: {len(devices)} circuits, {len(points)} points")
+class Inputs(msgspec.Struct, frozen=True):
+    """Everything the analysis reads except the 5-minute rollups (fetched only around candidates)."""
 
+    unit: Place
+    places: list[Place]
+    devices: list[DeviceRef]  # circuits only
+    points: list[PointRef]
+    alarms: list[AlarmRecord]
+    outages: list[Interval]
+    hazards: list[Hazard] | None
+    inspections: InspectionStats | None
+
+
+class Stage(msgspec.Struct):
+    """Stage 1 of the analysis (hourly data) and the 5-minute windows stage 2 needs."""
+
+    inputs: Inputs
+    period: Period
+    grid: an.HourGrid
+    in_period: np.ndarray
+    placed: dict
+    stats: list
+    trends: list
+    episodes: list
+    windows: list  # (point, start, end)
+    outages_by_device: dict
+    timings: dict
+
+
+def hourly_span(points: list[PointRef], period: Period, ac) -> tuple[float, float, set[str]]:
+    """(grid start, trend start, baseline point ids): what hourly history the analysis reads."""
+    trend_start = min(period.start, period.end - ac.trend_window_days * 86400)
+    base = {p.id for p in points if p.point_class in ac.baseline_classes}
+    grid_start = min(trend_start, period.start - ac.baseline_weeks * 7 * 86400) if base else trend_start
+    return grid_start, trend_start, base
+
+
+def circuits_of(devices: list[DeviceRef], points: list[PointRef], ac) -> tuple[list[DeviceRef], list[PointRef]]:
+    ids = {p.device_id for p in points if p.point_class in ac.circuit_classes}
+    return [d for d in devices if d.id in ids], [p for p in points if p.device_id in ids]
+
+
+def stage1(inputs: Inputs, period: Period, hourly: dict, config: ReportsConfig) -> Stage:
+    ac, sc = config.analysis, config.scoring
+    t = time.perf_counter()
     start, end = period.start, period.end
-    trend_start = min(start, end - ac.trend_window_days * 86400)
-    base_points = [p for p in points if p.point_class in ac.baseline_classes]
-    grid_start = min(trend_start, start - ac.baseline_weeks * 7 * 86400) if base_points else trend_start
+    grid_start, trend_start, base_ids = hourly_span(inputs.points, period, ac)
     grid = an.HourGrid(grid_start, end, period.tz)
     in_period = (grid.ts >= start) & (grid.ts < end)
     in_trend = (grid.ts >= trend_start) & (grid.ts < end)
-
-    alarms = [a for a in await source.alarms(unit.id, start, end) if a.device_id in circuit_ids]
-    outages = [o for o in await source.offline_intervals(unit.id, grid.start, end) if o.device_id in circuit_ids]
-    timings["metadata_s"] = time.perf_counter() - t_start
-
-    t = time.perf_counter()
-    base_ids = {p.id for p in base_points}
-    hourly = await source.rollups([p.id for p in points if p.id in base_ids], grid.start, end, Resolution.HOUR)
-    hourly.update(await source.rollups([p.id for p in points if p.id not in base_ids], grid.ts[in_trend][0] if in_trend.any() else start, end, Resolution.HOUR))
-    timings["fetch_1h_s"] = time.perf_counter() - t
-    say(f"hourly rollups: {sum(len(s) for s in hourly.values())} rows")
-
-    t = time.perf_counter()
     by_dev: dict[str, list[Interval]] = defaultdict(list)
-    for o in outages:
+    for o in inputs.outages:
         by_dev[o.device_id].append(o)
-    masks = {d.id: grid.offline_mask(by_dev.get(d.id, []), end) for d in devices}
+    masks = {d.id: grid.offline_mask(by_dev.get(d.id, []), end) for d in inputs.devices}
     stats: list[an.PointStats] = []
     trends: list[an.Trend] = []
-    base_means: list[np.ndarray] = []
+    base_points, base_means = [], []
     placed: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     windows: list[tuple[PointRef, float, float]] = []
-    for p in points:
+    for p in inputs.points:
         mean, lo, hi = grid.place(hourly.get(p.id), masks.get(p.device_id))
         placed[p.id] = (mean, lo, hi)
         if p.point_class in ac.circuit_classes:
@@ -127,42 +138,81 @@ async def collect(source: ReportSource, unit_key: str, period: Period, config: R
             if tr is not None:
                 trends.append(tr)
         if p.id in base_ids:
+            base_points.append(p)
             base_means.append(mean)
         jump = ac.sudden_jump.get(p.point_class)
         if jump:
             windows += [(p, s, e) for s, e in an.sudden_windows(grid, lo, hi, in_period, jump, ac.sudden_window)]
     episodes = an.baseline_episodes(base_points, grid, np.array(base_means) if base_means else np.zeros((0, grid.size)),
                                     in_period, ac)
-    timings["analysis_1h_s"] = time.perf_counter() - t
+    if len(windows) > ac.sudden_max_windows:
+        windows = sorted(windows, key=lambda w: w[2] - w[1], reverse=True)[: ac.sudden_max_windows]
+    return Stage(inputs, period, grid, in_period, placed, stats, trends, episodes, windows, dict(by_dev),
+                 {"analysis_1h_s": time.perf_counter() - t})
 
+
+def stage2(st: Stage, five: list, config: ReportsConfig) -> Evidence:
+    """``five``: the 5-minute Series of each of ``st.windows``, in order."""
+    ac = config.analysis
+    inputs, period = st.inputs, st.period
+    start, end = period.start, period.end
     t = time.perf_counter()
     found: list[an.Sudden] = []
-    if len(windows) > ac.sudden_max_windows:
-        say(f"sudden-change screen: {len(windows)} windows, checking the {ac.sudden_max_windows} widest")
-        windows = sorted(windows, key=lambda w: w[2] - w[1], reverse=True)[: ac.sudden_max_windows]
-    for p, s, e in windows:
-        five = await source.rollups([p.id], s, e, Resolution.FIVE_MIN)
-        found += an.sudden_changes(p, five.get(p.id, _empty()), s, e, ac.sudden_jump[p.point_class], ac.sudden_window,
+    for (p, s, e), series in zip(st.windows, five):
+        found += an.sudden_changes(p, series, s, e, ac.sudden_jump[p.point_class], ac.sudden_window,
                                    ac.sudden_direction, (start, end))
-    pmap = {p.id: p for p in points}
-    sudden = an.merge_sudden(_dedupe(found), an.jump_alarms((a for a in alarms if start <= a.start_ts < end), pmap))
+    pmap = {p.id: p for p in inputs.points}
+    sudden = an.merge_sudden(_dedupe(found), an.jump_alarms((a for a in inputs.alarms if start <= a.start_ts < end), pmap))
+    rec = an.recurring(inputs.alarms, start, end, period.tz, ac.recurring_min_days)
+    health = an.device_health(inputs.devices, inputs.outages, inputs.alarms, start, end, ac)
+    charts = _charts(st.grid, st.in_period, st.placed, st.stats, st.episodes, inputs.points, inputs.devices,
+                     st.outages_by_device, period, ac)
+    timings = dict(st.timings)
     timings["sudden_s"] = time.perf_counter() - t
-    say(f"sudden changes: {len(windows)} windows checked, {len(sudden)} found")
-
-    rec = an.recurring(alarms, start, end, period.tz, ac.recurring_min_days)
-    health = an.device_health(devices, outages, alarms, start, end, ac)
-    hazards = await source.hazards(unit.id, start, end)
-    inspections = await source.inspections(unit.id, start, end)
-    charts = _charts(grid, in_period, placed, stats, episodes, points, devices, by_dev, period, ac)
-    timings["collect_s"] = time.perf_counter() - t_start
-    return Evidence(unit, period, places, devices, points, stats, trends, episodes, sudden, rec, health, alarms,
-                    hazards, inspections, charts, {k: round(v, 3) for k, v in timings.items()})
+    return Evidence(inputs.unit, period, inputs.places, inputs.devices, inputs.points, st.stats, st.trends, st.episodes,
+                    sudden, rec, health, inputs.alarms, inputs.hazards, inputs.inspections, charts,
+                    {k: round(v, 3) for k, v in timings.items()})
 
 
-def _empty():
-    from .model import Series
+async def collect(source: ReportSource, unit_key: str, period: Period, config: ReportsConfig,
+                  progress: Progress | None = None) -> Evidence:
+    say = progress or (lambda _m: None)
+    t_start = time.perf_counter()
+    ac = config.analysis
+    unit = await source.unit(unit_key)
+    if unit is None:
+        known = ", ".join(u.key for u in await source.units()) or "none"
+        raise ReportError(f"unknown unit {unit_key!r} (the database has: {known})")
+    places = await source.places(unit.id)
+    devices, points = circuits_of(await source.devices(unit.id), await source.points(
+        unit.id, set(ac.circuit_classes) | set(ac.baseline_classes)), ac)
+    say(f"{unit.key}: {len(devices)} circuits, {len(points)} points")
+    start, end = period.start, period.end
+    grid_start, trend_start, base_ids = hourly_span(points, period, ac)
+    circuit_ids = {d.id for d in devices}
+    alarms = [a for a in await source.alarms(unit.id, start, end) if a.device_id in circuit_ids]
+    outages = [o for o in await source.offline_intervals(unit.id, grid_start, end) if o.device_id in circuit_ids]
+    inputs = Inputs(unit, places, devices, points, alarms, outages, await source.hazards(unit.id, start, end),
+                    await source.inspections(unit.id, start, end))
+    t_meta = time.perf_counter() - t_start
 
-    return Series.empty()
+    t = time.perf_counter()
+    hourly = await source.rollups([p.id for p in points if p.id in base_ids], grid_start, end, Resolution.HOUR)
+    hourly.update(await source.rollups([p.id for p in points if p.id not in base_ids], trend_start // 3600 * 3600, end,
+                                       Resolution.HOUR))
+    t_fetch = time.perf_counter() - t
+    say(f"hourly rollups: {sum(len(s) for s in hourly.values())} rows")
+    st = stage1(inputs, period, hourly, config)
+    t = time.perf_counter()
+    five = []
+    for p, s, e in st.windows:
+        five.append((await source.rollups([p.id], s, e, Resolution.FIVE_MIN)).get(p.id, Series.empty()))
+    t_five = time.perf_counter() - t
+    ev = stage2(st, five, config)
+    say(f"sudden changes: {len(st.windows)} windows checked, {len(ev.sudden)} found")
+    timings = dict(ev.timings, metadata_s=round(t_meta, 3), fetch_1h_s=round(t_fetch, 3), fetch_5m_s=round(t_five, 3),
+                   collect_s=round(time.perf_counter() - t_start, 3))
+    return msgspec.structs.replace(ev, timings=timings)
 
 
 def _dedupe(events: list[an.Sudden]) -> list[an.Sudden]:

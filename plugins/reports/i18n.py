@@ -12,6 +12,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "period_week": ("周报", "weekly report"),
     "period_month": ("月报", "monthly report"),
     "period_quarter": ("季报", "quarterly report"),
+    "period_window": ("实时", "live"),
     "partial": ("（周期未结束，数据截至 {until}）", " (period not over: data up to {until})"),
     "unit": ("联网单位", "Unit"),
     "period": ("统计周期", "Period"),

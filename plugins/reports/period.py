@@ -18,6 +18,7 @@ class PeriodKind(StrEnum):
     WEEK = "week"
     MONTH = "month"
     QUARTER = "quarter"
+    WINDOW = "window"  # a trailing window (the live score)
 
 
 class Period(msgspec.Struct, frozen=True):

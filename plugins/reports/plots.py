@@ -44,6 +44,14 @@ def _figure(w: float, h: float) -> Figure:
     return fig
 
 
+def _hbox(ax, data, **kw) -> None:
+    """A horizontal boxplot (``vert`` became ``orientation`` in matplotlib 3.10)."""
+    try:
+        ax.boxplot(data, orientation="horizontal", **kw)
+    except TypeError:
+        ax.boxplot(data, vert=False, **kw)
+
+
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
@@ -138,7 +146,7 @@ def response_chart(r: UnitReport, lang: str) -> bytes:
     data = [[max(v, 0.1) for v in r.totals.ack_minutes] or [math.nan], [max(v, 0.1) for v in r.totals.clear_minutes] or [math.nan]]
     labels = [i18n.t("ch_ack", lang), i18n.t("ch_clear", lang)]
     if r.totals.ack_minutes:
-        ax.boxplot(data, vert=False, widths=0.5, showfliers=True)
+        _hbox(ax, data, widths=0.5, showfliers=True)
         ax.set_yticks([1, 2], labels)
         for i, d in enumerate(data):
             ax.scatter(d, [i + 1] * len(d), s=8, color=COLORS[i], alpha=0.6, zorder=3)
@@ -178,7 +186,7 @@ def margin_chart(r: UnitReport, lang: str) -> bytes:
             groups.append(vals)
             labels.append(i18n.t(f"class_{cls}", lang) if f"class_{cls}" in i18n.TEXT else cls)
     if groups:
-        ax.boxplot(groups, vert=False, widths=0.5)
+        _hbox(ax, groups, widths=0.5)
         ax.set_yticks(range(1, len(groups) + 1), labels)
         for i, g in enumerate(groups):
             ax.scatter(g, [i + 1] * len(g), s=8, alpha=0.5, color=COLORS[i], zorder=3)

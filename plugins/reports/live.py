@@ -1,0 +1,173 @@
+"""The live score: a bounded state fed per rollup bucket and per alarm transition.
+
+Nothing here scans history on a page load.  The state holds, per point, ring
+buffers of the hourly rollups of the trailing window (plus the baseline's
+lookback for baseline classes) and, for the sudden-change classes, of the
+5-minute means; and the alarms alive in the window.  ``score(now)`` runs the
+same analysis and scoring as a report over the window ``[now − window, now)``
+on those arrays, and is cached until a bucket or an alarm arrives (and at most
+once per ``refresh_s`` for buckets; an alarm always invalidates it).
+
+Memory (float32 rings): 12 B per point-hour and 8 B per 5-minute bucket, so a
+1 000-point unit with 200 residual-current points and a 30-day window holds
+about 12 MB (docs/reports.md, "Live score").
+
+How the core feeds it (phase 2): after each rollup merge (core/retention.py)
+call ``on_bucket`` for every merged row, or publish the rows as an event the
+plugin subscribes to; on every ``AlarmEvent`` call ``on_alarm`` with the alarm
+as it stands (the ``alarms`` row).  ``LiveScores`` keeps one state per unit.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .collect import Evidence, Inputs, circuits_of, stage1, stage2
+from .config import ReportsConfig
+from .model import AlarmRecord, DeviceRef, Interval, Place, PointRef, Resolution, Series
+from .period import Period, PeriodKind
+from .scoring import Score, score
+
+HOUR, FIVE = 3600, 300
+
+
+@dataclass
+class _Ring:
+    """One point's rollup buckets in a ring indexed by bucket number modulo its length."""
+
+    step: int
+    size: int
+
+    def __post_init__(self) -> None:
+        self.bucket = np.full(self.size, -1, dtype=np.int64)
+        self.mean = np.full(self.size, np.nan, dtype=np.float32)
+        self.hi = np.full(self.size, np.nan, dtype=np.float32)
+        self.lo = np.full(self.size, np.nan, dtype=np.float32) if self.step == HOUR else None
+        self.last = np.full(self.size, np.nan, dtype=np.float32) if self.step == HOUR else None
+
+    def put(self, bucket: int, mean: float, lo: float, hi: float, last: float) -> None:
+        i = (bucket // self.step) % self.size
+        self.bucket[i] = bucket
+        self.mean[i] = mean
+        self.hi[i] = hi
+        if self.lo is not None:
+            self.lo[i] = lo
+            self.last[i] = last
+
+    def series(self, start: float, end: float) -> Series:
+        ok = (self.bucket >= start) & (self.bucket < end)
+        order = np.argsort(self.bucket[ok])
+        b = self.bucket[ok][order]
+        f = lambda a: a[ok][order].astype(np.float64) if a is not None else self.mean[ok][order].astype(np.float64)  # noqa: E731
+        return Series(b, np.ones(b.shape, dtype=np.int64), f(self.mean), f(self.lo), f(self.hi), f(self.last))
+
+
+class LiveScore:
+    def __init__(self, unit: Place, places: list[Place], devices: list[DeviceRef], points: list[PointRef],
+                 config: ReportsConfig, tz: str = "Asia/Shanghai", window_days: float = 30.0, refresh_s: float = 60.0) -> None:
+        ac = config.analysis
+        self.unit, self.places, self.config, self.tz = unit, places, config, tz
+        self.devices, self.points = circuits_of(devices, points, ac)
+        self.window = window_days * 86400
+        self.refresh_s = refresh_s
+        lookback = ac.baseline_weeks * 7 * 86400
+        trend = max(self.window, ac.trend_window_days * 86400)
+        self.hourly: dict[str, _Ring] = {}
+        self.five: dict[str, _Ring] = {}
+        for p in self.points:
+            span = trend + (lookback if p.point_class in ac.baseline_classes else 0)
+            self.hourly[p.id] = _Ring(HOUR, int(np.ceil(span / HOUR)) + 2)
+            if p.point_class in ac.sudden_jump:
+                self.five[p.id] = _Ring(FIVE, int(np.ceil((self.window + 2 * HOUR) / FIVE)) + 2)
+        self.alarms: dict[str, AlarmRecord] = {}
+        self._device_ids = {d.id for d in self.devices}
+        self._cache: tuple[float, Score, Evidence] | None = None
+        self._dirty_at: float | None = None
+        self._alarm_dirty = False
+
+    # -- feeding --------------------------------------------------------------------------
+
+    def on_bucket(self, point_id: str, resolution: Resolution, bucket: int, n: int, mean: float | None,
+                  lo: float | None, hi: float | None, last: float | None) -> None:
+        """One merged rollup row (the same row may come again after a late reading: it replaces)."""
+        if mean is None:
+            return
+        rings = self.hourly if resolution is Resolution.HOUR else self.five
+        ring = rings.get(point_id)
+        if ring is None:
+            return
+        ring.put(int(bucket), mean, mean if lo is None else lo, mean if hi is None else hi, mean if last is None else last)
+        if self._dirty_at is None:
+            self._dirty_at = time.monotonic()
+
+    def on_alarm(self, alarm: AlarmRecord) -> None:
+        """The alarm as it stands after a transition (new, acknowledged, cleared, verdict …)."""
+        if alarm.device_id not in self._device_ids:
+            return
+        self.alarms[alarm.id] = alarm
+        self._alarm_dirty = True
+
+    def _prune(self, start: float) -> None:
+        for aid in [a.id for a in self.alarms.values() if not a.active and a.clear_ts is not None and a.clear_ts < start
+                    and a.start_ts < start - self.config.analysis.baseline_weeks * 7 * 86400]:
+            del self.alarms[aid]
+
+    # -- reading --------------------------------------------------------------------------
+
+    def evidence(self, now: float) -> Evidence:
+        end = float(now)
+        start = end - self.window
+        period = Period(PeriodKind.WINDOW, "live", start, end, self.tz)
+        self._prune(start)
+        alarms = sorted((a for a in self.alarms.values()
+                         if a.start_ts < end and (a.active or a.clear_ts is None or a.clear_ts >= start)),
+                        key=lambda a: (a.start_ts, a.id))
+        outages = [Interval(a.device_id, a.start_ts, None if a.active else a.clear_ts)
+                   for a in self.alarms.values() if a.category == "offline" and a.device_id]
+        inputs = Inputs(self.unit, self.places, self.devices, self.points, alarms, outages, None, None)
+        hourly = {pid: ring.series(0, end) for pid, ring in self.hourly.items()}
+        st = stage1(inputs, period, hourly, self.config)
+        five = [self.five[p.id].series(s, e) if p.id in self.five else Series.empty() for p, s, e in st.windows]
+        return stage2(st, five, self.config)
+
+    def score(self, now: float) -> Score:
+        """The cached score, recomputed after an alarm, or after buckets once ``refresh_s`` has passed."""
+        stale = self._alarm_dirty or self._cache is None or (
+            self._dirty_at is not None and time.monotonic() - self._dirty_at >= self.refresh_s)
+        if stale:
+            ev = self.evidence(now)
+            self._cache = (now, score(ev, self.config.scoring), ev)
+            self._alarm_dirty = False
+            self._dirty_at = None
+        assert self._cache is not None
+        return self._cache[1]
+
+
+class LiveScores:
+    """One live state per unit; the core (phase 2) routes buckets and alarms here."""
+
+    def __init__(self) -> None:
+        self.units: dict[str, LiveScore] = {}
+        self._unit_of_point: dict[str, str] = {}
+        self._unit_of_device: dict[str, str] = {}
+
+    def add(self, live: LiveScore) -> None:
+        self.units[live.unit.id] = live
+        for p in live.points:
+            self._unit_of_point[p.id] = live.unit.id
+        for d in live.devices:
+            self._unit_of_device[d.id] = live.unit.id
+
+    def on_bucket(self, point_id: str, resolution: Resolution, bucket: int, n: int, mean: float | None,
+                  lo: float | None, hi: float | None, last: float | None) -> None:
+        unit = self._unit_of_point.get(point_id)
+        if unit is not None:
+            self.units[unit].on_bucket(point_id, resolution, bucket, n, mean, lo, hi, last)
+
+    def on_alarm(self, alarm: AlarmRecord) -> None:
+        unit = self._unit_of_device.get(alarm.device_id or "")
+        if unit is not None:
+            self.units[unit].on_alarm(alarm)
