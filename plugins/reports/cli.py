@@ -113,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
                 reports.append(r)
             for problem in dict.fromkeys(settings.problems):
                 _say(f"warning: {problem}")
-        report = reports[0] if len(reports) == 1 else summarize(reports, period, cfg)
+        report = summarize(reports, period, cfg) if args.all or len(reports) > 1 else reports[0]
         _say(f"rendering {fmt.value} ({lang})")
         return render(report, fmt, lang)
 
