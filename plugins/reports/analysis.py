@@ -126,6 +126,8 @@ class HourGrid:
             day.append(local.date().isoformat())
         self.hour_of_day = hod
         self.day = np.array(day)
+        # local days numbered in order (0, 1, …): grouping hours by day without string compares
+        _, self.day_code = np.unique(self.day, return_inverse=True)
 
     def index(self, ts: float) -> int:
         return int((ts - self.start) // HOUR)
@@ -211,18 +213,19 @@ def trend_severity(days: float | None, sc: ScoringConfig) -> float:
 
 def daily_peaks(grid: HourGrid, mean: np.ndarray, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(day index, peak hourly mean) for local days with ≥ 12 hours of values in ``window``."""
-    days, first = np.unique(grid.day[window], return_index=True)
-    order = np.argsort(first)
-    xs, ys = [], []
-    sub_day = grid.day[window]
-    sub = mean[window]
-    for n, d in enumerate(days[order]):
-        vals = sub[sub_day == d]
-        vals = vals[~np.isnan(vals)]
-        if vals.shape[0] >= 12:
-            xs.append(n)
-            ys.append(float(vals.max()))
-    return np.array(xs, dtype=np.float64), np.array(ys, dtype=np.float64)
+    codes = grid.day_code[window]
+    vals = mean[window]
+    ok = ~np.isnan(vals)
+    if not ok.any():
+        return np.zeros(0), np.zeros(0)
+    first = int(codes[0])
+    idx = codes[ok] - first
+    size = int(codes[-1]) - first + 1
+    counts = np.bincount(idx, minlength=size)
+    peaks = np.full(size, -np.inf)
+    np.maximum.at(peaks, idx, vals[ok])
+    days = np.flatnonzero(counts >= 12)
+    return days.astype(np.float64), peaks[days]
 
 
 def trend(point: PointRef, grid: HourGrid, window: np.ndarray, mean: np.ndarray, period_end: float,
@@ -231,7 +234,8 @@ def trend(point: PointRef, grid: HourGrid, window: np.ndarray, mean: np.ndarray,
     if x.shape[0] < max(3, ac.trend_min_days):
         return None
     slope, intercept, z = theil_sen(x, y)
-    n_days = int(np.unique(grid.day[window]).shape[0])
+    codes = grid.day_code[window]
+    n_days = int(codes[-1] - codes[0] + 1)
     x_end = n_days - 0.5  # the middle of the window's last day
     level = intercept + slope * x_end
     significant = z >= ac.trend_z and slope > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from dataclasses import dataclass
 from collections import defaultdict
 from typing import Callable
 from zoneinfo import ZoneInfo
@@ -12,7 +13,7 @@ import msgspec
 import numpy as np
 
 from . import analysis as an
-from .config import ReportsConfig
+from .config import AnalysisConfig, ReportsConfig
 from .model import AlarmRecord, DeviceRef, Hazard, InspectionStats, Interval, Place, PointRef, Resolution, Series
 from .period import Period
 from .source import ReportSource
@@ -83,23 +84,24 @@ class Inputs(msgspec.Struct, frozen=True):
     inspections: InspectionStats | None
 
 
-class Stage(msgspec.Struct):
+@dataclass
+class Stage:
     """Stage 1 of the analysis (hourly data) and the 5-minute windows stage 2 needs."""
 
     inputs: Inputs
     period: Period
     grid: an.HourGrid
     in_period: np.ndarray
-    placed: dict
-    stats: list
-    trends: list
-    episodes: list
-    windows: list  # (point, start, end)
-    outages_by_device: dict
-    timings: dict
+    placed: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # point → hourly (mean, min, max) on the grid
+    stats: list[an.PointStats]
+    trends: list[an.Trend]
+    episodes: list[an.Episode]
+    windows: list[tuple[PointRef, float, float]]  # 5-minute ranges to read for sudden changes
+    outages_by_device: dict[str, list[Interval]]
+    timings: dict[str, float]
 
 
-def hourly_span(points: list[PointRef], period: Period, ac) -> tuple[float, float, set[str]]:
+def hourly_span(points: list[PointRef], period: Period, ac: AnalysisConfig) -> tuple[float, float, set[str]]:
     """(grid start, trend start, baseline point ids): what hourly history the analysis reads."""
     trend_start = min(period.start, period.end - ac.trend_window_days * 86400)
     base = {p.id for p in points if p.point_class in ac.baseline_classes}
@@ -107,12 +109,12 @@ def hourly_span(points: list[PointRef], period: Period, ac) -> tuple[float, floa
     return grid_start, trend_start, base
 
 
-def circuits_of(devices: list[DeviceRef], points: list[PointRef], ac) -> tuple[list[DeviceRef], list[PointRef]]:
+def circuits_of(devices: list[DeviceRef], points: list[PointRef], ac: AnalysisConfig) -> tuple[list[DeviceRef], list[PointRef]]:
     ids = {p.device_id for p in points if p.point_class in ac.circuit_classes}
     return [d for d in devices if d.id in ids], [p for p in points if p.device_id in ids]
 
 
-def stage1(inputs: Inputs, period: Period, hourly: dict, config: ReportsConfig) -> Stage:
+def stage1(inputs: Inputs, period: Period, hourly: dict[str, Series], config: ReportsConfig) -> Stage:
     ac, sc = config.analysis, config.scoring
     t = time.perf_counter()
     start, end = period.start, period.end
@@ -151,7 +153,7 @@ def stage1(inputs: Inputs, period: Period, hourly: dict, config: ReportsConfig) 
                  {"analysis_1h_s": time.perf_counter() - t})
 
 
-def stage2(st: Stage, five: list, config: ReportsConfig) -> Evidence:
+def stage2(st: Stage, five: list[Series], config: ReportsConfig) -> Evidence:
     """``five``: the 5-minute Series of each of ``st.windows``, in order."""
     ac = config.analysis
     inputs, period = st.inputs, st.period
@@ -224,7 +226,7 @@ def _dedupe(events: list[an.Sudden]) -> list[an.Sudden]:
 
 def _charts(grid: an.HourGrid, in_period: np.ndarray, placed: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
             stats: list[an.PointStats], episodes: list[an.Episode], points: list[PointRef], devices: list[DeviceRef],
-            outages: dict[str, list[Interval]], period: Period, ac) -> Charts:
+            outages: dict[str, list[Interval]], period: Period, ac: AnalysisConfig) -> Charts:
     daily: list[DailyPoint] = []
     days = list(dict.fromkeys(grid.day[in_period].tolist()))
     for cls in ac.circuit_classes:

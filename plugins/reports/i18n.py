@@ -128,7 +128,7 @@ TEXT: dict[str, tuple[str, str]] = {
     # -- inputs ------------------------------------------------------------------------------------
     "in_rate": ("{count} 次 / {dm} 设备·月 = {rate}", "{count} / {dm} device-months = {rate}"),
     "in_count": ("{count} 项", "{count}"),
-    "in_severity": ("{count} 个测点，严重度合计 {sum}", "{count} points, severity sum {sum}"),
+    "in_severity": ("{count} 个测点，严重度合计 {sum}", "{count} point(s), severity sum {sum}"),
     "in_online": ("{rate}%", "{rate} %"),
     "in_duration": ("{value}（{n} 次报警）", "{value} ({n} alarms)"),
     "in_share": ("{count}/{total} = {rate}%", "{count}/{total} = {rate} %"),

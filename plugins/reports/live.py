@@ -8,9 +8,10 @@ same analysis and scoring as a report over the window ``[now − window, now)``
 on those arrays, and is cached until a bucket or an alarm arrives (and at most
 once per ``refresh_s`` for buckets; an alarm always invalidates it).
 
-Memory (float32 rings): 12 B per point-hour and 8 B per 5-minute bucket, so a
-1 000-point unit with 200 residual-current points and a 30-day window holds
-about 12 MB (docs/reports.md, "Live score").
+Memory (float32 rings): 20 B per point-hour and 8 B per 5-minute bucket; the
+bench's 1 000-point unit (200 residual-current and 200 load points, 30-day window,
+28 more days for the load points' baseline) holds about 30 MB (bench/report.py
+prints it).
 
 How the core feeds it (phase 2): after each rollup merge (core/retention.py)
 call ``on_bucket`` for every merged row, or publish the rows as an event the
@@ -36,33 +37,47 @@ HOUR, FIVE = 3600, 300
 
 @dataclass
 class _Ring:
-    """One point's rollup buckets in a ring indexed by bucket number modulo its length."""
+    """One point's rollup buckets in a ring indexed by bucket number modulo its length.
+
+    Hourly rings keep mean, min, max and last (20 B a slot); 5-minute rings only the mean
+    the level-shift test reads (8 B a slot).  Slots hold the bucket number, so a slot
+    left over from a previous lap is never read as current.
+    """
 
     step: int
     size: int
 
     def __post_init__(self) -> None:
-        self.bucket = np.full(self.size, -1, dtype=np.int64)
+        hourly = self.step == HOUR
+        self.slot = np.full(self.size, -1, dtype=np.int32)  # bucket // step: 5-minute numbers fit int32 for 20 000 years
         self.mean = np.full(self.size, np.nan, dtype=np.float32)
-        self.hi = np.full(self.size, np.nan, dtype=np.float32)
-        self.lo = np.full(self.size, np.nan, dtype=np.float32) if self.step == HOUR else None
-        self.last = np.full(self.size, np.nan, dtype=np.float32) if self.step == HOUR else None
+        self.hi = np.full(self.size, np.nan, dtype=np.float32) if hourly else None
+        self.lo = np.full(self.size, np.nan, dtype=np.float32) if hourly else None
+        self.last = np.full(self.size, np.nan, dtype=np.float32) if hourly else None
 
     def put(self, bucket: int, mean: float, lo: float, hi: float, last: float) -> None:
-        i = (bucket // self.step) % self.size
-        self.bucket[i] = bucket
+        n = bucket // self.step
+        i = n % self.size
+        self.slot[i] = n
         self.mean[i] = mean
-        self.hi[i] = hi
-        if self.lo is not None:
+        if self.hi is not None:
+            self.hi[i] = hi
             self.lo[i] = lo
             self.last[i] = last
 
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return tuple(a for a in (self.slot, self.mean, self.hi, self.lo, self.last) if a is not None)
+
     def series(self, start: float, end: float) -> Series:
-        ok = (self.bucket >= start) & (self.bucket < end)
-        order = np.argsort(self.bucket[ok])
-        b = self.bucket[ok][order]
-        f = lambda a: a[ok][order].astype(np.float64) if a is not None else self.mean[ok][order].astype(np.float64)  # noqa: E731
-        return Series(b, np.ones(b.shape, dtype=np.int64), f(self.mean), f(self.lo), f(self.hi), f(self.last))
+        bucket = self.slot.astype(np.int64) * self.step
+        ok = (self.slot >= 0) & (bucket >= start) & (bucket < end)
+        order = np.argsort(bucket[ok])
+        b = bucket[ok][order]
+
+        def col(a: np.ndarray | None) -> np.ndarray:
+            return (self.mean if a is None else a)[ok][order].astype(np.float64)
+
+        return Series(b, np.ones(b.shape, dtype=np.int64), col(self.mean), col(self.lo), col(self.hi), col(self.last))
 
 
 class LiveScore:

@@ -40,7 +40,8 @@ def _figure(w: float, h: float) -> Figure:
     matplotlib.rcParams["font.sans-serif"] = ([font] if font else []) + ["DejaVu Sans"]
     matplotlib.rcParams["font.family"] = "sans-serif"
     matplotlib.rcParams["axes.unicode_minus"] = False
-    fig = Figure(figsize=(w, h), dpi=DPI)
+    # constrained layout: one draw per figure (bbox_inches="tight" draws twice)
+    fig = Figure(figsize=(w, h), dpi=DPI, layout="constrained")
     return fig
 
 
@@ -54,7 +55,7 @@ def _hbox(ax, data, **kw) -> None:
 
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
 
 
@@ -166,7 +167,9 @@ def score_chart(r: UnitReport, lang: str) -> bytes:
     items = r.score.items
     labels = [i.name_zh if lang == "zh" else i.name_en for i in items]
     ax.barh(labels, [i.points for i in items], color="#e0e0e0")
-    ax.barh(labels, [i.kept for i in items], color=[COLORS[2] if i.deducted == 0 else COLORS[3] for i in items])
+    colors = ["#bdbdbd" if not any(e.assessed for e in i.elements) else COLORS[2] if i.deducted == 0 else COLORS[3]
+              for i in items]  # grey: nothing of the item could be assessed
+    ax.barh(labels, [i.kept for i in items], color=colors)
     for k, i in enumerate(items):
         ax.text(i.points + 0.3, k, f"{i18n.num(i.kept, 2)}/{i18n.num(i.points)}", va="center", fontsize=8)
     ax.invert_yaxis()

@@ -15,10 +15,10 @@ from . import analysis as an
 from .collect import Charts, Evidence, Progress, collect
 from .config import Grade, ReportsConfig
 from .findings import Finding, findings
-from .model import Hazard, Place, PointRef
+from .model import Hazard, Place
 from .names import Names
 from .period import Period
-from .scoring import Score, online_rate, response_times, score
+from .scoring import Score, ScoringContext, online_rate, response_times, score
 from .source import ReportSource
 
 REPORT_VERSION = 1
@@ -214,9 +214,7 @@ def _totals(ev: Evidence, sc: Score) -> Totals:
             n += 1
             by_cat[a.category] += 1
             by_hour[ev.period.local(a.start_ts).hour] += 1
-    from .scoring import _Ctx  # the same rule for response times as the score
-
-    ctx = _Ctx(ev, Names(ev.places, ev.devices, ev.points), {d.id for d in ev.devices})
+    ctx = ScoringContext(ev, Names(ev.places, ev.devices, ev.points), {d.id for d in ev.devices})
     acks, clears = response_times(ctx)
     return Totals(len(ev.devices), len(ev.points), n, dict(by_cat), by_hour, round(online_rate(list(ev.health.values())), 6),
                   [round(s / 60, 2) for _, s in acks], [round(s / 60, 2) for _, s in clears])
@@ -261,7 +259,3 @@ def summarize(reports: list[UnitReport], period: Period, cfg: ReportsConfig, gen
     ]
     lines.sort(key=lambda u: (u.total, u.unit.key))
     return SummaryReport("summary", REPORT_VERSION, period, generated_ts or time.time(), lines, reports, cfg)
-
-
-def point_label(p: PointRef) -> str:
-    return p.label

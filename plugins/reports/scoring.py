@@ -109,7 +109,9 @@ def grade_of(total: float, cfg: ScoringConfig) -> Grade:
     return Grade.D
 
 
-class _Ctx:
+class ScoringContext:
+    """The evidence, the names and the devices in scope, for one score."""
+
     def __init__(self, ev: Evidence, names: Names, devices: set[str]) -> None:
         self.ev, self.names, self.devices = ev, names, devices
         self.tz = ev.period.tz
@@ -152,7 +154,7 @@ def _item(key: str, points: float, elements: list[Element]) -> Item:
     return Item(key, i18n.t(f"item_{key}", "zh"), i18n.t(f"item_{key}", "en"), points, deducted, elements)
 
 
-def _in_period(a: AlarmRecord, c: _Ctx) -> bool:
+def _in_period(a: AlarmRecord, c: ScoringContext) -> bool:
     return c.start <= a.start_ts < c.end and (a.device_id in c.devices)
 
 
@@ -169,7 +171,7 @@ def score(ev: Evidence, cfg: ScoringConfig, device_ids: Iterable[str] | None = N
           scope_id: str | None = None, names: Names | None = None) -> Score:
     names = names or Names(ev.places, ev.devices, ev.points)
     devices = set(device_ids) if device_ids is not None else {d.id for d in ev.devices}
-    c = _Ctx(ev, names, devices)
+    c = ScoringContext(ev, names, devices)
     health = [h for d, h in ev.health.items() if d in devices]
     dm = device_months(health, cfg)
     alarms = [a for a in ev.alarms if _in_period(a, c)]
@@ -193,7 +195,7 @@ def score(ev: Evidence, cfg: ScoringConfig, device_ids: Iterable[str] | None = N
 # -- I1 alarms -----------------------------------------------------------------------------------
 
 
-def _alarm_line(c: _Ctx, a: AlarmRecord) -> Line:
+def _alarm_line(c: ScoringContext, a: AlarmRecord) -> Line:
     unit = c.names.unit_of(a.point_id)
     value = a.peak_value if a.peak_value is not None else a.first_value
     shown = f"{i18n.num(value)}{(' ' + unit) if unit else ''}" if value is not None else (a.message or a.category)
@@ -201,7 +203,7 @@ def _alarm_line(c: _Ctx, a: AlarmRecord) -> Line:
                   value=shown, time=c.when(a.start_ts))
 
 
-def _alarms_item(c: _Ctx, cfg: ScoringConfig, alarms: list[AlarmRecord], dm: float) -> Item:
+def _alarms_item(c: ScoringContext, cfg: ScoringConfig, alarms: list[AlarmRecord], dm: float) -> Item:
     elements = []
     for key, category, rule in (("electrical_alarms", "electrical_alarm", cfg.electrical_alarms),
                                 ("pre_alarms", "electrical_pre_alarm", cfg.pre_alarms)):
@@ -221,7 +223,7 @@ def _alarms_item(c: _Ctx, cfg: ScoringConfig, alarms: list[AlarmRecord], dm: flo
 # -- I2 margin ------------------------------------------------------------------------------------
 
 
-def _margin_item(c: _Ctx, cfg: ScoringConfig) -> Item:
+def _margin_item(c: ScoringContext, cfg: ScoringConfig) -> Item:
     elements = []
     for key, cls, rule in (("residual_margin", "residual_current", cfg.residual_margin),
                            ("temperature_margin", "temperature", cfg.temperature_margin)):
@@ -239,7 +241,7 @@ def _margin_item(c: _Ctx, cfg: ScoringConfig) -> Item:
 # -- I3 trends and events ----------------------------------------------------------------------------
 
 
-def _trends_item(c: _Ctx, cfg: ScoringConfig) -> Item:
+def _trends_item(c: ScoringContext, cfg: ScoringConfig) -> Item:
     tz = c.tz
     rising = sorted((t for t in c.ev.trends if t.device_id in c.devices and t.severity > 0), key=lambda t: t.days_to_cross or 0)
     total = sum(t.severity for t in rising)
@@ -271,7 +273,7 @@ def online_rate(health: Sequence[DeviceHealth]) -> float:
     return 1.0 - sum(h.offline_s for h in health) / exposure if exposure > 0 else 1.0
 
 
-def _system_item(c: _Ctx, cfg: ScoringConfig, health: list[DeviceHealth], alarms: list[AlarmRecord], dm: float) -> Item:
+def _system_item(c: ScoringContext, cfg: ScoringConfig, health: list[DeviceHealth], alarms: list[AlarmRecord], dm: float) -> Item:
     rate = online_rate(health)
     worst = sorted((h for h in health if h.offline_s > 0), key=lambda h: h.online_rate)
     lines = [c.line("ev_flaky", device_id=h.device_id, num=h.online_rate, outages=h.outages,
@@ -292,7 +294,7 @@ def _system_item(c: _Ctx, cfg: ScoringConfig, health: list[DeviceHealth], alarms
 # -- I5 response ---------------------------------------------------------------------------------------------
 
 
-def response_times(c: _Ctx) -> tuple[list[tuple[AlarmRecord, float]], list[tuple[AlarmRecord, float]]]:
+def response_times(c: ScoringContext) -> tuple[list[tuple[AlarmRecord, float]], list[tuple[AlarmRecord, float]]]:
     """(alarm, seconds to acknowledge) and (alarm, seconds to clear) for alarms started in the period.
 
     An alarm not yet acknowledged (cleared) at the period end counts with the time up to
@@ -309,7 +311,7 @@ def response_times(c: _Ctx) -> tuple[list[tuple[AlarmRecord, float]], list[tuple
     return acks, clears
 
 
-def _response_item(c: _Ctx, cfg: ScoringConfig) -> Item:
+def _response_item(c: ScoringContext, cfg: ScoringConfig) -> Item:
     acks, clears = response_times(c)
     elements = []
     for key, rule, pairs in (("ack_p90", cfg.ack_p90, acks), ("clear_p90", cfg.clear_p90, clears)):
@@ -325,8 +327,9 @@ def _response_item(c: _Ctx, cfg: ScoringConfig) -> Item:
                                  (i18n.t("in_duration", "zh", value=i18n.duration(p90, "zh"), n=len(pairs)),
                                   i18n.t("in_duration", "en", value=i18n.duration(p90, "en"), n=len(pairs))),
                                  round(p90, 1), lines))
+    # not acknowledged by the period end (an alarm acknowledged without a recorded time counts as acknowledged)
     open_ = [a for a in c.ev.alarms if a.device_id in c.devices and a.start_ts < c.end
-             and (a.ack_ts is None or a.ack_ts >= c.end) and not (a.acknowledged and a.ack_ts is None)]
+             and (a.ack_ts >= c.end if a.ack_ts is not None else not a.acknowledged)]
     lines = [c.line("ev_unack", device_id=a.device_id, point_id=a.point_id, ts=a.start_ts,
                     category=lambda l, a=a: c.cat(a.category, l), time=c.when(a.start_ts)) for a in open_]
     elements.append(_element("unacknowledged", each_deduction(cfg.unacknowledged, len(open_)),
@@ -348,7 +351,7 @@ def _response_item(c: _Ctx, cfg: ScoringConfig) -> Item:
 # -- I6 hazards and inspection --------------------------------------------------------------------------------
 
 
-def _hazards_item(c: _Ctx, cfg: ScoringConfig) -> Item:
+def _hazards_item(c: ScoringContext, cfg: ScoringConfig) -> Item:
     hz = c.ev.hazards
     elements = []
     if hz is None:
@@ -379,7 +382,7 @@ def _hazards_item(c: _Ctx, cfg: ScoringConfig) -> Item:
 # -- A-class ---------------------------------------------------------------------------------------------------
 
 
-def _direct(c: _Ctx, cfg: ScoringConfig, health: list[DeviceHealth], unit: bool) -> list[Direct]:
+def _direct(c: ScoringContext, cfg: ScoringConfig, health: list[DeviceHealth], unit: bool) -> list[Direct]:
     d = cfg.direct
     out: list[Direct] = []
     rate = online_rate(health)
@@ -403,7 +406,7 @@ def _direct(c: _Ctx, cfg: ScoringConfig, health: list[DeviceHealth], unit: bool)
     return out
 
 
-def _dc(c: _Ctx, key: str, device_id: str | None = None, point_id: str | None = None, ts: float | None = None,
+def _dc(c: ScoringContext, key: str, device_id: str | None = None, point_id: str | None = None, ts: float | None = None,
         **fields: object) -> Direct:
     line = c.line(f"dc_{key}", device_id=device_id, point_id=point_id, ts=ts, **fields)
     return Direct(key, line.zh, line.en, device_id, point_id, ts)

@@ -153,7 +153,6 @@ def school(circuits: int = 12, year: int = 2026, month: int = 11, lookback_days:
         ("l-1", "location", "switch-room-1", "f-1", "配电间", None),
         ("l-2", "location", "lab-2", "f-2", "实验室", None),
     ]
-    rng = np.random.default_rng(seed + 1)
     diurnal = np.sin((loc_hour - 8) / 24 * 2 * np.pi)
     school_day = (weekday < 5) & (loc_hour >= 8) & (loc_hour < 17)
     for i in range(1, circuits + 1):

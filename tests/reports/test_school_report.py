@@ -156,3 +156,5 @@ def test_pdf_text_holds_the_figures(report: UnitReport, lang: str, tmp_path: Pat
             assert words in flat, words
     fonts = subprocess.run(["pdffonts", str(path)], check=True, capture_output=True, text=True).stdout
     assert "WenQuanYi" in fonts or "Noto" in fonts  # the CJK font is embedded
+    assert "Serif" not in fonts  # the stylesheet reached WeasyPrint unescaped (no fallback to the default serif)
+    assert re.search(r"1\s*/\s*\d", text)  # page numbers from @page
