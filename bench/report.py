@@ -16,7 +16,6 @@ the live-score state's memory for the same unit.
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
 import subprocess
 import sys
@@ -34,14 +33,15 @@ from firebus.plugins.reports.config import ReportsConfig  # noqa: E402
 from firebus.plugins.reports.live import LiveScore  # noqa: E402
 from firebus.plugins.reports.period import parse_period  # noqa: E402
 from firebus.plugins.reports.readonly import ReadOnlyStorage  # noqa: E402
-from firebus.plugins.reports.render import Format, render, unit_html  # noqa: E402
+from firebus.plugins.reports.render import Format, render  # noqa: E402
 from firebus.plugins.reports.report import summarize, unit_report  # noqa: E402
 from firebus.plugins.reports.sqlite_source import StorageSource  # noqa: E402
 
 GOAL_S = 10.0
 
 
-def build_db(path: Path, site: synthetic.Site, five_from: float | None = None, five_classes: set[str] | None = None) -> dict:
+def build_db(path: Path, site: synthetic.Site, five_from: float | None = None, five_classes: set[str] | None = None,
+             also: list[synthetic.Site] = ()) -> dict:
     from firebus.core.alarms.schema import ALARM_MIGRATIONS
     from firebus.core.storage import Storage
 
@@ -54,6 +54,16 @@ def build_db(path: Path, site: synthetic.Site, five_from: float | None = None, f
     db.execute("PRAGMA synchronous=OFF")
     n5 = n1 = 0
     t = time.perf_counter()
+    for other in also:  # more units in the same database (the docs' summary)
+        with db:
+            db.executemany(synthetic.SQL_PLACE, other.places)
+            db.executemany(synthetic.SQL_DEVICE, other.devices)
+            db.executemany(synthetic.SQL_POINT, other.points)
+            for five, hour in other.rollups(five_classes=five_classes, five_from=five_from):
+                db.executemany(synthetic.SQL_5M, five)
+                db.executemany(synthetic.SQL_1H, hour)
+            db.executemany(synthetic.SQL_ALARM, other.alarms)
+            db.executemany(synthetic.SQL_HISTORY, other.history)
     with db:
         db.executemany(synthetic.SQL_PLACE, site.places)
         db.executemany(synthetic.SQL_DEVICE, site.devices)
@@ -145,12 +155,13 @@ def r_points(r):
 
 def docs(out: Path) -> None:
     """The school's report pages and plots as PNG (docs/reports.md §4)."""
-    from firebus.plugins.reports.plots import all_charts, summary_chart
+    from firebus.plugins.reports.plots import all_charts
 
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "firebus.db"
-        build_db(db, synthetic.school(), five_from=synthetic.local(2026, 11, 1), five_classes={"residual_current"})
+        build_db(db, synthetic.school(), five_from=synthetic.local(2026, 11, 1), five_classes={"residual_current"},
+                 also=[synthetic.large(20)])
         for lang in ("zh", "en"):
             r, pdf, _, _ = anyio.run(build_report, db, "school", Format.PDF, lang)
             path = Path(tmp) / f"r-{lang}.pdf"
@@ -163,7 +174,8 @@ def docs(out: Path) -> None:
             if lang == "zh":
                 for key, png in all_charts(r, "zh").items():
                     (out / f"plot-{key}.png").write_bytes(png)
-                s = summarize([r], r.period, ReportsConfig())
+                plant, _, _, _ = anyio.run(build_report, db, "plant", Format.JSON, lang)
+                s = summarize([r, plant], r.period, ReportsConfig())
                 spdf = Path(tmp) / "s.pdf"
                 spdf.write_bytes(render(s, Format.PDF, "zh"))
                 subprocess.run(["pdftoppm", "-png", "-r", "70", "-f", "1", "-l", "1", str(spdf), str(out / "summary-zh")],

@@ -85,6 +85,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "col_hazard": ("隐患", "Hazard"),
     "col_due": ("整改期限", "Due"),
     "col_unit": ("单位", "Unit"),
+    "col_direct": ("A类项", "A-class"),
+    "col_online": ("在线率", "Online"),
     "status_active": ("未恢复", "active"),
     "status_cleared": ("已恢复", "cleared"),
     "status_unack": ("未确认", "unacknowledged"),

@@ -68,6 +68,13 @@ def test_summary_of_several_units(school_db: Path, tmp_path: Path, capsys) -> No
     assert code == 0, err
     s = json.loads(out.read_text(encoding="utf-8"))
     assert s["kind"] == "summary" and [u["unit"]["key"] for u in s["units"]] == ["school"]
+    assert s["units"][0]["total"] == 66.51 and s["units"][0]["items"]["alarms"] == 9.0
+    html = tmp_path / "s.html"
+    code, _, err = _run(capsys, "--unit", "school", "--unit", "school", "--period", "2026-11", "--format", "html",
+                        "--db", str(school_db), "--out", str(html))
+    assert code == 0, err
+    text = html.read_text(encoding="utf-8")
+    assert "电气火灾监控 健康体检汇总" in text and text.count("实验学校 · 66.5") == 2
 
 
 @pytest.mark.parametrize(
