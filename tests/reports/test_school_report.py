@@ -158,3 +158,20 @@ def test_pdf_text_holds_the_figures(report: UnitReport, lang: str, tmp_path: Pat
     assert "WenQuanYi" in fonts or "Noto" in fonts  # the CJK font is embedded
     assert "Serif" not in fonts  # the stylesheet reached WeasyPrint unescaped (no fallback to the default serif)
     assert re.search(r"1\s*/\s*\d", text)  # page numbers from @page
+
+
+def test_the_core_storage_as_storage_api_gives_the_same_report(school_db: Path, tmp_path: Path, report: UnitReport) -> None:
+    """StorageSource over the core's own ``Storage`` (what the running core hands a plugin)."""
+    from firebus.core.alarms.schema import ALARM_MIGRATIONS
+    from firebus.core.storage import Storage
+
+    copy = tmp_path / "firebus.db"
+    shutil.copy(school_db, copy)
+
+    async def build() -> UnitReport:
+        async with Storage(copy, synchronous="NORMAL").running(ALARM_MIGRATIONS) as storage:
+            return await unit_report(StorageSource(storage), "school", parse_period("2026-11", now=NOW), ReportsConfig(),
+                                     generated_ts=NOW)
+
+    got = anyio.run(build)
+    assert got.score == report.score and got.findings == report.findings
