@@ -98,6 +98,8 @@ class CentreServer:
         self._server = await asyncio.start_server(self._accept, self.config.host, self.config.port)
 
     async def stop(self) -> None:
+        if self._server is not None and not self._server.is_serving() and not self.sessions:
+            return  # already stopped
         if self._server is not None:
             self._server.close()
         for session in list(self.sessions):

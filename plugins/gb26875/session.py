@@ -10,8 +10,9 @@ A ``Session`` owns one TCP connection (asyncio streams) and runs:
   slots of their own, so a fire alarm never waits behind an unanswered state upload.
 * **receiving** — the stream framer, the codec (tolerant by default, so a wrong
   version byte never loses an alarm), replies matched to open exchanges by serial;
-  controls, uploads and requests handed to the ``SessionHandler`` in priority order
-  (fire first) and answered with confirm / response / deny, serial echoed and
+  controls, uploads and requests handed to the ``SessionHandler`` in arrival order,
+  fire alarms in a lane of their own (so ``on_frame`` may run for a fire alarm while
+  it is still busy with another frame), and answered with confirm / response / deny, serial echoed and
   addresses swapped.  Frames that fail their checks are denied and quarantined.
   A frame the peer resends (same serial and content) gets the same answer again
   without reaching the handler a second time.
@@ -25,10 +26,9 @@ Everything observable is reported to ``SessionHandler.on_event`` as a typed even
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Coroutine
 from datetime import datetime, tzinfo
 from enum import StrEnum
@@ -241,6 +241,12 @@ class SessionStats(msgspec.Struct):
     heartbeats: int = 0
 
 
+class _Lane:
+    def __init__(self) -> None:
+        self.items: deque[tuple[Decoded, tuple[int, int, bytes], float]] = deque()
+        self.event = asyncio.Event()
+
+
 def validate(adu: AnyAdu | None, command: int, mode: Mode) -> None:
     """Raise ``EncodeError`` now, at submission, rather than when the frame is sent."""
     dummy = Header(serial=0, time=TimeTag(0, 0, 0, 1, 1, 0), source=bytes(6), destination=bytes(6), command=command)
@@ -280,10 +286,11 @@ class Session:
         self._normal_open = 0
         self._wake = asyncio.Event()
         self._closed = asyncio.Event()
-        self._inbound: list[tuple[int, int, Decoded, tuple[int, int, bytes], float]] = []
-        self._inbound_event = asyncio.Event()
-        self._inbound_order = 0
+        # received frames waiting for the handler: fire alarms in a lane of their own, so a
+        # slow answer to a state upload never holds a fire alarm back (checklist item 9)
+        self._inbound = {True: _Lane(), False: _Lane()}
         self._recent: OrderedDict[tuple[int, int, bytes], bytes | None] = OrderedDict()
+        self._echo_later: dict[tuple[int, int, bytes], int] = {}
         loop = asyncio.get_running_loop()
         self._last_rx = loop.time()
         self._last_dispatch = loop.time()
@@ -323,7 +330,8 @@ class Session:
             self.outbox.put(Submission(None, command=Command.SEND_DATA, priority=Priority.ROUTINE, key="heartbeat",
                                        transient=True))
         self._tasks = [asyncio.create_task(self._guard(c)) for c in (
-            self._read_loop(), self._dispatch_loop(), self._inbound_loop(), self._supervise_loop())]
+            self._read_loop(), self._dispatch_loop(), self._inbound_loop(self._inbound[True]),
+            self._inbound_loop(self._inbound[False]), self._supervise_loop())]
         try:
             await self._closed.wait()
         finally:
@@ -587,14 +595,16 @@ class Session:
             self._emit(self._got(decoded, duplicate=True))
             if cached is not None:
                 await self._write_quiet(cached)
+            else:  # the original is still with the handler: answer both when it is done
+                self._echo_later[key] = self._echo_later.get(key, 0) + 1
             return
         self._recent[key] = None
         while len(self._recent) > 256:
             self._recent.popitem(last=False)
         fire = decoded.fire
-        self._inbound_order += 1
-        heapq.heappush(self._inbound, (0 if fire else 1, self._inbound_order, decoded, key, now))
-        self._inbound_event.set()
+        lane = self._inbound[fire]
+        lane.items.append((decoded, key, now))
+        lane.event.set()
 
     def _got(self, decoded: Decoded, *, duplicate: bool = False) -> Got:
         h = decoded.frame.header
@@ -629,13 +639,18 @@ class Session:
         if not fut.done():
             fut.set_result(decoded.frame)
 
-    async def _inbound_loop(self) -> None:
+    @property
+    def waiting(self) -> int:
+        """Received frames not yet handed to the handler."""
+        return sum(len(lane.items) for lane in self._inbound.values())
+
+    async def _inbound_loop(self, lane: _Lane) -> None:
         while True:
-            if not self._inbound:
-                self._inbound_event.clear()
-                await self._inbound_event.wait()
+            if not lane.items:
+                lane.event.clear()
+                await lane.event.wait()
                 continue
-            _, _, decoded, key, received_at = heapq.heappop(self._inbound)
+            decoded, key, received_at = lane.items.popleft()
             self._emit(self._got(decoded))
             received = Received(frame=decoded.frame, raw=decoded.raw, warnings=decoded.warnings,
                                 received_at=received_at, fire=decoded.fire, peer=self.peer)
@@ -655,6 +670,7 @@ class Session:
                 await self._send_reply(h, Command.DENY, None, key=key)
             else:
                 self._recent.pop(key, None)
+                self._echo_later.pop(key, None)
 
     async def _send_reply(self, request: Header, command: int, adu: AnyAdu | None,
                           key: tuple[int, int, bytes] | None) -> None:
@@ -676,7 +692,8 @@ class Session:
                 self._recent[key] = raw
         if command == Command.DENY:
             self.stats.denies_sent += 1
-        await self._write_quiet(raw)
+        for _ in range(1 + (self._echo_later.pop(key, 0) if key is not None else 0)):
+            await self._write_quiet(raw)
         self._emit(Replied(serial=request.serial, command=int(command), hex=raw.hex().upper()))
 
     async def _write_quiet(self, raw: bytes) -> None:
