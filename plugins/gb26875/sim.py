@@ -186,18 +186,23 @@ class CentreHandler(BaseHandler):
         self.frames: asyncio.Queue[Received] = asyncio.Queue()
 
     async def on_frame(self, session: Session, received: Received) -> Reply:
-        self.count += 1
         b = self.b
         h = received.frame.header
         adu_type = getattr(received.frame.adu, "type", None)
+        # heartbeats are not counted by the first-N / every-N behaviours (only by drop-all / deny-all)
+        counted = not received.frame.is_heartbeat
+        if counted:
+            self.count += 1
         if b.delay:
             await asyncio.sleep(b.delay)  # simulated slow centre
-        if b.drop_all or b.drop_next > 0 or (b.drop_every and self.count % b.drop_every == 0):
-            b.drop_next = max(0, b.drop_next - 1)
+        if b.drop_all or counted and (b.drop_next > 0 or (b.drop_every and self.count % b.drop_every == 0)):
+            if counted:
+                b.drop_next = max(0, b.drop_next - 1)
             reply, name = NO_REPLY, "drop"
-        elif (b.deny_all or b.deny_next > 0 or (b.deny_every and self.count % b.deny_every == 0)
-              or adu_type in b.deny_types):
-            b.deny_next = max(0, b.deny_next - 1)
+        elif b.deny_all or counted and (b.deny_next > 0 or (b.deny_every and self.count % b.deny_every == 0)
+                                        or adu_type in b.deny_types):
+            if counted:
+                b.deny_next = max(0, b.deny_next - 1)
             reply, name = DENY, "deny"
         elif h.command in (Command.CONTROL, Command.SEND_DATA):
             reply, name = CONFIRM, "confirm"
