@@ -95,7 +95,8 @@ class UitdClient:
                     reader, writer = await asyncio.wait_for(
                         asyncio.open_connection(endpoint.host, endpoint.port), self.config.connect_timeout)
                 except (OSError, asyncio.TimeoutError) as exc:
-                    self.handler.on_event(None, LinkFault(reason=f"connect to {endpoint} failed: {exc or 'timeout'}"))
+                    self.handler.on_event(None, LinkFault(reason=f"connect to {endpoint} failed: {exc or 'timeout'}",
+                                                          reason_zh=f"连接监控中心 {endpoint} 失败：{exc or '超时'}"))
                     self._index += 1
                     await self._pause(delay)
                     delay = min(delay * 2, self.config.reconnect_max)

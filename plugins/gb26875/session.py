@@ -86,6 +86,9 @@ class SessionConfig(msgspec.Struct, frozen=True, kw_only=True):
     close_on_failure: bool = True
     rate: float = 0.0  # inbound frames per second (token bucket); 0 = unlimited
     burst: int = 100
+    #: pitfalls that are denied and quarantined even in tolerant mode (checklist item 7: an ADU
+    #: with more objects than its type allows); the others are accepted with their warnings
+    deny_warnings: frozenset[Problem] = frozenset({Problem.COUNT_OVER_MAX})
 
 
 class Received(msgspec.Struct, frozen=True, kw_only=True):
@@ -167,6 +170,7 @@ class Replied(SessionEvent, tag="replied"):
 
 class LinkFault(SessionEvent, tag="link_fault"):
     reason: str
+    reason_zh: str = ""
     serial: int | None = None
     key: str | None = None
 
@@ -507,9 +511,12 @@ class Session:
             return
         final = OutcomeStatus.DENIED if last_denied else OutcomeStatus.FAILED
         self.stats.failed += 1
-        reason = (f"denied {sub.denies} times" if final == OutcomeStatus.DENIED
-                  else f"no answer after {1 + cfg.resends} attempts of {cfg.timeout:g} s")
-        self._emit(LinkFault(reason=reason, serial=serial, key=_key_text(sub.key)))
+        if final == OutcomeStatus.DENIED:
+            reason, reason_zh = f"denied {sub.denies} times", f"被否认 {sub.denies} 次"
+        else:
+            reason = f"no answer after {1 + cfg.resends} attempts of {cfg.timeout:g} s"
+            reason_zh = f"发送 {1 + cfg.resends} 次（每次等待 {cfg.timeout:g} 秒）均无应答"
+        self._emit(LinkFault(reason=reason, reason_zh=reason_zh, serial=serial, key=_key_text(sub.key)))
         outcome = Outcome(status=final, key=sub.key, serial=serial, attempts=sub.attempts, denies=sub.denies,
                           latency=latency)
         closing = final == OutcomeStatus.FAILED and cfg.close_on_failure
@@ -567,6 +574,11 @@ class Session:
             decoded = decode(item, options=opts)
         except CodecError as exc:
             await self._quarantine(item, exc, deny=True)
+            return
+        refused = next((w for w in decoded.warnings if w.code in cfg.deny_warnings), None)
+        if refused is not None:
+            await self._quarantine(item, error(refused.code, refused.field, refused.offset, refused.en, refused.zh),
+                                   deny=True)
             return
         self.stats.frames_in += 1
         self.stats.warnings += len(decoded.warnings)
@@ -745,7 +757,8 @@ class Session:
             if cfg.idle_timeout > 0:
                 silent = now - self._last_rx
                 if silent >= cfg.idle_timeout:
-                    self._emit(LinkFault(reason=f"nothing received for {silent:.0f} s"))
+                    self._emit(LinkFault(reason=f"nothing received for {silent:.0f} s",
+                                         reason_zh=f"{silent:.0f} 秒内未收到任何数据"))
                     self.close(f"idle for {silent:.0f} s")
                     return
                 waits.append(cfg.idle_timeout - silent)

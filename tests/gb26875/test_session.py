@@ -558,3 +558,21 @@ async def test_outbox_order_and_requeue() -> None:
     assert box.pop() is f and box.pop() is a
     box.requeue(a)  # a dropped connection gives it back: before b again
     assert [box.pop(), box.pop(), box.pop()] == [a, b, c] and box.pop() is None
+
+
+async def test_count_over_the_maximum_is_denied_even_when_tolerant(vectors) -> None:
+    rec = Recorder()
+    server = await centre(rec)
+    b1 = codec.decode(vectors["B1_upload_uitd_mains_fault"].data).frame
+    two = Frame(b1.header, Adu(21, b1.adu.objects * 2))  # type 21 allows one object (checklist item 7)
+    head = bytearray(codec.encode(Frame(Header(serial=2, time=b1.header.time, source=UITD, destination=CENTRE,
+                                               command=2)))[:24])
+    body = bytes([24, 1, 0x20, 0x01])  # a type-24 object without its time tag (the dgiot ambiguity)
+    frame2 = head + len(body).to_bytes(2, "little") + b"\x02" + body
+    frame2 += bytes([codec.checksum(frame2)]) + b"##"
+    replies = await _raw_exchange(server.port, codec.encode(two, "tolerant") + bytes(frame2), expect=2)
+    commands = {codec.decode(r).frame.header.serial: codec.decode(r).frame.header.command for r in replies}
+    assert commands == {1: Command.DENY, 2: Command.CONFIRM}  # the time-tag ambiguity is accepted
+    assert [e.code for e in rec.events if isinstance(e, Quarantine)] == ["count_over_max"]
+    (accepted,) = rec.frames
+    assert [w.code for w in accepted.warnings] == ["time_tag_missing", "clock_skew"]  # 2012 header time
