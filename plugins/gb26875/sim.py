@@ -23,12 +23,10 @@ import msgspec
 
 from .cli import parse_tz
 from .codec import Mode, decode
-from .jsonfmt import decoded_to_json, frame_to_json
+from .jsonfmt import frame_to_json
 from .model import (
     CST,
     Adu,
-    ComponentAnalog,
-    ComponentState,
     ReadComponentAnalog,
     ReadComponentConfiguration,
     ReadComponentState,
@@ -45,12 +43,8 @@ from .model import (
     InitUitd,
     DutyCheck,
     SyncClock,
-    SystemOperation,
-    SystemState,
     TimeTag,
-    UitdOperation,
     UitdState,
-    UitdTime,
     address,
 )
 from .outbox import OutcomeStatus, Priority, Submission
