@@ -1,245 +1,252 @@
-"""Sustained end-to-end ingest, with its ceilings measured in the same run.
+"""Durable ingest at the storage ceiling, with its ceilings measured in the same run.
 
-    .venv/bin/python bench/ingest.py --seconds 30 --json
+    .venv/bin/python bench/ingest.py --json                      # 1,000 and 10,000 devices
+    .venv/bin/python bench/ingest.py --devices 1000 --seconds 10 --json
 
-Path measured: publisher process --QoS 1--> Mosquitto --> the core's MQTT
-transport (manual ack) → push driver decode → registry → ingest (state, bus
-``StateChanged``) → alarm engine (every default rule on a temperature point) →
-SQLite commit (WAL, ``synchronous=FULL`` unless ``--synchronous NORMAL``) →
-PUBACK.  ``msgs_per_s`` counts PUBACKs the core sent (a message is counted
-only once its reading is committed) over the steady window (the first second
-is warm-up).  Every message changes its point's value, so every message is a
-state change, a rule evaluation and a ``readings`` row: the worst case.
+Path measured: ``bench/_fastpub.py`` (QoS 1, several processes, not the limit) →
+Mosquitto → the core's MQTT transport (batch hand-over, manual ack) → push
+driver decode → registry → ingest (in-memory state, no database read) →
+journal entry → storage writer (``synchronous=FULL``, WAL) → commit → PUBACK,
+and every committed entry through the alarm engine (every default rule on a
+temperature point).  A message is counted once its PUBACK went out, i.e. once
+its reading is on disk.
 
-Ceilings, same machine, same run, same publisher process:
+For each device count:
 
-* ``paho_qos1_receive_per_s``: one paho subscriber (QoS 1, automatic PUBACK,
-  ``on_message`` only counts) — the most a Python MQTT client receives here;
-* ``sqlite_rows_per_s``: plain ``sqlite3`` writing the core's two rows per
-  reading (``readings`` INSERT + ``point_state`` UPSERT) in transactions of
-  1000, same journal mode and ``synchronous`` as the core.
-
-At the end every sequence number published must be stored exactly once
-(``lost`` and ``duplicates`` are reported; both must be 0).
+* ``receive_ceiling_per_s``: the transport alone draining a pre-queued backlog
+  (handler only acks) — the most MQTT gives the core here;
+* ``sqlite_ceiling_per_s``: plain ``sqlite3`` writing exactly the core's rows
+  for a reading (the journal's state-change row, its unique key) in the
+  writer's batch size, same synchronous mode;
+* ``live``: the publisher offers as fast as it can for ``--seconds`` while the
+  core ingests; ``msgs_per_s`` over the steady window (after 1 s), then the
+  backlog the broker holds is drained (``drain_per_s``); every message a state
+  change.  ``lost``/``duplicates`` compare the journal with what was sent;
+* ``repeats``: the same with ``--repeats`` of the messages repeating their value
+  (a realistic mix: repeats move ``last_reported`` only, no row);
+* ``ratio_to_sqlite_ceiling`` = live msgs_per_s / sqlite ceiling;
+  ``live_to_drain`` = live rate / drain rate (throughput must not collapse
+  while the publisher is still publishing).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import os
 import sqlite3
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-
-import anyio
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
-    BenchPlugin,
-    CpuMeter,
-    emit,
-    machine,
-    progress,
-    publisher_result,
-    site_yaml,
-    start_publisher,
-)
+from _common import PYTHON, BenchPlugin, CpuMeter, emit, machine, progress, rss_mb, site_yaml  # noqa: E402
+from mqtt_ceiling import firebus_client  # noqa: E402
 
+from firebus.core.journal.rows import SQL_J_STATE  # noqa: E402
 from firebus.core.runtime import running_core  # noqa: E402
 from firebus.core.storage import Storage  # noqa: E402
 from firebus.sdk.testing.mosquitto import Mosquitto  # noqa: E402
 
+HERE = Path(__file__).resolve().parent
 WARMUP = 1.0
 
 
-def paho_ceiling(broker: Mosquitto, seconds: float, devices: int) -> dict[str, float]:
-    received = 0
-    stamps: list[tuple[float, int]] = []
-    ready = threading.Event()
-
-    def on_message(client, userdata, msg) -> None:
-        nonlocal received
-        received += 1
-
-    def on_subscribe(*a) -> None:
-        ready.set()
-
-    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-ceiling", protocol=mqtt.MQTTv5)
-    c.on_message = on_message
-    c.on_subscribe = on_subscribe
-    c.connect(broker.host, broker.port)
-    c.subscribe("bench/+/t", qos=1)
-    c.loop_start()
-    if not ready.wait(10):
-        raise RuntimeError("ceiling subscriber: no SUBACK")
-    # The same publisher program and message shape as the firebus run (the core is not running yet).
-    pub = start_publisher(broker.port, "--devices", str(devices), "--seconds", str(seconds),
-                          "--client-id", "bench-pub-ceiling", "--prefix", "c")
-    t0 = time.perf_counter()
-    while pub.poll() is None:
-        stamps.append((time.perf_counter(), received))
-        time.sleep(0.25)
-    offered = publisher_result(pub)
-    deadline = time.perf_counter() + 60
-    while received < offered["sent"] and time.perf_counter() < deadline:
-        stamps.append((time.perf_counter(), received))
-        time.sleep(0.05)
-    stamps.append((time.perf_counter(), received))
-    c.disconnect()
-    c.loop_stop()
-    steady = [(t, n) for t, n in stamps if t - t0 >= WARMUP]
-    (ta, na), (tb, nb) = steady[0], steady[-1]
-    return {
-        "paho_qos1_receive_per_s": round((nb - na) / (tb - ta), 1),
-        "paho_publisher_offered_per_s": offered["offered_per_s"],
-        "paho_received": received,
-        "paho_sent": offered["sent"],
-    }
+def start_fastpub(port: int, devices: int, *, seconds: float = 0.0, count: int = 0, repeats: float = 0.0,
+                  processes: int = 2, client_id: str = "ingest-pub", start_seq: int = 0) -> subprocess.Popen[str]:
+    cmd = [PYTHON, str(HERE / "_fastpub.py"), "--port", str(port), "--devices", str(devices),
+           "--processes", str(processes), "--client-id", client_id, "--repeats", str(repeats),
+           "--start-seq", str(start_seq)]
+    if seconds:
+        cmd += ["--seconds", str(seconds)]
+    if count:
+        cmd += ["--count", str(count)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-async def sqlite_ceiling(path: Path, synchronous: str, rows: int = 200_000, batch: int = 1000) -> dict[str, float]:
-    async with Storage(path).running():
-        pass  # the core's schema, created by its own migrations
+def pub_result(proc: subprocess.Popen[str], timeout: float = 900) -> dict[str, Any]:
+    out, err = proc.communicate(timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"_fastpub failed ({proc.returncode}): {err[-2000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def sqlite_ceiling(path: Path, devices: int, synchronous: str, batch: int, rows: int = 300_000) -> dict[str, Any]:
+    """The core's row per reading, written by a bare sqlite3 connection in the writer's batch size."""
+    asyncio.run(_schema(path))
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
-    points = [f"p{i}" for i in range(1000)]
-    from firebus.core.storage import SQL_READING, SQL_STATE
-
+    conn.execute("PRAGMA cache_size=-16384")
+    points = [f"01J{i:023d}" for i in range(devices)]
+    seq = 0
     started = time.perf_counter()
     for b in range(rows // batch):
-        readings, states = [], []
+        chunk = []
         for i in range(batch):
             n = b * batch + i
-            ts = 1_800_000_000 + n / 1000
-            pid = points[n % len(points)]
-            readings.append((pid, int(ts * 1000), 20.0 + n % 40 / 10, None))
-            states.append((pid, 20.0 + n % 40 / 10, None, ts, ts, ts))
+            seq += 1
+            chunk.append((seq, 1.8e9 + n / 1000, "telemetry", points[n % devices], 1_800_000_000_000 + n,
+                          20.0 + n % 40 / 10, None, 0))
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(SQL_STATE, states)
-        conn.executemany(SQL_READING, readings)
+        conn.executemany(SQL_J_STATE, chunk)
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()
-    return {"sqlite_rows_per_s": round(rows / elapsed, 1), "sqlite_batch": batch}
+    return {"sqlite_ceiling_per_s": round(rows / elapsed, 1), "sqlite_batch": batch}
 
 
-async def firebus_run(broker: Mosquitto, tmp: Path, args: argparse.Namespace) -> dict[str, float]:
-    serials = [f"d{i}" for i in range(args.devices)]
-    db = tmp / "firebus.db"
-    site = site_yaml(db, broker.port, serials, synchronous=args.synchronous, receive_maximum=args.receive_maximum)
+async def _schema(path: Path) -> None:
+    async with Storage(path).running():
+        pass  # the core's schema, created by its own migrations
+
+
+def _stored(db: Path) -> tuple[int, int]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(
+            "SELECT count(*), count(DISTINCT subject || ':' || vts) FROM journal WHERE type = 'StateChanged'"
+        ).fetchone()
+
+
+async def live(broker: Mosquitto, tmp: Path, devices: int, args: argparse.Namespace, repeats: float,
+               tag: str) -> dict[str, Any]:
+    serials = [f"d{i}" for i in range(devices)]
+    db = tmp / f"live-{tag}.db"
+    site = site_yaml(db, broker.port, serials, synchronous=args.synchronous, receive_maximum=args.receive_maximum,
+                     client_id=f"fb-{tag}")
     async with running_core(site, extra_plugins={"bench": BenchPlugin()}, autoload=False) as core:
         transport = core.transports["mqtt"]
-        await transport.wait_connected(20)
-        await anyio.sleep(0.5)  # subscriptions in place
-        progress(f"core up with {len(serials)} devices; publishing for {args.seconds:.0f} s")
-        pub = start_publisher(broker.port, "--devices", str(args.devices), "--seconds", str(args.seconds),
-                              "--rate", str(args.rate))
+        await transport.wait_connected(30)
+        progress(f"  {tag}: core up with {devices:,} devices; publishing for {args.seconds:.0f} s"
+                 f" (repeats {repeats:.0%})")
+        pub = start_fastpub(broker.port, devices, seconds=args.seconds, repeats=repeats,
+                            processes=args.publishers, client_id=f"pub-{tag}")
         t0 = time.perf_counter()
         base = transport.acked
         stamps: list[tuple[float, int]] = []
-        cpu = None
-        last_report = t0
+        cpu: CpuMeter | None = None
         while pub.poll() is None:
             now = time.perf_counter()
             stamps.append((now, transport.acked - base))
             if cpu is None and now - t0 >= WARMUP:
                 cpu = CpuMeter().start()
-            if now - last_report >= 5:
-                last_report = now
-                rate = (stamps[-1][1] - stamps[-10][1]) / (stamps[-1][0] - stamps[-10][0]) if len(stamps) > 10 else 0
-                progress(f"  t={now - t0:5.1f} s acked={stamps[-1][1]:,} ({rate:,.0f}/s) "
-                         f"backlog={transport.max_backlog} storage_q={core.storage.metrics()['queue']}")
-            await anyio.sleep(0.25)
+            await asyncio.sleep(0.2)
         end = time.perf_counter()
         stamps.append((end, transport.acked - base))
         cpu_figures = cpu.stop() if cpu is not None else {}
-        offered = await anyio.to_thread.run_sync(publisher_result, pub)
+        offered = pub_result(pub)
         steady = [(t, n) for t, n in stamps if t - t0 >= WARMUP]
         (ta, na), (tb, nb) = steady[0], steady[-1]
-        live_rate = (nb - na) / (tb - ta)
-        progress(f"publisher done: {offered['sent']:,} sent ({offered['offered_per_s']:,.0f}/s offered); draining")
-        drain_start = time.perf_counter()
-        deadline = drain_start + max(120.0, args.seconds * 4)
+        live_rate = (nb - na) / max(1e-9, tb - ta)
+        backlog = offered["sent"] - (transport.acked - base)
+        progress(f"  {tag}: {offered['sent']:,} sent ({offered['offered_per_s']:,.0f}/s offered), "
+                 f"{live_rate:,.0f}/s acked while publishing; draining {backlog:,}")
+        d0, a0 = time.perf_counter(), transport.acked - base
+        deadline = d0 + 600
         while transport.acked - base < offered["sent"] and time.perf_counter() < deadline:
-            await anyio.sleep(0.1)
-        drained_at = time.perf_counter()
-        total_acked = transport.acked - base
+            await asyncio.sleep(0.05)
+        d1, a1 = time.perf_counter(), transport.acked - base
+        drain_rate = (a1 - a0) / (d1 - d0) if a1 > a0 and d1 > d0 else None
+        await core.storage.barrier()
         metrics = core.metrics()
+        stats = transport.stats()
+        rss = rss_mb()
     rows, distinct = _stored(db)
-    return {
+    out: dict[str, Any] = {
         "msgs_per_s": round(live_rate, 1),
-        "readings_per_s": round(live_rate, 1),  # one reading per message
-        **cpu_figures,
         "offered_per_s": offered["offered_per_s"],
         "sent": offered["sent"],
-        "acked": total_acked,
-        "end_to_end_per_s_incl_drain": round(total_acked / (drained_at - t0), 1),
-        "drain_s_after_publisher": round(drained_at - drain_start, 2),
-        "stored_rows": rows,
-        "lost": offered["sent"] - distinct,
-        "duplicates": rows - distinct,
-        "max_unacked_held": transport.max_backlog,
+        "acked": a1,
+        "drain_backlog": backlog,
+        "drain_per_s": round(drain_rate, 1) if drain_rate else None,
+        "live_to_drain": round(live_rate / drain_rate, 3) if drain_rate else None,
+        **cpu_figures,
+        "rss_mb": rss,
+        "unacked_max": transport.max_backlog,
+        "unacked_bound": 2 * args.receive_maximum,
+        "stored_changes": rows,
         "storage_commits": metrics["storage"]["commits"],
+        "max_commit_ms": metrics["storage"]["max_commit_ms"],
+        "engine_evaluated": metrics["alarms"].get("evaluated", 0),
         "rule_errors": metrics["alarms"].get("rule_errors", 0),
     }
+    if repeats == 0:
+        out["lost"] = offered["sent"] - distinct
+        out["duplicates"] = rows - distinct
+    else:
+        out["lost"] = offered["sent"] - a1  # repeats store no row: every message must still be acknowledged
+        out["repeats"] = repeats
+    return out
 
 
-def _stored(db: Path) -> tuple[int, int]:
-    with sqlite3.connect(db) as conn:
-        rows, distinct = conn.execute("SELECT count(*), count(DISTINCT point_id || ':' || ts) FROM readings").fetchone()
-    return rows, distinct
+async def one(devices: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    progress(f"{devices:,} devices")
+    with Mosquitto(tmp / f"broker-{devices}", extra_config="max_queued_messages 0\n") as broker:
+        progress("  ceiling 1/2: transport receive from a pre-queued backlog")
+        recv = await firebus_client(broker, f"ceiling-{devices}", args.ceiling_messages, devices, args.publishers,
+                                    legacy=False, receive_maximum=args.receive_maximum)
+        progress(f"    {recv['msgs_per_s']:,.0f} msg/s")
+        progress("  ceiling 2/2: SQLite, the core's rows")
+        sq = await asyncio.to_thread(sqlite_ceiling, tmp / f"ceiling-{devices}.db", devices, args.synchronous,
+                                     args.batch)
+        progress(f"    {sq['sqlite_ceiling_per_s']:,.0f} readings/s")
+        result: dict[str, Any] = {
+            "devices": devices,
+            "receive_ceiling_per_s": recv["msgs_per_s"],
+            "receive_ceiling_offered_per_s": recv["offered_per_s"],
+            **sq,
+        }
+        changes = await live(broker, tmp, devices, args, 0.0, f"{devices}-changes")
+        result["live"] = changes
+        result["msgs_per_s"] = changes["msgs_per_s"]
+        result["ratio_to_sqlite_ceiling"] = round(changes["msgs_per_s"] / sq["sqlite_ceiling_per_s"], 3)
+        result["ratio_to_receive_ceiling"] = round(changes["msgs_per_s"] / recv["msgs_per_s"], 3)
+        result["lost"] = changes["lost"]
+        result["duplicates"] = changes["duplicates"]
+        result["cpu"] = changes.get("core_process_cpu_pct")
+        result["unacked_max"] = changes["unacked_max"]
+        if args.repeats > 0:
+            mix = await live(broker, tmp, devices, args, args.repeats, f"{devices}-mix")
+            result["repeats_mix"] = mix
+    progress(f"  {devices:,} devices: {result['msgs_per_s']:,.0f} msg/s live "
+             f"(ratio {result['ratio_to_sqlite_ceiling']} to SQLite), lost {result['lost']}, "
+             f"duplicates {result['duplicates']}")
+    return result
 
 
 async def main(args: argparse.Namespace) -> None:
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    with tempfile.TemporaryDirectory(prefix="fb-bench-") as tmpdir:
-        tmp = Path(tmpdir)
-        # Queue everything the core has not taken yet: a broker that sheds would hide a slow core.
-        with Mosquitto(tmp / "broker", extra_config="max_queued_messages 0\n") as broker:
-            progress(f"ceiling 1/2: raw paho QoS 1 receive for {args.ceiling_seconds:.0f} s")
-            paho = await anyio.to_thread.run_sync(paho_ceiling, broker, args.ceiling_seconds, args.devices)
-            progress(f"  {paho['paho_qos1_receive_per_s']:,.0f} msg/s")
-            progress("ceiling 2/2: SQLite batched writes")
-            sq = await sqlite_ceiling(tmp / "ceiling.db", args.synchronous)
-            progress(f"  {sq['sqlite_rows_per_s']:,.0f} readings/s")
-            fb = await firebus_run(broker, tmp, args)
-    result = {
+    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="fb-ingest-", dir=os.environ.get("FIREBUS_BENCH_TMP")) as tmpdir:
+        runs = [await one(n, args, Path(tmpdir)) for n in args.devices]
+    emit({
         "bench": "ingest",
-        "msgs_per_s": fb.pop("msgs_per_s"),
-        "ratio_to_paho_ceiling": round(fb["readings_per_s"] / paho["paho_qos1_receive_per_s"], 3),
-        "ratio_to_sqlite_ceiling": round(fb["readings_per_s"] / sq["sqlite_rows_per_s"], 3),
-        **fb,
-        **paho,
-        **sq,
+        "goal_msgs_per_s": 25_000,
+        "goal_ratio_to_sqlite_ceiling": 0.5,
+        "runs": runs,
         "seconds": args.seconds,
-        "devices": args.devices,
         "synchronous": args.synchronous,
         "receive_maximum": args.receive_maximum,
+        "publisher_processes": args.publishers,
         "machine": machine(),
-    }
-    if args.json:
-        emit(result)
-    else:
-        for k, v in result.items():
-            print(f"{k:32} {v}")
+    }, one_line=args.json)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seconds", type=float, default=30.0, help="publishing time for the firebus run")
-    p.add_argument("--ceiling-seconds", type=float, default=8.0, help="publishing time for the paho ceiling")
-    p.add_argument("--devices", type=int, default=1000)
-    p.add_argument("--rate", type=float, default=0.0, help="offered msg/s (0: as fast as the publisher goes)")
+    p.add_argument("--devices", type=int, nargs="+", default=[1000, 10000])
+    p.add_argument("--seconds", type=float, default=20.0, help="publishing time of each live run")
+    p.add_argument("--ceiling-messages", type=int, default=100_000)
+    p.add_argument("--repeats", type=float, default=0.9, help="share of repeats in the mix run (0: skip it)")
+    p.add_argument("--publishers", type=int, default=2, help="publisher processes")
     p.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL")
     p.add_argument("--receive-maximum", type=int, default=1000)
+    p.add_argument("--batch", type=int, default=5000, help="the writer's batch_max (the SQLite ceiling's batch)")
     p.add_argument("--json", action="store_true", help="print one JSON line")
     return p.parse_args(argv)
 

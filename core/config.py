@@ -53,7 +53,11 @@ class StorageConfig(Strict):
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
     raw_retention_days: float = 30
     aggregate_5m_retention_days: float = 400
-    batch_max: int = 2000
+    #: most rows in one telemetry transaction (alarm-lane rows commit in their own, first)
+    batch_max: int = 5000
+    #: seconds between checkpoints of current point values (the journal holds every change
+    #: in between, so a crash loses nothing; a longer interval writes less)
+    state_checkpoint_s: float = 5.0
 
 
 class PluginsConfig(Strict):
@@ -350,7 +354,39 @@ def alarm_config(loaded: LoadedConfig, plugin_host: Any) -> Any:
                 check(rule.options, rule.point_classes, rule.key)
             except ValueError as exc:
                 raise loaded.source.error(("alarms", "rules", i, "options"), str(exc)) from None
+    _check_linkage_filters(loaded, config)
     return config
+
+
+def _check_linkage_filters(loaded: LoadedConfig, config: Any) -> None:
+    """A linkage filter that names no device or place of the site would silently never fire
+    (a pump that never starts): refuse it.  Keys from the site file are what people write;
+    registry ids (ULIDs, 26 characters) are accepted as they are."""
+    site = loaded.site
+    devices = {d.key for d in site.devices}
+    places: dict[str, set[str]] = {"units": set(), "locations": set()}
+    for unit in site.units:
+        places["units"].add(unit.key)
+        for building in unit.buildings:
+            places["locations"].add(building.key)
+            for floor in building.floors:
+                places["locations"].add(floor.key)
+                for loc in floor.locations:
+                    places["locations"].add(loc.key)
+
+    def is_id(value: str) -> bool:
+        return len(value) == 26 and value.isalnum() and value.upper() == value
+
+    for i, rule in enumerate(config.linkage):
+        for field, known, what in (("devices", devices, "device"), ("locations", places["locations"], "place"),
+                                   ("units", places["units"], "unit")):
+            for j, value in enumerate(getattr(rule.when, field)):
+                if value not in known and not is_id(value):
+                    raise loaded.source.error(
+                        ("alarms", "linkage", i, "when", field, j),
+                        f"linkage {rule.name!r}: no {what} {value!r} in this site file "
+                        f"(known: {', '.join(sorted(known)) or 'none'})",
+                    )
 
 
 def device_options(loaded: LoadedConfig, index: int, cls: type) -> Any:

@@ -1,16 +1,42 @@
-"""The ingest pipeline: readings in, current state + storage + bus events out.
+"""The ingest path: readings in, current state and journal entries out.
 
-Every reading goes through here, from polled and push drivers alike:
+Every reading goes through ``Ingest.apply``, from polled and push drivers
+alike.  It is synchronous and touches no database on the way (at tens of
+thousands of readings a second a round trip per reading is the whole budget):
 
-1. compare with the point's current state: a changed value (or fault) is a
-   ``StateChanged`` event and a ``readings`` row; an identical value only moves
-   ``last_reported`` (a ``StateReported`` event, a cheap UPDATE) — polled
-   sensors repeating a value do not flood subscribers or storage;
-2. queue the rows for the storage writer, with the caller's durable callback
-   on the last one, so a transport acknowledges upstream only after commit.
+1. the reading's time: the device's own timestamp when it gives one (it is also
+   what makes a redelivered message recognisable), else the time the transport
+   received it.  Two guards keep a wrong device clock from freezing a point: a
+   timestamp more than ``max_past_s`` behind our clock (a clock reset to 1970)
+   is replaced by the receive time; and a point whose state came from a
+   timestamp far in the future (a clock glitch) takes a newer-arriving reading
+   as current again — at once for an alarm-class point, after
+   ``RECOVER_LATE`` late readings over ``RECOVER_AFTER_S`` seconds otherwise;
+2. compared with the point's current state, in memory:
+
+   * newer and different: a **change** — a ``StateChanged`` journal entry;
+   * newer and the same: a **repeat** — ``last_reported`` moves in memory and a
+     live-only ``StateReported`` goes to the subscribers that ask for it; no row;
+   * older than the state: **late** — kept as history (a ``StateChanged`` marked
+     ``late``), never a change of the present.  A QoS 1 redelivery after a crash
+     is the common case: the unique (point, time) key absorbs the row, and nothing
+     is announced as a change that never happened;
+
+3. the message's entries go to the writer as one operation, with the caller's
+   durable callback (the transport acknowledges upstream only after COMMIT).
+   A message that only repeats values is acknowledged at once: nothing of it
+   needs to be durable.
+
+Lanes: a change of an alarm-class point (smoke, gas alarm, fault, tamper …,
+``firebus.sdk.vocab.is_alarm_class``) or of a reading that came in on the alarm
+lane is an alarm-lane entry: it commits ahead of any telemetry batch.
+
+Current state is checkpointed to ``point_state`` every ``checkpoint_s`` (and at
+stop) with the journal position it reflects; on start the checkpoint is loaded
+and the journal after it replayed, so nothing per reading is written twice.
 
 Readings of *discovered* devices (seen on the wire, never configured by a
-person) are stored but raise no state events: they are not trusted to raise
+person) are stored but reach no subscriber: they are not trusted to raise
 alarms until someone commissions them.
 """
 
@@ -24,40 +50,197 @@ import msgspec
 
 from firebus.sdk.context import Context
 from firebus.sdk.driver import PointSpec, Reading
-from firebus.sdk.events import StateChanged, StateReported
+from firebus.sdk.events import Event, Lane, StateChanged, StateReported
 from firebus.sdk.vocab import ActorKind
 
 from .bus import EventBus
-from .registry import DeviceEntry, Registry
-from .storage import SQL_READING, SQL_STATE, SQL_TOUCH, Storage, storable, to_ms
+from .journal.rows import COLUMNS, storable, to_ms
+from .registry import DeviceEntry, PointEntry, Registry
+from .storage import SQL_STATE, Op, Storage
 
 log = logging.getLogger(__name__)
 
+#: a point stuck on a future timestamp takes the present back after this many late readings …
+RECOVER_LATE = 3
+#: … that kept arriving for at least this long (a redelivery burst after a restart does not)
+RECOVER_AFTER_S = 60.0
 
-class PointState(msgspec.Struct):
+SQL_STATE_SEQ = "INSERT INTO kv (key, value) VALUES ('point_state_seq', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+
+
+class PointState(msgspec.Struct, gc=False):
     value: Any = None
     fault: str | None = None
-    last_changed: float = 0.0
+    last_changed: float = 0.0  # the reading's time of the current value
     last_updated: float = 0.0
-    last_reported: float = 0.0
+    last_reported: float = 0.0  # the reading's time of the newest report, changed or not
+    received: float = 0.0  # our clock when the newest report arrived
+    late_count: int = 0  # late readings in a row (clock-glitch recovery)
+    late_since: float = 0.0
 
 
 class Ingest:
-    def __init__(self, storage: Storage, registry: Registry, bus: EventBus, now: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        registry: Registry,
+        bus: EventBus,
+        now: Callable[[], float] = time.time,
+        *,
+        max_future_s: float = 300.0,
+        max_past_s: float = 7 * 86400.0,
+        checkpoint_s: float = 5.0,
+    ) -> None:
         self.storage = storage
         self.registry = registry
         self.bus = bus
         self.now = now
+        self.max_future_s = max_future_s
+        self.max_past_s = max_past_s
+        self.checkpoint_s = checkpoint_s
         self.states: dict[str, PointState] = {}
+        self._dirty: set[str] = set()
+        self._contexts: dict[str, Context] = {}
+        #: devices whose repeated values a rule wants to hear (the alarm engine keeps it)
+        self.report_watch: dict[str, Any] = {}
         self.readings_in = 0
         self.changes = 0
-        self.redeliveries = 0
+        self.repeats = 0
+        self.late = 0
+        self.redeliveries = 0  # late readings that arrived flagged as redelivered (MQTT DUP)
+        self.clock_skewed = 0
+        storage.add_flusher(self.checkpoint)
+
+    # -- start ------------------------------------------------------------------------------
 
     async def load(self) -> None:
+        """The checkpoint, then the journal's state changes committed after it."""
         for point_id, value, fault, changed, updated, reported in await self.storage.fetchall(
             "SELECT point_id, value, fault, last_changed, last_updated, last_reported FROM point_state"
         ):
             self.states[point_id] = PointState(value, fault, changed or 0.0, updated or 0.0, reported or 0.0)
+        row = await self.storage.fetchone("SELECT value FROM kv WHERE key = 'point_state_seq'")
+        after = int(row[0]) if row else 0
+        replayed = 0
+        while True:
+            rows = await self.storage.fetchall(
+                "SELECT seq, subject, vts, value, fault FROM journal WHERE seq > ? AND type = 'StateChanged' "
+                "AND late = 0 ORDER BY seq LIMIT 50000", (after,)
+            )
+            if not rows:
+                break
+            for seq, point_id, vts, value, fault in rows:
+                ts = vts / 1000
+                state = self.states.get(point_id)
+                if state is None or ts >= state.last_changed:
+                    self.states[point_id] = PointState(value, fault, ts, ts, max(ts, state.last_reported if state else 0))
+                    self._dirty.add(point_id)
+                after = seq
+            replayed += len(rows)
+        if replayed:
+            log.info("ingest: %d state change(s) after the last checkpoint replayed from the journal", replayed)
+
+    # -- the hot path -----------------------------------------------------------------------
+
+    def _context(self, device_id: str) -> Context:
+        ctx = self._contexts.get(device_id)
+        if ctx is None:
+            # One shared, frozen context per device: a state change's lineage id is its seq
+            # ("j<seq>", Event.ref); nothing per reading is generated.
+            ctx = Context(id="", actor=ActorKind.DEVICE, actor_id=device_id)
+            self._contexts[device_id] = ctx
+        return ctx
+
+    def apply(
+        self,
+        device: DeviceEntry,
+        readings: list[Reading],
+        *,
+        lane: Lane = Lane.TELEMETRY,
+        received: float | None = None,
+        redelivered: bool = False,
+        context: Context | None = None,
+        on_durable: Callable[[], None] | None = None,
+    ) -> int:
+        """Apply ``readings`` of ``device``; ``on_durable`` runs once they are committed.
+
+        Returns the number of journal entries queued (0: nothing to commit, and
+        ``on_durable`` already ran).
+        """
+        rx = self.now() if received is None else received
+        trusted = not device.discovered
+        ctx = context or self._context(device.id)
+        events: list[Event] = []
+        reported: list[StateReported] | None = (
+            [] if trusted and (device.id in self.report_watch or self._wants_reported()) else None
+        )
+        states = self.states
+        future = rx + self.max_future_s
+        min_past = rx - self.max_past_s
+        for reading in readings:
+            point = self.registry.point(device.id, reading.point_key)
+            if point is None:
+                point = self._undeclared(device, reading.point_key)
+            self.readings_in += 1
+            ts = reading.ts
+            if ts is None:
+                ts = rx
+            elif ts < min_past:
+                self.clock_skewed += 1
+                ts = rx
+            elif ts > future:
+                self.clock_skewed += 1  # kept (it identifies the message), but counted
+            fault = reading.fault
+            value = None if fault is not None else storable(reading.value)
+            state = states.get(point.id)
+            if state is not None and state.last_changed:
+                if ts < state.last_changed and not self._recovers(state, point, rx, future):
+                    # Late: history, not the present (redelivery, buffered upload).
+                    self.late += 1
+                    if redelivered:
+                        self.redeliveries += 1
+                    if state.received < rx:
+                        state.received = rx
+                    events.append(Event(
+                        data=StateChanged(point_id=point.id, device_id=device.id, point_key=point.key,
+                                          point_class=point.point_class, ts=ts, new_value=value, fault=fault,
+                                          late=True),
+                        context=ctx, time_fired=rx, lane=Lane.TELEMETRY,
+                    ))
+                    continue
+                state.late_count = 0
+                if state.value == value and state.fault == fault:
+                    self.repeats += 1
+                    if ts > state.last_reported:
+                        state.last_reported = ts
+                    state.received = rx
+                    self._dirty.add(point.id)
+                    if reported is not None:
+                        reported.append(StateReported(point_id=point.id, value=value, ts=ts))
+                    continue
+            old = state.value if state is not None else None
+            states[point.id] = PointState(value, fault, ts, ts, ts, rx)
+            self._dirty.add(point.id)
+            self.changes += 1
+            events.append(Event(
+                data=StateChanged(point_id=point.id, device_id=device.id, point_key=point.key,
+                                  point_class=point.point_class, ts=ts, old_value=old, new_value=value,
+                                  fault=fault),
+                context=ctx, time_fired=rx,
+                lane=Lane.ALARM if (point.alarm_class or lane is Lane.ALARM) else Lane.TELEMETRY,
+            ))
+        if reported:
+            self.bus.deliver([Event(data=payload, context=ctx, time_fired=rx) for payload in reported])
+        if not events:
+            if on_durable is not None:
+                on_durable()
+            return 0
+        op = Op([], events, on_durable, Lane.ALARM if any(e.lane is Lane.ALARM for e in events) else Lane.TELEMETRY)
+        # A discovered device's readings are history only: no subscriber hears of them live
+        # (consumers reading the journal check the device's trust themselves).
+        op.deliver = trusted
+        self.storage.submit(op)
+        return len(events)
 
     async def ingest(
         self,
@@ -66,75 +249,72 @@ class Ingest:
         *,
         context: Context | None = None,
         on_durable: Callable[[], None] | None = None,
+        lane: Lane = Lane.TELEMETRY,
     ) -> None:
-        """Apply ``readings`` of ``device``; ``on_durable`` runs once they are committed."""
-        received = self.now()
-        parent = context or Context(actor=ActorKind.DEVICE, actor_id=device.id)
-        state_rows: list[tuple[Any, ...]] = []
-        reading_rows: list[tuple[Any, ...]] = []
-        touch_rows: list[tuple[Any, ...]] = []
-        trusted = not device.discovered
-        for reading in readings:
-            point = self.registry.point(device.id, reading.point_key)
-            if point is None:
-                # A key the driver did not declare: keep the data under a generic point.
-                log.warning("ingest: %s reported undeclared point %r", device.id, reading.point_key)
-                (point,) = await self.registry.ensure_points(
-                    device.id, [PointSpec(key=reading.point_key, point_class=reading.point_key)]
-                )
-            self.readings_in += 1
-            ts = reading.ts if reading.ts is not None else received
-            value = storable(reading.value) if reading.fault is None else None
-            state = self.states.get(point.id)
-            if state is not None and ts <= state.last_reported and await self._stored(point.id, ts, value, reading.fault):
-                # A redelivery (QoS 1 after a crash) of a reading we already hold: comparing it
-                # with a state that has moved on would announce a change that never happened.
-                self.redeliveries += 1
-                continue
-            if state is not None and state.value == value and state.fault == reading.fault and state.last_changed:
-                if ts > state.last_reported:
-                    state.last_reported = ts
-                touch_rows.append((ts, point.id))
-                if trusted:
-                    self.bus.publish(StateReported(point_id=point.id, value=value, ts=ts), parent)
-                continue
-            old = state.value if state else None
-            state = PointState(value=value, fault=reading.fault, last_changed=ts, last_updated=ts, last_reported=ts)
-            self.states[point.id] = state
-            self.changes += 1
-            state_rows.append((point.id, value, reading.fault, ts, ts, ts))
-            reading_rows.append((point.id, to_ms(ts), value, reading.fault))
-            if trusted:
-                self.bus.publish(
-                    StateChanged(
-                        point_id=point.id, device_id=device.id, point_key=point.key,
-                        point_class=point.point_class, ts=ts, old_value=old, new_value=value,
-                        fault=reading.fault,
-                    ),
-                    parent,
-                )
-        parts = [(SQL_STATE, state_rows), (SQL_READING, reading_rows), (SQL_TOUCH, touch_rows)]
-        parts = [(statement, rows) for statement, rows in parts if rows]
-        if not parts:
-            if on_durable is not None:
-                on_durable()
+        """``apply`` for callers that can wait: waits first while the writer is congested."""
+        if lane is Lane.TELEMETRY and self.storage.congested:
+            await self.storage.wait_room()
+        self.apply(device, readings, context=context, on_durable=on_durable, lane=lane)
+
+    def _recovers(self, state: PointState, point: PointEntry, rx: float, future: float) -> bool:
+        """A late reading, but the state itself came from a clock far ahead of ours: the
+        device clock glitched and is back.  Take the present back (alarms at once)."""
+        if state.last_changed <= future:
+            return False
+        if point.alarm_class:
+            log.warning("ingest: point %s had a timestamp in the future; its clock is back, taking the new value",
+                        point.id)
+            return True
+        if state.late_count == 0:
+            state.late_since = rx
+        state.late_count += 1
+        if state.late_count >= RECOVER_LATE and rx - state.late_since >= RECOVER_AFTER_S:
+            log.warning("ingest: point %s had a timestamp in the future; its clock is back, taking new values",
+                        point.id)
+            return True
+        return False
+
+    def _wants_reported(self) -> bool:
+        """Someone besides the alarm engine (which says which devices it wants) listens to repeats."""
+        return self.bus.has_subscribers(StateReported, ignore="alarms:reports")
+
+    def _undeclared(self, device: DeviceEntry, key: str) -> PointEntry:
+        # A key the driver did not declare: keep the data under a generic point.
+        log.warning("ingest: %s reported undeclared point %r", device.id, key)
+        (point,) = self.registry.ensure_points_now(device.id, [PointSpec(key=key, point_class=key)])
+        return point
+
+    # -- checkpoint -------------------------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """Queue the changed states with the journal position they include."""
+        if not self._dirty:
             return
-        # One transaction: a state row committed without its reading row would make the
-        # redelivered message look unchanged after a crash, and it would never be stored.
-        await self.storage.put_many(parts, on_durable)
-
-    async def _stored(self, point_id: str, ts: float, value: Any, fault: str | None) -> bool:
-        """Is this exact reading (time, value, fault) already stored?  A primary-key lookup,
-        only asked for readings not newer than the current state.
-
-        Older readings that are *not* stored (a device whose clock jumped back), or a
-        different value under the same timestamp (a device clock with coarse resolution),
-        still count as changes, or such a device would never change state again.
-        """
-        row = await self.storage.fetchone(
-            "SELECT value, fault FROM readings WHERE point_id = ? AND ts = ?", (point_id, to_ms(ts))
-        )
-        return row is not None and row[0] == value and row[1] == fault
+        dirty, self._dirty = self._dirty, set()
+        rows = []
+        for point_id in dirty:
+            s = self.states.get(point_id)
+            if s is not None:
+                rows.append((point_id, s.value, s.fault, s.last_changed, s.last_updated, s.last_reported))
+        # Every change not in these rows was queued after them, so it commits with a larger
+        # seq than the last one committed now: replaying from here finds it.
+        seq = self.storage.last_seq
+        if getattr(self.storage, "writer_alive", False):
+            self.storage.submit(Op([(SQL_STATE, rows), (SQL_STATE_SEQ, [(str(seq),)])]))
 
     def state(self, point_id: str) -> PointState | None:
         return self.states.get(point_id)
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            "readings": self.readings_in,
+            "changes": self.changes,
+            "repeats": self.repeats,
+            "late": self.late,
+            "redeliveries": self.redeliveries,
+            "clock_skewed": self.clock_skewed,
+            "points": len(self.states),
+        }
+
+
+__all__ = ["COLUMNS", "Ingest", "PointState", "to_ms"]

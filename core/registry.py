@@ -23,12 +23,12 @@ import msgspec
 from firebus.sdk.context import Context, new_id
 from firebus.sdk.core_api import PlaceInfo, PointInfo
 from firebus.sdk.driver import DeviceInfo, PointSpec
-from firebus.sdk.events import RegistryAction, RegistryUpdated
-from firebus.sdk.vocab import PlaceKind
+from firebus.sdk.events import Lane, RegistryAction, RegistryUpdated
+from firebus.sdk.vocab import PlaceKind, is_alarm_class
 
 from .bus import EventBus
 from .config import SiteConfig
-from .storage import Storage
+from .storage import Op, Storage
 
 log = logging.getLogger(__name__)
 _json_enc = msgspec.json.Encoder()
@@ -36,6 +36,13 @@ _json_enc = msgspec.json.Encoder()
 
 def _dumps(value: Any) -> str:
     return _json_enc.encode(value).decode()
+
+
+_EMPTY = "{}"
+
+
+def _loads(text: str) -> dict[str, Any]:
+    return {} if text == _EMPTY else msgspec.json.decode(text)
 
 
 class PlaceEntry(msgspec.Struct, kw_only=True):
@@ -86,6 +93,12 @@ class PointEntry(msgspec.Struct, kw_only=True):
     expected_interval: float | None = None
     created_at: float = 0.0
     orphaned_at: float | None = None
+    #: the driver's say on the lane (None: by point class); ``alarm_class`` is the answer
+    alarm: bool | None = None
+    alarm_class: bool = False
+
+    def __post_init__(self) -> None:
+        self.alarm_class = self.alarm if self.alarm is not None else is_alarm_class(self.point_class)
 
     @property
     def name(self) -> str:
@@ -129,20 +142,21 @@ class Registry:
             entry = DeviceEntry(
                 id=row[0], driver=row[1], config_key=row[2], transport=row[3], location_id=row[4],
                 unit_id=row[5], manufacturer=row[6], model=row[7], serial=row[8], sw_version=row[9],
-                original_name=row[10], overrides=msgspec.json.decode(row[11]), discovered=bool(row[12]),
+                original_name=row[10], overrides=_loads(row[11]), discovered=bool(row[12]),
                 created_at=row[13], updated_at=row[14], orphaned_at=row[15],
                 identifiers=idents.get(row[0], {}),
             )
             self.devices[entry.id] = entry
         for row in await self.storage.fetchall(
             "SELECT id, device_id, key, point_class, unit, original_name, overrides, writable, created_at,"
-            " orphaned_at, expected_interval FROM points"
+            " orphaned_at, expected_interval, alarm FROM points"
         ):
             self._index_point(
                 PointEntry(
                     id=row[0], device_id=row[1], key=row[2], point_class=row[3], unit=row[4],
-                    original_name=row[5], overrides=msgspec.json.decode(row[6]), writable=bool(row[7]),
+                    original_name=row[5], overrides=_loads(row[6]), writable=bool(row[7]),
                     created_at=row[8], orphaned_at=row[9], expected_interval=row[10],
+                    alarm=None if row[11] is None else bool(row[11]),
                 )
             )
 
@@ -181,7 +195,7 @@ class Registry:
                     for loc in floor.locations:
                         upsert(PlaceKind.LOCATION, loc.key, f, loc.name)
         if rows:
-            await self.storage.executemany(
+            self._write(
                 "INSERT INTO places (id, kind, key, parent_id, name, level) VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET parent_id = excluded.parent_id, name = excluded.name,"
                 " level = excluded.level",
@@ -301,6 +315,26 @@ class Registry:
             self._invalidate_device(device.id)
         return device
 
+    def register_discovered(
+        self, identifiers: dict[str, str], *, driver: str, transport: str | None, info: DeviceInfo | None = None,
+    ) -> DeviceEntry:
+        """A device seen on the wire that nobody configured: kept and shown, not trusted."""
+        all_ids = dict(identifiers)
+        if info is not None:
+            all_ids.update(info.identifiers)
+        if not all_ids:
+            raise ValueError("a device needs at least one hardware identifier (serial, IMEI, line/unit …)")
+        existing = self.find_device(all_ids)
+        if existing is not None:
+            return existing
+        now = time.time()
+        device = DeviceEntry(id=new_id(), driver=driver, identifiers=all_ids, transport=transport, discovered=True,
+                             created_at=now, updated_at=now)
+        self._apply_info(device, info)
+        self._save_device_now(device, new_identifiers=all_ids)
+        self._publish(RegistryAction.CREATE, "device", device.id, {}, None)
+        return device
+
     async def _retire_provisional_twins(self, device: DeviceEntry, new_ids: dict[str, str], now: float) -> None:
         """A device first registered under its config key only, now known by hardware id:
         the provisional entry is orphaned and its config identity moves to the real one."""
@@ -327,9 +361,19 @@ class Registry:
         device.sw_version = info.sw_version or device.sw_version
         device.original_name = info.name or device.original_name
 
+    def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Queue a registry write.  The in-memory registry is the authority while running;
+        writes are ordered and batched, so registering 10,000 devices is a few transactions,
+        not 10,000 waits for a commit.  Alarm lane: a device's identity must be on disk no
+        later than the first alarm it raises (and before anything that refers to it)."""
+        self.storage.submit(Op([(sql, rows)], lane=Lane.ALARM))
+
     async def _save_device(self, device: DeviceEntry, new_identifiers: dict[str, str]) -> None:
+        self._save_device_now(device, new_identifiers)
+
+    def _save_device_now(self, device: DeviceEntry, new_identifiers: dict[str, str]) -> None:
         self.devices[device.id] = device
-        await self.storage.execute(
+        self._write(
             "INSERT INTO devices (id, config_key, driver, transport, location_id, unit_id, manufacturer, model,"
             " serial, sw_version, original_name, overrides, discovered, created_at, updated_at, orphaned_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -339,17 +383,17 @@ class Registry:
             " sw_version = excluded.sw_version, original_name = excluded.original_name,"
             " overrides = excluded.overrides, discovered = excluded.discovered,"
             " updated_at = excluded.updated_at, orphaned_at = excluded.orphaned_at",
-            (
+            [(
                 device.id, device.config_key, device.driver, device.transport, device.location_id,
                 device.unit_id, device.manufacturer, device.model, device.serial, device.sw_version,
                 device.original_name, _dumps(device.overrides), int(device.discovered), device.created_at,
                 device.updated_at, device.orphaned_at,
-            ),
+            )],
         )
         if new_identifiers:
             for item in new_identifiers.items():
                 self._ident[item] = device.id
-            await self.storage.executemany(
+            self._write(
                 "INSERT INTO device_identifiers (namespace, value, device_id) VALUES (?, ?, ?)"
                 " ON CONFLICT (namespace, value) DO UPDATE SET device_id = excluded.device_id",
                 [(ns, value, device.id) for ns, value in new_identifiers.items()],
@@ -388,6 +432,10 @@ class Registry:
     # -- points ----------------------------------------------------------------------------
 
     async def ensure_points(self, device_id: str, specs: Iterable[PointSpec]) -> list[PointEntry]:
+        return self.ensure_points_now(device_id, specs)
+
+    def ensure_points_now(self, device_id: str, specs: Iterable[PointSpec]) -> list[PointEntry]:
+        """Create or update the device's points (in memory now, on disk in order)."""
         existing = self._points_by_device.get(device_id, {})
         out: list[PointEntry] = []
         rows: list[tuple[Any, ...]] = []
@@ -398,25 +446,26 @@ class Registry:
                 id=point.id if point else new_id(), device_id=device_id, key=spec.key,
                 point_class=str(spec.point_class), unit=str(spec.unit), original_name=spec.name,
                 overrides=point.overrides if point else {}, writable=spec.writable,
-                expected_interval=spec.expected_interval,
+                expected_interval=spec.expected_interval, alarm=spec.alarm,
                 created_at=point.created_at if point else now, orphaned_at=None,
             )
             if point != fresh:
                 self._index_point(fresh)
                 rows.append(
                     (fresh.id, device_id, fresh.key, fresh.point_class, fresh.unit, fresh.original_name,
-                     _dumps(fresh.overrides), int(fresh.writable), fresh.created_at, fresh.expected_interval)
+                     _dumps(fresh.overrides), int(fresh.writable), fresh.created_at, fresh.expected_interval,
+                     None if spec.alarm is None else int(spec.alarm))
                 )
                 if point is None:
                     self._publish(RegistryAction.CREATE, "point", fresh.id, {}, None)
             out.append(fresh)
         if rows:
-            await self.storage.executemany(
+            self._write(
                 "INSERT INTO points (id, device_id, key, point_class, unit, original_name, overrides, writable,"
-                " created_at, expected_interval) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " created_at, expected_interval, alarm) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET point_class = excluded.point_class, unit = excluded.unit,"
                 " original_name = excluded.original_name, writable = excluded.writable,"
-                " expected_interval = excluded.expected_interval, orphaned_at = NULL",
+                " expected_interval = excluded.expected_interval, alarm = excluded.alarm, orphaned_at = NULL",
                 rows,
             )
         return out
@@ -433,9 +482,7 @@ class Registry:
             else:
                 point.overrides[key] = value
         if point.overrides != old:
-            await self.storage.execute(
-                "UPDATE points SET overrides = ? WHERE id = ?", (_dumps(point.overrides), point_id)
-            )
+            self._write("UPDATE points SET overrides = ? WHERE id = ?", [(_dumps(point.overrides), point_id)])
             self._info_cache.pop(point_id, None)
             self._publish(RegistryAction.UPDATE, "point", point_id, {"overrides": old}, None)
         return point

@@ -25,7 +25,7 @@ from firebus.sdk.clock import SystemClock
 from firebus.sdk.context import Context, new_id
 from firebus.sdk.core_api import Clock, OverflowPolicy
 from firebus.sdk.driver import NotReady, PolledDriver, PushDriver, Reading
-from firebus.sdk.events import CommandRequested, CommandResult, Event, LinkChanged, PayloadQuarantined
+from firebus.sdk.events import CommandRequested, CommandResult, Event, Lane, LinkChanged, PayloadQuarantined
 from firebus.sdk.extension import Transport
 from firebus.sdk.vocab import ActorKind, Availability
 
@@ -43,10 +43,11 @@ from .config import (
     validate_options,
 )
 from .ingest import Ingest
+from .journal import Journal, state_resolver
 from .plugins import PluginHost
 from .registry import DeviceEntry, Registry
 from .retention import downsample, purge
-from .storage import Storage
+from .storage import SQL_QUARANTINE, Op, Storage
 
 log = logging.getLogger("firebus.core")
 
@@ -92,7 +93,7 @@ class _DriverContext:
     async def report(self, readings: list[Reading]) -> None:
         if self.device is None:
             raise RuntimeError("report() is for polled drivers; push drivers return DeviceReports from decode()")
-        await self.core.ingest.ingest(self.device, readings)
+        await self.core.ingest.ingest(self.device, readings, lane=self.core.lane_of(readings, self.device))
 
     def quarantine(self, source: str, raw: bytes, reason: str) -> None:
         self.quarantined += 1
@@ -122,7 +123,9 @@ class Core:
             self.db_path, synchronous=self.site.storage.synchronous, batch_max=self.site.storage.batch_max
         )
         self.registry = Registry(self.storage, self.bus)
-        self.ingest = Ingest(self.storage, self.registry, self.bus, now=self.clock.time)
+        self.journal = Journal(self.storage, self.bus, state_resolver(self.registry), self.clock)
+        self.ingest = Ingest(self.storage, self.registry, self.bus, now=self.clock.time,
+                             checkpoint_s=self.site.storage.state_checkpoint_s)
         self.availability = AvailabilityTracker(self.bus, self._describe_device)
         self.transports: dict[str, Transport] = {}
         self.polled: dict[str, PolledDriver] = {}  # device id → driver
@@ -161,11 +164,24 @@ class Core:
             log.exception("background task %s crashed", name)
 
     async def quarantine(self, source: str, raw: bytes, reason: str, on_durable: Callable[[], None] | None = None) -> None:
-        self.quarantined += 1
-        from .storage import SQL_QUARANTINE
+        self.quarantine_now(source, raw, reason, on_durable)
 
-        await self.storage.put(SQL_QUARANTINE, [(time.time(), source, reason, raw)], on_durable)
-        self.bus.publish(PayloadQuarantined(source=source, reason=reason))
+    def quarantine_now(self, source: str, raw: bytes, reason: str, on_durable: Callable[[], None] | None = None) -> None:
+        """Keep a payload that could not be decoded, with why; counted, journaled, then acknowledged."""
+        self.quarantined += 1
+        self.journal.append(
+            PayloadQuarantined(source=source, reason=reason),
+            Context(actor=ActorKind.SYSTEM, actor_id="quarantine"),
+            parts=[(SQL_QUARANTINE, [(self.clock.time(), source, reason, raw)])], on_durable=on_durable,
+        )
+
+    def lane_of(self, readings: list[Reading], device: DeviceEntry) -> Lane:
+        """Alarm lane if any reading is of an alarm-class point (polled drivers' readings)."""
+        for r in readings:
+            point = self.registry.point(device.id, r.point_key)
+            if point is not None and point.alarm_class:
+                return Lane.ALARM
+        return Lane.TELEMETRY
 
     async def write_point(self, device_id: str, point_key: str, value: Any, context: Context | None = None) -> None:
         """Write a device point through its driver; records request and result on the bus.
@@ -216,6 +232,8 @@ class Core:
             migrations = [*ALARM_MIGRATIONS, *WEB_MIGRATIONS]
             migrations += [m for _, ms in self.plugins.call_each("firebus_register_migrations", core=self) for m in (ms or [])]
             await self.storage.open(migrations)
+            self.journal.start_seq = self.storage.last_seq
+            self.journal.start_task = self.start_task
             await tg.start(self.storage.run_writer)
             try:
                 await self._start()
@@ -233,7 +251,6 @@ class Core:
         self._stop.set()
 
     async def _start(self) -> None:
-        self.bus.subscribe("event-log", self._record_event, overflow=OverflowPolicy.UNBOUNDED)
         await self.registry.load()
         await self.ingest.load()
         await self.registry.sync_places(self.site)
@@ -286,8 +303,7 @@ class Core:
             if key not in self.push:
                 driver = cls(options, _DriverContext(self, transport, cls.type_key))
                 self.push[key] = driver
-                for pattern in driver.subscriptions():
-                    transport.subscribe(pattern, self._push_handler(driver, device_cfg.transport or ""))
+                self._subscribe_push(transport, driver, device_cfg.transport or "")
             self.device_ids[device_cfg.key] = device.id
             return device.id
         # Polled: register under the configured identity now (so it shows as unavailable
@@ -303,6 +319,18 @@ class Core:
         self.device_ids[device_cfg.key] = device.id
         self.start_task(self._run_polled, driver, ctx, device_cfg, name=f"poll:{device_cfg.key}")
         return device.id
+
+    def _subscribe_push(self, transport: Any, driver: PushDriver, transport_key: str) -> None:
+        batch = getattr(transport, "subscribe_batch", None)
+        alarm_topics = set(driver.alarm_subscriptions())
+        classify = getattr(driver, "lane_of", None)
+        for pattern in [*driver.subscriptions(), *sorted(alarm_topics - set(driver.subscriptions()))]:
+            if batch is not None:
+                lane = Lane.ALARM if pattern in alarm_topics else Lane.TELEMETRY
+                batch(pattern, self._push_batch_handler(driver, transport_key), lane=lane,
+                      classify=None if lane is Lane.ALARM else classify)
+            else:
+                transport.subscribe(pattern, self._push_handler(driver, transport_key))
 
     async def _overrides_from_config(self, device: DeviceEntry, cfg: DeviceConfig) -> None:
         device.config_name = cfg.name
@@ -344,7 +372,7 @@ class Core:
                 self.availability.set(ctx.device.id, Availability.UNAVAILABLE, f"{type(exc).__name__}: {exc}")
             else:
                 self.availability.set(ctx.device.id, Availability.AVAILABLE)
-                await self.ingest.ingest(ctx.device, readings)
+                await self.ingest.ingest(ctx.device, readings, lane=self.lane_of(readings, ctx.device))
             next_due += interval
             now = self.clock.time()
             if now > next_due:
@@ -355,33 +383,61 @@ class Core:
             await self.clock.sleep(next_due - now)
 
     def _push_handler(self, driver: PushDriver, transport_key: str) -> Callable[..., Awaitable[None]]:
+        """The per-message handler (transports without the batch path)."""
         source = f"{transport_key}/{driver.type_key}"
 
         async def handle(topic: str, payload: bytes, ack: Callable[[], None]) -> None:
-            try:
-                reports = driver.decode(topic, payload)
-            except Exception as exc:
-                # Counted and kept with the reason; acknowledged once the quarantine row is durable.
-                await self.quarantine(f"{source}:{topic}", payload, f"{type(exc).__name__}: {exc}", ack)
-                return
-            if not reports:
-                ack()
-                return
-            for i, report in enumerate(reports):
-                device = self.registry.find_device(report.identifiers)
-                if device is None:
-                    device = await self.registry.resolve_device(
-                        report.identifiers, driver=driver.type_key, transport=transport_key,
-                        info=report.info, discovered=True,
-                    )
-                    log.info("discovered unknown device %s on %s (not trusted until configured)", report.identifiers, source)
-                if any(self.registry.point(device.id, r.point_key) is None for r in report.readings):
-                    await self.registry.ensure_points(device.id, driver.points_for(report))
-                self.availability.set(device.id, Availability.AVAILABLE)
-                last = i == len(reports) - 1
-                await self.ingest.ingest(device, report.readings, on_durable=ack if last else None)
+            if self.storage.congested:
+                await self.storage.wait_room()
+            self._push_one(driver, transport_key, source, topic, payload, ack, None, False, None)
 
         return handle
+
+    def _push_batch_handler(self, driver: PushDriver, transport_key: str) -> Callable[[list[Any]], None]:
+        """The batch handler for transports with ``subscribe_batch`` (the MQTT hub): synchronous,
+        no task or coroutine per message; each message is acknowledged once its rows commit."""
+        source = f"{transport_key}/{driver.type_key}"
+        push_one = self._push_one
+
+        def handle(messages: list[Any]) -> None:
+            for m in messages:
+                push_one(driver, transport_key, source, m.topic, m.payload, m.ack, m.lane, m.dup, m.received)
+
+        return handle
+
+    def _push_one(
+        self, driver: PushDriver, transport_key: str, source: str, topic: str, payload: bytes,
+        ack: Callable[[], None], lane: Lane | None, dup: bool, received: float | None,
+    ) -> None:
+        try:
+            reports = driver.decode(topic, payload)
+        except Exception as exc:
+            # Counted and kept with the reason; acknowledged once the quarantine row is durable.
+            self.quarantine_now(f"{source}:{topic}", payload, f"{type(exc).__name__}: {exc}", ack)
+            return
+        if not reports:
+            ack()
+            return
+        last = len(reports) - 1
+        for i, report in enumerate(reports):
+            device = self.registry.find_device(report.identifiers)
+            if device is None:
+                device = self.registry.register_discovered(
+                    report.identifiers, driver=driver.type_key, transport=transport_key, info=report.info,
+                )
+                log.info("discovered unknown device %s on %s (not trusted until configured)",
+                         report.identifiers, source)
+            points = self.registry.point
+            for r in report.readings:
+                if points(device.id, r.point_key) is None:
+                    self.registry.ensure_points_now(device.id, driver.points_for(report))
+                    break
+            if self.availability.current.get(device.id) is not Availability.AVAILABLE:
+                self.availability.set(device.id, Availability.AVAILABLE)
+            self.ingest.apply(
+                device, report.readings, lane=lane or Lane.TELEMETRY, received=received, redelivered=dup,
+                on_durable=ack if i == last else None,
+            )
 
     def _unrouted_handler(self, transport_key: str) -> Callable[..., Awaitable[None]]:
         async def unrouted(topic: str, payload: bytes, ack: Callable[[], None]) -> None:
@@ -390,16 +446,12 @@ class Core:
 
         return unrouted
 
-    async def _record_event(self, event: Event) -> None:
-        if event.data.persist:
-            await self.storage.log_event(event)
-
     async def _housekeeping(self) -> None:
         cfg = self.site.storage
         while True:
             await self.clock.sleep(60)
             try:
-                await downsample(self.storage, now=self.clock.time())
+                await downsample(self.storage)
                 await purge(
                     self.storage, raw_retention_days=cfg.raw_retention_days,
                     aggregate_5m_retention_days=cfg.aggregate_5m_retention_days, now=self.clock.time(),
@@ -467,11 +519,9 @@ class Core:
         return {
             "bus": self.bus.metrics(),
             "storage": self.storage.metrics(),
-            "ingest": {
-                "readings": self.ingest.readings_in,
-                "changes": self.ingest.changes,
-                "redeliveries": self.ingest.redeliveries,
-            },
+            "journal": self.journal.metrics(),
+            "ingest": self.ingest.metrics(),
+            "transports": {k: t.stats() for k, t in self.transports.items() if hasattr(t, "stats")},
             "poll_skips": self.poll_skips,
             "quarantined": self.quarantined,
             "alarms": self.alarms.metrics() if self.alarms else {},

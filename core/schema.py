@@ -124,3 +124,91 @@ CORE_MIGRATIONS = [
         sql="ALTER TABLE points ADD COLUMN expected_interval REAL;",
     ),
 ]
+
+# The journal (issue "alarms first" §4): one append-only, numbered table for every
+# durable entry.  State changes are compact rows (they are also the readings history);
+# everything else is JSON with its lineage.  ``readings`` and ``event_log`` stay as
+# views, so SQL written against them (tools, tests, people) keeps working.
+CORE_MIGRATIONS.append(
+    Migration(
+        component="core",
+        version=3,
+        description="the journal: readings and the event log become one numbered, append-only table",
+        sql="""
+        CREATE TABLE journal (
+            seq INTEGER PRIMARY KEY,          -- assigned at commit, in commit order
+            ts REAL NOT NULL,                 -- our clock when the entry was made (s)
+            type TEXT NOT NULL,               -- payload type: StateChanged, AlarmEvent …
+            lane TEXT NOT NULL,               -- alarm | telemetry
+            subject TEXT,                     -- what it is about: point, alarm, device …
+            vts INTEGER,                      -- StateChanged: the reading's own time (ms)
+            value,                            -- StateChanged: the value
+            fault TEXT,                       -- StateChanged: why the value is not a measurement
+            late INTEGER,                     -- StateChanged: older than the state it found (history only)
+            context_id TEXT,
+            parent_id TEXT,
+            actor TEXT,
+            actor_id TEXT,
+            data TEXT                         -- other payloads: JSON
+        );
+        INSERT INTO journal (ts, type, lane, subject, vts, value, fault, late, context_id, parent_id, actor,
+                             actor_id, data)
+        SELECT ts, type, lane, subject, vts, value, fault, late, context_id, parent_id, actor, actor_id, data FROM (
+            SELECT ts / 1000.0 AS ts, 'StateChanged' AS type, 'telemetry' AS lane, point_id AS subject, ts AS vts,
+                   value, fault, 0 AS late, NULL AS context_id, NULL AS parent_id, NULL AS actor,
+                   NULL AS actor_id, NULL AS data, 0 AS origin, 0 AS oseq
+            FROM readings
+            UNION ALL
+            SELECT ts, type, lane,
+                   coalesce(json_extract(data, '$.alarm_id'), json_extract(data, '$.device_id'),
+                            json_extract(data, '$.transport'), json_extract(data, '$.entry_id'),
+                            json_extract(data, '$.notification_id'), json_extract(data, '$.source')),
+                   NULL, NULL, NULL, NULL, context_id, parent_id, actor, actor_id, data, 1, seq
+            FROM event_log
+        ) ORDER BY ts, origin, oseq;
+        DROP TRIGGER event_log_append_only;
+        DROP TRIGGER event_log_immutable;
+        DROP TABLE event_log;
+        DROP TABLE readings;
+        CREATE UNIQUE INDEX journal_state ON journal (subject, vts) WHERE type = 'StateChanged';
+        CREATE INDEX journal_entry ON journal (type, subject, seq) WHERE type != 'StateChanged';
+        CREATE INDEX journal_type_ts ON journal (type, ts) WHERE type != 'StateChanged';
+        CREATE INDEX journal_context ON journal (context_id) WHERE context_id IS NOT NULL;
+        CREATE INDEX journal_parent ON journal (parent_id) WHERE parent_id IS NOT NULL;
+        CREATE TRIGGER journal_immutable BEFORE UPDATE ON journal
+        BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+        CREATE TRIGGER journal_append_only BEFORE DELETE ON journal
+        WHEN old.type != 'StateChanged' OR old.lane = 'alarm'
+        BEGIN SELECT RAISE(ABORT, 'the journal is append-only: fire-alarm history is never purged'); END;
+        CREATE VIEW readings (point_id, ts, value, fault) AS
+            SELECT subject, vts, value, fault FROM journal WHERE type = 'StateChanged';
+        CREATE TRIGGER readings_insert INSTEAD OF INSERT ON readings
+        BEGIN
+            INSERT OR IGNORE INTO journal (seq, ts, type, lane, subject, vts, value, fault, late)
+            VALUES ((SELECT coalesce(max(seq), 0) + 1 FROM journal), new.ts / 1000.0, 'StateChanged',
+                    'telemetry', new.point_id, new.ts, new.value, new.fault, 0);
+        END;
+        CREATE VIEW event_log (seq, ts, type, lane, context_id, parent_id, actor, actor_id, data) AS
+            SELECT seq, ts, type, lane, context_id, parent_id, actor, actor_id, data FROM journal
+            WHERE type != 'StateChanged';
+        CREATE TRIGGER event_log_append_only INSTEAD OF DELETE ON event_log
+        BEGIN SELECT RAISE(ABORT, 'event_log is append-only: fire-alarm history is never purged'); END;
+        CREATE TRIGGER event_log_immutable INSTEAD OF UPDATE ON event_log
+        BEGIN SELECT RAISE(ABORT, 'event_log is append-only'); END;
+        -- Durable consumers' positions: everything up to seq is done; ahead = seqs past it done early.
+        -- version: the consumer's checkpoint number; a checkpoint never overwrites a newer one
+        -- (checkpoints may commit out of order across the two lanes).
+        CREATE TABLE journal_cursors (
+            name TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL,
+            ahead TEXT NOT NULL DEFAULT '[]',
+            version INTEGER NOT NULL DEFAULT 0,
+            updated_ts REAL NOT NULL
+        ) WITHOUT ROWID;
+        -- Rollups merge incrementally from the journal: the seq of the value kept as `last`.
+        ALTER TABLE readings_5m ADD COLUMN last_seq INTEGER;
+        ALTER TABLE points ADD COLUMN alarm INTEGER;       -- the driver's lane for the point (NULL: by class)
+        ALTER TABLE readings_1h ADD COLUMN last_seq INTEGER;
+        """,
+    )
+)

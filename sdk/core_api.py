@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable, Iterable, Protocol, Sequence
 import msgspec
 
 from .context import Context
-from .events import Event, Payload
+from .events import Event, Lane, Payload
 
 
 class OverflowPolicy(StrEnum):
@@ -87,15 +87,63 @@ class BusAPI(Protocol):
 
 
 class StorageAPI(Protocol):
-    """Writes go through the core's single writer, in order; reads never block it."""
+    """Writes go through the core's single writer, in order; reads never block it.
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+    ``lane``: writes on the alarm path (notifications of an alarm, linkage records)
+    pass ``Lane.ALARM`` and commit ahead of telemetry batches; everything else the
+    default.  Both return once committed.
+    """
 
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+    async def execute(self, sql: str, params: Sequence[Any] = (), *, lane: Lane = Lane.TELEMETRY) -> Any: ...
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]], *, lane: Lane = Lane.TELEMETRY) -> None: ...
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None: ...
+
+
+class ConsumerAPI(Protocol):
+    """A running durable subscription (see ``JournalAPI.subscribe``)."""
+
+    cursor: int
+
+    @property
+    def caught_up(self) -> Any:
+        """An event set once the entries before the live tail have been handled."""
+
+    def save(self) -> None:
+        """Queue the cursor now (it is also saved every second and at stop)."""
+
+    def stop(self) -> None: ...
+
+
+class JournalAPI(Protocol):
+    """The site's durable, numbered, append-only record of every entry (see docs/architecture.md).
+
+    ``subscribe`` is how a plugin that must not miss an entry consumes it: the
+    handler gets lists of committed entries (``Event.seq`` set), oldest first, after
+    the stored cursor on start and then live, alarm-lane entries first; it must be
+    idempotent (after a crash the entries since the last saved cursor come again).
+    ``provisional``: also receive entries released while the store refuses
+    writes (``Event.durable`` False); their durable copy is then not delivered
+    again.  ``initial``: where a consumer with no stored cursor starts
+    ("start": entries committed since this process started; "earliest"; or a seq).
+    """
+
+    @property
+    def last_seq(self) -> int: ...
+
+    async def read(
+        self, after: int, limit: int = 1000, *, types: Iterable[str] | None = None,
+        lanes: Iterable[Lane] | None = None, until: int | None = None,
+    ) -> list[Event]: ...
+
+    def subscribe(
+        self, name: str, handler: Callable[[list[Event]], Awaitable[None] | None],
+        types: Iterable[type[Payload]], *, provisional: bool = False, initial: str | int = "start",
+        batch_max: int = 1000,
+    ) -> ConsumerAPI: ...
 
 
 class RegistryAPI(Protocol):
@@ -110,6 +158,7 @@ class RegistryAPI(Protocol):
 
 class CoreAPI(Protocol):
     bus: BusAPI
+    journal: JournalAPI
     storage: StorageAPI
     registry: RegistryAPI
     clock: Clock

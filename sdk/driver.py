@@ -22,6 +22,7 @@ from typing import Any, Awaitable, Callable, ClassVar, Protocol
 
 import msgspec
 
+from .events import Lane
 from .vocab import Availability
 
 
@@ -38,6 +39,9 @@ class PointSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str = ""
     writable: bool = False
     expected_interval: float | None = None  # seconds between reports, for offline detection
+    #: changes travel on the alarm lane (never behind telemetry); None: by point class
+    #: (``firebus.sdk.vocab.is_alarm_class``)
+    alarm: bool | None = None
 
 
 class DeviceInfo(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -138,6 +142,19 @@ class PushDriver(Driver):
     @abstractmethod
     def subscriptions(self) -> list[str]:
         """Topic patterns to subscribe to (MQTT wildcards allowed)."""
+
+    def alarm_subscriptions(self) -> list[str]:
+        """Topic patterns that carry only alarm-class messages (fire, gas, leakage alarms,
+        faults).  The MQTT hub gives them a session and in-flight window of their own, so
+        a broker backlog of telemetry can never hold them."""
+        return []
+
+    def lane_of(self, topic: str, payload: bytes) -> Lane | None:
+        """A cheap peek for topics that carry alarms *and* telemetry (most smoke detectors):
+        ``Lane.ALARM`` for a message that can raise or clear an alarm or fault, else
+        ``Lane.TELEMETRY`` (or None: telemetry).  Called before any queue, so it must not
+        raise and must be cheap; ``decode`` still validates the message."""
+        return None
 
     @abstractmethod
     def decode(self, topic: str, payload: bytes) -> list[DeviceReport]:

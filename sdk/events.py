@@ -24,15 +24,31 @@ class Lane(StrEnum):
 
 
 class Payload(msgspec.Struct, tag=True, kw_only=True, omit_defaults=True):
-    """Base of every bus payload.  Subclasses set ``lane`` if they are alarm-class."""
+    """Base of every bus payload.  Subclasses set ``lane`` if they are alarm-class.
+
+    ``persist`` payloads are *journal entries*: the core commits them to the durable
+    journal first and delivers them to subscribers once committed, each with its
+    sequence number (``Event.seq``).  Others (``StateReported``) are live-only.
+    ``journal_key`` names the field that says what the entry is about (indexed).
+    """
 
     lane: ClassVar[Lane] = Lane.TELEMETRY
-    persist: ClassVar[bool] = False  # also written to the append-only event log
+    persist: ClassVar[bool] = False  # a journal entry (durable, numbered), not only a live event
+    journal_key: ClassVar[str] = ""
 
 
 class StateChanged(Payload):
-    """A point's value changed (or it reported for the first time)."""
+    """A point's value changed (or it reported for the first time).
 
+    A journal entry.  Its lane is the point's: alarm-class points (smoke, gas alarm,
+    status bits …) and readings that came in on the alarm lane travel on
+    ``Lane.ALARM`` (``Event.lane``).  ``late`` marks a reading older than the point's
+    current state (buffered upload, redelivery): stored as history, not a change of
+    the present — subscribers that track the present skip it.
+    """
+
+    persist: ClassVar[bool] = True
+    journal_key: ClassVar[str] = "point_id"
     point_id: str
     device_id: str
     point_key: str
@@ -41,6 +57,7 @@ class StateChanged(Payload):
     old_value: Any = None
     new_value: Any = None
     fault: str | None = None  # set when the device flagged the value invalid
+    late: bool = False
 
 
 class StateReported(Payload):
@@ -60,6 +77,7 @@ class AvailabilityChanged(Payload):
 
     lane: ClassVar[Lane] = Lane.ALARM
     persist: ClassVar[bool] = True
+    journal_key: ClassVar[str] = "device_id"
     device_id: str
     availability: Availability
     reason: str = ""
@@ -70,6 +88,7 @@ class LinkChanged(Payload):
 
     lane: ClassVar[Lane] = Lane.ALARM
     persist: ClassVar[bool] = True
+    journal_key: ClassVar[str] = "transport"
     transport: str
     up: bool
     reason: str = ""
@@ -90,6 +109,7 @@ class AlarmEvent(Payload):
 
     lane: ClassVar[Lane] = Lane.ALARM
     persist: ClassVar[bool] = True
+    journal_key: ClassVar[str] = "alarm_id"
     alarm_id: str
     transition: AlarmTransition
     category: AlarmCategory
@@ -101,6 +121,7 @@ class AlarmEvent(Payload):
     location_id: str | None = None
     value: Any = None
     message: str = ""
+    message_zh: str = ""
     status: str = ""
     count: int = 1
     escalation_step: int = 0
@@ -112,6 +133,7 @@ class CommandRequested(Payload):
 
     lane: ClassVar[Lane] = Lane.ALARM
     persist: ClassVar[bool] = True
+    journal_key: ClassVar[str] = "device_id"
     command_id: str
     device_id: str
     point_key: str
@@ -122,6 +144,7 @@ class CommandRequested(Payload):
 class CommandResult(Payload):
     lane: ClassVar[Lane] = Lane.ALARM
     persist: ClassVar[bool] = True
+    journal_key: ClassVar[str] = "device_id"
     command_id: str
     device_id: str
     point_key: str
@@ -133,6 +156,7 @@ class NotificationResult(Payload):
     """Outcome of one delivery attempt of one notification."""
 
     persist: ClassVar[bool] = True
+    journal_key: ClassVar[str] = "notification_id"
     notification_id: str
     channel: str
     recipient: str
@@ -149,9 +173,14 @@ class RegistryAction(StrEnum):
 
 
 class RegistryUpdated(Payload):
-    """The device/point/place registry changed; ``changes`` maps field → old value."""
+    """The device/point/place registry changed; ``changes`` maps field → old value.
 
+    Alarm lane: a device's identity is recorded no later than anything it reports.
+    """
+
+    lane: ClassVar[Lane] = Lane.ALARM
     persist: ClassVar[bool] = True
+    journal_key: ClassVar[str] = "entry_id"
     registry: str  # "device" | "point" | "place"
     action: RegistryAction
     entry_id: str
@@ -162,22 +191,41 @@ class PayloadQuarantined(Payload):
     """A payload could not be decoded or mapped; it was kept with the reason."""
 
     persist: ClassVar[bool] = True
+    journal_key: ClassVar[str] = "source"
     source: str
     reason: str
     quarantine_id: int | None = None
 
 
-class Event(msgspec.Struct, frozen=True, omit_defaults=True):
-    """The envelope: payload + context + time fired."""
+class Event(msgspec.Struct, omit_defaults=True, gc=False):
+    """The envelope: payload + context + time fired, and for journal entries the seq.
+
+    ``seq`` is assigned when the entry commits (monotonic per site, in commit order;
+    0 for live-only events and entries not yet committed).  ``durable`` is False
+    only for an alarm-lane entry released to subscribers while the store refuses
+    writes: it will be delivered once more, durable and numbered, when it commits
+    (the journal's subscriptions hand each entry to a consumer once).
+    ``lane`` defaults to the payload type's lane; a state change of an alarm-class
+    point sets ``Lane.ALARM``.
+    """
 
     data: Payload
     context: Context = msgspec.field(default_factory=Context)
     time_fired: float = msgspec.field(default_factory=time.time)
+    seq: int = 0
+    durable: bool = True
+    lane: Lane | None = None
+
+    def __post_init__(self) -> None:
+        if self.lane is None:
+            self.lane = self.data.lane
 
     @property
     def type(self) -> str:
         return type(self.data).__name__
 
     @property
-    def lane(self) -> Lane:
-        return self.data.lane
+    def ref(self) -> str:
+        """The id lineage refers to: the context's, or ``j<seq>`` for a state change
+        (state changes share one context per device; their seq is their identity)."""
+        return self.context.id or f"j{self.seq}"

@@ -65,12 +65,6 @@ class Notifier(ABC):
         """Deliver one message; raise on failure so the outbox retries it."""
 
 
-class VideoDetector(ABC):
-    """A flame/smoke recognition back-end (Frigate-style fixed output)."""
-
-    type_key: ClassVar[str]
-    Options: ClassVar[type[msgspec.Struct]] = NoOptions
-
-    @abstractmethod
-    def detect(self, frame: Any) -> list[Any]:
-        """Return detections (label, score, normalised box) for one frame."""
+# The video detector contract (the base class, Detection, Label, the host tracker) lives in
+# sdk/detector.py; imported here so ``firebus.sdk.VideoDetector`` is that one class.
+from .detector import VideoDetector  # noqa: E402

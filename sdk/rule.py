@@ -79,13 +79,32 @@ class ReportInput(RuleInput, frozen=True, kw_only=True):
 
 
 class TickInput(RuleInput, frozen=True, kw_only=True):
-    """The time a rule asked for (``Evaluation.wake_at``) has come."""
+    """The time a rule asked for (``Evaluation.wake_at``) has come.
+
+    ``last_report`` is when the rule's subject (its point, or its device for a
+    device-scoped rule) was last heard from, changed value or not, on the engine's
+    clock.  Repeated identical values are not delivered to rules one by one (at
+    tens of thousands a second that would be most of the work); a liveness rule
+    asks at its deadline instead.
+    """
+
+    last_report: float | None = None
 
 
 class AvailabilityInput(RuleInput, frozen=True, kw_only=True):
     """The driver or transport says the device is (un)reachable."""
 
     available: bool
+    reason: str = ""
+
+
+class LinkInput(RuleInput, frozen=True, kw_only=True):
+    """The transport the rule's device is on (a broker, a gateway's TCP link, a serial line)
+    went down (``up`` False) or came back.  While it is down nothing is heard from any
+    device on it, so silence then says nothing about a device."""
+
+    transport: str
+    up: bool
     reason: str = ""
 
 
@@ -116,6 +135,7 @@ class Condition(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     active: bool
     value: Any = None
     message: str = ""
+    message_zh: str = ""  # the same in Chinese (the panel shows the reader's language)
     group: str = ""  # sub-identity within a rule, e.g. a status bit's name
     subject: Subject = Subject.POINT
     lower_is_worse: bool = False  # peak tracking for low-pressure style alarms
@@ -129,6 +149,11 @@ class Evaluation(msgspec.Struct, kw_only=True):
     wake_at: float | None = None  # ask for a TickInput then; None cancels any earlier ask
     #: a gate rule (sensor sanity) sets this to make the value a fault for the other rules
     invalid: str | None = None
+    #: hear every repeated identical value of the subject's device (``ReportInput``) until
+    #: an evaluation says otherwise — e.g. a liveness rule while its device is offline, so
+    #: the first sign of life clears the alarm at once.  Otherwise repeats are not
+    #: delivered one by one; ``TickInput.last_report`` says when the device was last heard.
+    wants_reports: bool = False
 
 
 # -- the base class ---------------------------------------------------------------------

@@ -36,6 +36,28 @@ class PointClass(StrEnum):
     SEQUENCE = "sequence"  # message counter, used to prove nothing is lost
 
 
+#: Point classes whose changes are alarm-lane entries: device-side alarm, fault and status
+#: bits, and the running states of fire equipment.  Analog quantities (residual current,
+#: %LEL, temperature) are telemetry even though thresholds on them raise alarms: a
+#: device's own alarm output for them is a point of its own (``electrical_device_alarm``,
+#: ``gas_device_alarm_1`` …).  Any class named ``*_alarm``, ``*_alarm_*`` or ``*_fault``
+#: counts too; a driver can say otherwise per point (``PointSpec.alarm``).
+ALARM_POINT_CLASSES = frozenset({
+    "smoke", "heat", "flame", "fire", "fault", "tamper", "status", "power_loss", "hydrant_open",
+    "pump_state", "pump_mode", "valve_state", "fan_state", "gas_channel_status", "gas_over_range",
+    "low_battery",
+})
+
+
+def is_alarm_class(point_class: str) -> bool:
+    """Does a change of this point class travel on the alarm lane (see ``ALARM_POINT_CLASSES``)?"""
+    return (
+        point_class in ALARM_POINT_CLASSES
+        or point_class.endswith(("_alarm", "_fault"))
+        or "_alarm_" in point_class
+    )
+
+
 class Unit(StrEnum):
     """Units of measure, SI where the trade uses SI."""
 

@@ -61,6 +61,8 @@ class Match(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     categories: list[AlarmCategory] = []
     min_severity: Severity | None = None
     rules: list[str] = []  # rule keys (a "key:group" alarm matches its key too)
+    #: site-file keys (``fire-pump-2``) or registry ids; ``firebus check`` refuses a key that
+    #: names nothing.  A place matches alarms anywhere inside it (a building: all its rooms).
     devices: list[str] = []
     locations: list[str] = []
     units: list[str] = []

@@ -61,6 +61,7 @@ class Alarm(msgspec.Struct, kw_only=True, omit_defaults=True):
     location_id: str | None = None
     unit_id: str | None = None
     message: str = ""
+    message_zh: str = ""
     first_value: Any = None
     last_value: Any = None
     peak_value: Any = None
@@ -82,6 +83,7 @@ class Alarm(msgspec.Struct, kw_only=True, omit_defaults=True):
     verdict_by: str | None = None
     verdict_note: str = ""
     escalation_step: int = 0
+    escalation_due: float | None = None  # when the next reminder is due (None: none armed)
     context_id: str = ""  # the context of the NEW event; parent of everything the alarm causes
     parent_context_id: str | None = None  # the reading (or timer) that raised it
 

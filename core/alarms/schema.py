@@ -86,4 +86,24 @@ ALARM_MIGRATIONS = [
         INSERT INTO alarm_watermark (point_id, ts) SELECT point_id, max(ts) FROM readings GROUP BY point_id;
         """,
     ),
+    Migration(
+        component="alarms",
+        version=3,
+        description="the engine reads the journal from a cursor: checkpoint numbers, wake-ups in the rule state",
+        sql="""
+        ALTER TABLE alarm_rule_state ADD COLUMN wake_at REAL;
+        ALTER TABLE alarm_rule_state ADD COLUMN cp INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE alarms ADD COLUMN cp INTEGER NOT NULL DEFAULT 0;
+        UPDATE alarm_rule_state SET wake_at = (
+            SELECT due FROM alarm_timers WHERE key = 'rule:' || alarm_rule_state.rule || ':' || alarm_rule_state.scope);
+        UPDATE alarms SET data = json_set(data, '$.escalation_due',
+            (SELECT due FROM alarm_timers WHERE key = 'esc:' || alarms.id))
+        WHERE EXISTS (SELECT 1 FROM alarm_timers WHERE key = 'esc:' || alarms.id AND due IS NOT NULL);
+        -- Start the engine's cursor where the watermark says evaluation had reached.
+        INSERT OR IGNORE INTO journal_cursors (name, seq, ahead, version, updated_ts)
+        SELECT 'alarms', coalesce(max(seq), 0), '[]', 0, 0 FROM journal;
+        DROP TABLE alarm_timers;
+        DROP TABLE alarm_watermark;
+        """,
+    ),
 ]

@@ -1,15 +1,14 @@
-"""Persistence of alarms, their history, rule state, timers and linkage outcomes.
+"""Persistence of alarms, their history, rule state and linkage outcomes: rows and reads.
 
-Writes go through the core's single writer (``Storage.put``: batched, committed
-in order); ``flush`` waits until everything queued is committed.  An alarm
-transition carries an ``on_durable`` callback that announces it after COMMIT, so
-an alarm anyone has heard of is on disk, and so is every write queued before it.
-A hard kill loses at most the uncommitted tail, none of which was announced.
+The engine builds its own write operations (``AlarmEngine._flush``: a
+transition's history row and ``AlarmEvent`` commit with a checkpoint of the
+alarms and rule states, in the alarm lane); this module says what the rows are
+and reads them back.  Reads go through the store's readers, never its writer.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
 import msgspec
 
@@ -21,41 +20,31 @@ _dec_link = msgspec.json.Decoder(LinkageRecord)
 
 SQL_ALARM = """
 INSERT INTO alarms (id, dedup_key, category, severity, active, acknowledged, unit_id, device_id,
-                    point_id, location_id, start_ts, data)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    point_id, location_id, start_ts, data, cp)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
   severity = excluded.severity, active = excluded.active, acknowledged = excluded.acknowledged,
-  data = excluded.data
+  data = excluded.data, cp = excluded.cp
+WHERE excluded.cp >= alarms.cp
 """
 SQL_HISTORY = """
 INSERT INTO alarm_history (alarm_id, ts, transition, actor_kind, actor, detail, context_id, parent_id)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
+# cp: the engine's checkpoint number; a checkpoint that commits late never overwrites a newer one.
 SQL_RULE_STATE = """
-INSERT INTO alarm_rule_state (rule, scope, point_id, context_id, state) VALUES (?, ?, ?, ?, ?)
+INSERT INTO alarm_rule_state (rule, scope, point_id, context_id, state, wake_at, cp) VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (rule, scope) DO UPDATE SET
-  point_id = excluded.point_id, context_id = excluded.context_id, state = excluded.state
-"""
-SQL_TIMER = """
-INSERT INTO alarm_timers (key, kind, due, data) VALUES (?, ?, ?, ?)
-ON CONFLICT (key) DO UPDATE SET kind = excluded.kind, due = excluded.due, data = excluded.data
+  point_id = excluded.point_id, context_id = excluded.context_id, state = excluded.state,
+  wake_at = excluded.wake_at, cp = excluded.cp
+WHERE excluded.cp >= alarm_rule_state.cp
 """
 SQL_LINKAGE = """
 INSERT INTO alarm_linkage (id, alarm_id, ts, ok, data) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET ok = excluded.ok, data = excluded.data
 """
-
-
-SQL_WATERMARK = """
-INSERT INTO alarm_watermark (point_id, ts) VALUES (?, ?)
-ON CONFLICT (point_id) DO UPDATE SET ts = max(ts, excluded.ts)
-"""
-
-SQL_UNEVALUATED = """
-SELECT r.point_id, r.ts, r.value, r.fault FROM readings r
-LEFT JOIN alarm_watermark w ON w.point_id = r.point_id
-WHERE r.ts > coalesce(w.ts, -1)
-ORDER BY r.point_id, r.ts
+SQL_LINKAGE_NEW = """
+INSERT INTO alarm_linkage (id, alarm_id, ts, ok, data) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING
 """
 
 
@@ -63,74 +52,53 @@ def _json(value: Any) -> str:
     return _enc.encode(value).decode()
 
 
+def alarm_row(alarm: Alarm, cp: int) -> tuple[Any, ...]:
+    alarm.refresh_status()
+    return (
+        alarm.id, alarm.dedup_key, str(alarm.category), int(alarm.severity), int(alarm.active),
+        int(alarm.acknowledged), alarm.unit_id, alarm.device_id, alarm.point_id, alarm.location_id,
+        alarm.start_ts, _json(alarm), cp,
+    )
+
+
+def history_row(t: Transition) -> tuple[Any, ...]:
+    return (t.alarm_id, t.ts, t.transition, t.actor_kind, t.actor, _json(t.detail), t.context_id, t.parent_id)
+
+
+def rule_state_row(rule: str, scope: str, point_id: str, context_id: str | None, state: dict[str, Any],
+                   wake_at: float | None, cp: int) -> tuple[Any, ...]:
+    return (rule, scope, point_id, context_id, _json(state), wake_at, cp)
+
+
 class AlarmStore:
     def __init__(self, storage: Any) -> None:
         self.storage = storage
-
-    async def _write(self, statement: str, row: Sequence[Any], on_durable: Callable[[], None] | None = None) -> None:
-        put = getattr(self.storage, "put", None)
-        if put is not None:
-            await put(statement, [row], on_durable)
-        else:  # a StorageAPI without the batching writer: one transaction per write
-            await self.storage.executemany(statement, [row])
-            if on_durable is not None:
-                on_durable()
 
     async def flush(self) -> None:
         barrier = getattr(self.storage, "barrier", None)
         if barrier is not None:
             await barrier()
 
-    # -- writes ----------------------------------------------------------------------------
+    # -- writes (the engine builds its own operations; see AlarmEngine._flush) --------------
 
-    async def save_alarm(self, alarm: Alarm, on_durable: Callable[[], None] | None = None) -> None:
-        alarm.refresh_status()
-        await self._write(
-            SQL_ALARM,
-            (
-                alarm.id,
-                alarm.dedup_key,
-                str(alarm.category),
-                int(alarm.severity),
-                int(alarm.active),
-                int(alarm.acknowledged),
-                alarm.unit_id,
-                alarm.device_id,
-                alarm.point_id,
-                alarm.location_id,
-                alarm.start_ts,
-                _json(alarm),
-            ),
-            on_durable,
-        )
+    def save_linkage(self, record: LinkageRecord, *, new: bool = False, on_durable: Callable[[], None] | None = None) -> None:
+        """Queue a linkage record (``new``: insert only if absent, so a replay keeps the outcome)."""
+        from firebus.sdk.events import Lane
 
-    async def add_transition(self, t: Transition, on_durable: Callable[[], None] | None = None) -> None:
-        await self._write(
-            SQL_HISTORY,
-            (t.alarm_id, t.ts, t.transition, t.actor_kind, t.actor, _json(t.detail), t.context_id, t.parent_id),
-            on_durable,
-        )
+        from ..storage import Op
 
-    async def save_rule_state(
-        self, rule: str, scope: str, point_id: str, context_id: str | None, state: dict[str, Any]
-    ) -> None:
-        await self._write(SQL_RULE_STATE, (rule, scope, point_id, context_id, _json(state)))
-
-    async def save_watermark(self, point_id: str, ts_ms: int) -> None:
-        """Queued after the rule writes of that reading, so it commits with or after them."""
-        await self._write(SQL_WATERMARK, (point_id, ts_ms))
-
-    async def unevaluated_readings(self) -> list[tuple[str, int, Any, str | None]]:
-        return await self.storage.fetchall(SQL_UNEVALUATED)
-
-    async def save_timer(self, key: str, kind: str, due: float | None, data: dict[str, Any]) -> None:
-        await self._write(SQL_TIMER, (key, kind, due, _json(data)))
-
-    async def save_linkage(self, record: LinkageRecord) -> None:
         ok = None if record.ok is None else int(record.ok)
-        await self._write(SQL_LINKAGE, (record.id, record.alarm_id, record.ts, ok, _json(record)))
+        sql = SQL_LINKAGE_NEW if new else SQL_LINKAGE
+        self.storage.submit(Op([(sql, [(record.id, record.alarm_id, record.ts, ok, _json(record))])], None,
+                               on_durable, Lane.ALARM))
 
     # -- reads -----------------------------------------------------------------------------
+
+    async def max_checkpoint(self) -> int:
+        row = await self.storage.fetchone(
+            "SELECT max(coalesce((SELECT max(cp) FROM alarms), 0), coalesce((SELECT max(cp) FROM alarm_rule_state), 0))"
+        )
+        return int(row[0]) if row and row[0] is not None else 0
 
     async def open_alarms(self) -> list[Alarm]:
         rows = await self.storage.fetchall("SELECT data FROM alarms WHERE active = 1 OR acknowledged = 0")
@@ -183,15 +151,11 @@ class AlarmStore:
             for r in rows
         ]
 
-    async def rule_states(self) -> list[tuple[str, str, str, str | None, dict[str, Any]]]:
-        rows = await self.storage.fetchall("SELECT rule, scope, point_id, context_id, state FROM alarm_rule_state")
-        return [(r[0], r[1], r[2], r[3], msgspec.json.decode(r[4])) for r in rows]
-
-    async def timers(self) -> list[tuple[str, str, float, dict[str, Any]]]:
+    async def rule_states(self) -> list[tuple[str, str, str, str | None, dict[str, Any], float | None]]:
         rows = await self.storage.fetchall(
-            "SELECT key, kind, due, data FROM alarm_timers WHERE due IS NOT NULL ORDER BY due"
+            "SELECT rule, scope, point_id, context_id, state, wake_at FROM alarm_rule_state"
         )
-        return [(r[0], r[1], r[2], msgspec.json.decode(r[3])) for r in rows]
+        return [(r[0], r[1], r[2], r[3], msgspec.json.decode(r[4]), r[5]) for r in rows]
 
     async def linkage(self, alarm_id: str | None = None, pending_only: bool = False) -> list[LinkageRecord]:
         sql = "SELECT data FROM alarm_linkage"

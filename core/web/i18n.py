@@ -34,6 +34,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "fault": ("故障", "Fault"),
     "offline": ("离线", "Offline"),
     "normal": ("正常", "Normal"),
+    "never_reported": ("从未上报", "Never reported"),
     "active_alarms": ("当前报警", "Active alarms"),
     "open_alarms": ("未处理报警", "Open alarms"),
     "all_alarms": ("全部报警", "All alarms"),
@@ -130,6 +131,6 @@ def js_strings(lang: str) -> dict[str, str]:
     """The strings panel.js needs, in the page's language."""
     keys = [k for k in STRINGS if k.startswith(("cat_", "st_"))] + [
         "ack", "silence", "verdict", "real_fire", "false_alarm", "test", "no_alarms", "disconnected", "live",
-        "sound_on", "sound_off", "no_data", "silenced", "in_alarm", "fault", "offline", "normal", "no_unit",
+        "sound_on", "sound_off", "no_data", "silenced", "in_alarm", "fault", "offline", "normal", "never_reported", "no_unit",
     ]
     return {k: translate(lang, k) for k in keys}

@@ -86,7 +86,7 @@ def openapi_document() -> dict[str, Any]:
                     "counts": {"$ref": "#/components/schemas/Counts"}, "buildings": {"type": "array"}}},
                 "Device": {"type": "object", "properties": {
                     "id": {"type": "string"}, "name": {"type": "string"}, "driver": {"type": "string"},
-                    "status": {"type": "string", "enum": ["alarm", "fault", "offline", "normal"]},
+                    "status": {"type": "string", "enum": ["alarm", "fault", "offline", "never_reported", "normal"]},
                     "availability": {"type": ["string", "null"]}, "last_report": {"type": ["number", "null"]},
                     "unit": {"type": ["object", "null"]}, "location": {"type": ["object", "null"]},
                     "location_path": {"type": "string"}, "open_alarms": {"type": "integer"}}},

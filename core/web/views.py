@@ -20,8 +20,9 @@ from .auth import Principal
 ALARM_CATEGORIES = frozenset({AlarmCategory.FIRE, AlarmCategory.GAS, AlarmCategory.ELECTRICAL_ALARM,
                               AlarmCategory.ELECTRICAL_PRE_ALARM})
 FAULT_CATEGORIES = frozenset({AlarmCategory.FAULT, AlarmCategory.SUPERVISORY})
-STATUS_RANK = {"alarm": 3, "offline": 2, "fault": 1, "normal": 0}
-STATUSES = ("alarm", "fault", "offline", "normal")
+STATUS_RANK = {"alarm": 4, "offline": 3, "fault": 2, "never_reported": 1, "normal": 0}
+#: "never_reported": configured, and not one value has arrived from it since it was (GB: not "normal")
+STATUSES = ("alarm", "fault", "offline", "never_reported", "normal")
 _alarm_dec = msgspec.json.Decoder(Alarm)
 
 
@@ -113,6 +114,12 @@ def device_statuses(core: Any) -> dict[str, str]:
     for device_id, availability in core.availability.current.items():
         if availability is Availability.UNAVAILABLE:
             worse(device_id, "offline")
+    states = core.ingest.states
+    for device in core.registry.devices.values():
+        if device.discovered or device.orphaned_at is not None or device.id in out:
+            continue
+        if not any(p.point_id in states for p in core.registry.points_of_device(device.id)):
+            worse(device.id, "never_reported")
     return out
 
 
@@ -255,8 +262,11 @@ async def query_alarms(
     limit: int = 100,
     offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Alarms, most urgent first (active, severity, newest); returns (page, total)."""
-    await core.alarms.store.flush()
+    """Alarms, most urgent first (active, severity, newest); returns (page, total).
+
+    Read from what is committed (operator actions return once theirs is), never through
+    the writer's queue; counts and last values of open alarms come from the engine.
+    """
     where: list[str] = []
     params: list[Any] = []
     if status == "active":
@@ -278,7 +288,10 @@ async def query_alarms(
         (*params, limit, offset),
     )
     total_row = await core.storage.fetchone(f"SELECT count(*) FROM alarms{clause}", params)
-    return [alarm_dict(core, _alarm_dec.decode(r[0])) for r in rows], int(total_row[0]) if total_row else 0
+    alarms = [_alarm_dec.decode(r[0]) for r in rows]
+    if core.alarms is not None:
+        alarms = core.alarms.freshest(alarms)
+    return [alarm_dict(core, a) for a in alarms], int(total_row[0]) if total_row else 0
 
 
 # -- history -------------------------------------------------------------------------------
@@ -324,7 +337,6 @@ async def point_history(core: Any, point_id: str, since: float, until: float, st
     after the last stored one are computed from raw readings on the fly: the chart's
     right edge is never missing.
     """
-    await core.storage.barrier()
     if step == "raw":
         rows = await core.storage.fetchall(
             "SELECT ts, value, fault FROM readings WHERE point_id = ? AND ts >= ? AND ts <= ? ORDER BY ts LIMIT ?",

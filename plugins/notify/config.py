@@ -149,9 +149,6 @@ class NotifyConfig(Strict):
     templates: list[TemplateOverride] = []
     rate_limit: RateLimit = msgspec.field(default_factory=RateLimit)
     outbox: OutboxConfig = msgspec.field(default_factory=OutboxConfig)
-    # At start, alarms still open in the core's event log from this far back are handled
-    # again (idempotently): covers a crash between an alarm's publication and its outbox rows.
-    replay_hours: float = 24.0
     # Categories whose messages ignore quiet hours (GB 50116 keeps fire and gas apart; both are life safety).
     urgent_categories: list[AlarmCategory] = msgspec.field(
         default_factory=lambda: [AlarmCategory.FIRE, AlarmCategory.GAS]

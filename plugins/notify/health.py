@@ -128,4 +128,4 @@ class ChannelRegistry:
             )
 
     async def _save(self, entry: ChannelEntry) -> None:
-        await self.core.storage.execute(SQL_CHANNEL, entry.row())
+        await self.core.storage.execute(SQL_CHANNEL, entry.row(), lane=Lane.ALARM)

@@ -30,7 +30,7 @@ from typing import Any, Callable
 import anyio
 import msgspec
 
-from firebus.sdk import ActorKind, Context, NotificationResult
+from firebus.sdk import ActorKind, Context, Lane, NotificationResult
 
 from .config import OutboxConfig
 from .health import ChannelRegistry
@@ -90,27 +90,57 @@ class Outbox:
 
     # -- writing ---------------------------------------------------------------------------
 
+    async def _exec(self, sql: str, params: Any = ()) -> Any:
+        """Every outbox write is on the alarm path: it commits ahead of telemetry batches."""
+        return await self.storage.execute(sql, params, lane=Lane.ALARM)
+
     async def add(self, entries: list[Entry]) -> None:
         """Record entries (one transaction); duplicates of existing dedup keys are ignored."""
         if not entries:
             return
         now = self.clock.time()
-        rows = [
-            (e.message.id, e.dedup_key, e.message.alarm_id, e.message.kind, e.message.step, e.message.recipient,
-             e.message.channel, e.status, e.priority, now, max(e.next_ts, now) if e.next_ts else now,
-             e.context_id, _enc.encode(e.message).decode())
-            for e in entries
-        ]
-        await self.storage.executemany(SQL_INSERT, rows)
+        rows = [self.row_of(e, e.status, now) for e in entries]
+        await self.storage.executemany(SQL_INSERT, rows, lane=Lane.ALARM)
         for channel in {e.message.channel for e in entries if e.status == "pending"}:
             self.wake(channel)
+
+    def row_of(self, entry: Entry, status: str, now: float) -> tuple[Any, ...]:
+        m = entry.message
+        return (m.id, entry.dedup_key, m.alarm_id, m.kind, m.step, m.recipient, m.channel, status, entry.priority,
+                now, max(entry.next_ts, now) if entry.next_ts else now, entry.context_id, _enc.encode(m).decode())
+
+    async def send_now(self, entry: Entry) -> None:
+        """Send one message straight to its channel, outside the outbox (the store refuses writes).
+
+        Its row is queued, not awaited: ``sent`` once the store accepts writes again (the
+        dedup key keeps the usual path from sending it a second time), or ``pending`` if
+        this attempt failed, so the outbox retries it.
+        """
+        channel = self.channels.get(entry.message.channel)
+        if channel is None:
+            return
+        error = ""
+        try:
+            with anyio.fail_after(self.cfg.send_timeout_s):
+                await channel.notifier.send(entry.message)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except TimeoutError:
+            error = f"no answer within {self.cfg.send_timeout_s:g}s"
+        except Exception as exc:
+            error = str(exc) or type(exc).__name__
+        now = self.clock.time()
+        self.storage.put_nowait(SQL_INSERT, [self.row_of(entry, "sent" if not error else "pending", now)],
+                                lane=Lane.ALARM)
+        row = Row(entry.message.id, entry.message.channel, "sent", 1, now, entry.context_id, entry.message)
+        self._publish(row, 1, not error, error)
 
     async def existing_keys(self, alarm_id: str) -> set[str]:
         rows = await self.storage.fetchall("SELECT dedup_key FROM notify_outbox WHERE alarm_id = ?", (alarm_id,))
         return {r[0] for r in rows}
 
     async def cancel_escalations(self, alarm_id: str) -> None:
-        await self.storage.execute(
+        await self._exec(
             "UPDATE notify_outbox SET status = 'cancelled' WHERE alarm_id = ? AND kind = 'escalate' "
             "AND status IN ('pending', 'held')",
             (alarm_id,),
@@ -119,11 +149,11 @@ class Outbox:
     async def purge(self, now: float) -> None:
         """Drop finished rows older than ``retention_days`` (pending and held ones are never dropped)."""
         cutoff = now - self.cfg.retention_days * 86_400
-        await self.storage.execute(
+        await self._exec(
             "DELETE FROM notify_outbox WHERE status IN ('sent', 'failed', 'digested', 'cancelled') AND created_ts < ?",
             (cutoff,),
         )
-        await self.storage.execute(
+        await self._exec(
             "DELETE FROM notify_escalation WHERE due IS NULL AND started_ts < ?", (cutoff,)
         )
 
@@ -133,7 +163,7 @@ class Outbox:
         if row and row[0]:
             log.warning("notify: %d notification(s) were being sent when the core stopped; sending again", row[0])
             # They were due when they were claimed: due again now.
-            await self.storage.execute(
+            await self._exec(
                 "UPDATE notify_outbox SET status = 'pending', next_ts = min(next_ts, ?) WHERE status = 'inflight'",
                 (self.clock.time(),),
             )
@@ -186,7 +216,7 @@ class Outbox:
                 log.exception("notify: channel worker %s failed (%d in a row); carrying on", key, errors)
                 await anyio.sleep(min(30.0, 0.5 * 2 ** min(errors, 6)))
                 try:  # a row claimed when it failed would otherwise wait for the next restart
-                    await self.storage.execute(
+                    await self._exec(
                         "UPDATE notify_outbox SET status = 'pending' WHERE channel = ? AND status = 'inflight'", (key,)
                     )
                 except Exception:
@@ -232,7 +262,7 @@ class Outbox:
         entry = self.channels.get(row.channel)
         if entry is None:
             return True  # not configured now: leave pending until it is (nothing lost)
-        await self.storage.execute(
+        await self._exec(
             "UPDATE notify_outbox SET status = 'inflight', attempts = attempts + 1 WHERE id = ? AND status = 'pending'",
             (row.id,),
         )
@@ -277,14 +307,14 @@ class Outbox:
         if entry.failures == 1:
             log.warning("notify: %s via %s failed (%s); retrying in %gs", row.id, row.channel, error, delay)
         self._blocked_until[row.channel] = started + delay
-        await self.storage.execute(
+        await self._exec(
             "UPDATE notify_outbox SET status = 'pending', next_ts = ?, last_error = ? WHERE id = ?",
             (started + delay, error, row.id),
         )
         return False
 
     async def _finish(self, row_id: str, status: str, error: str, sent_ts: float | None = None) -> None:
-        await self.storage.execute(
+        await self._exec(
             "UPDATE notify_outbox SET status = ?, last_error = ?, sent_ts = coalesce(?, sent_ts) WHERE id = ?",
             (status, error, sent_ts, row_id),
         )

@@ -30,7 +30,7 @@ from typing import Any
 import anyio
 import msgspec
 
-from firebus.sdk import AlarmCategory, AlarmEvent, AlarmTransition, Event, new_id
+from firebus.sdk import AlarmCategory, AlarmEvent, AlarmTransition, Event, Lane, new_id
 from firebus.sdk.timers import Timer, TimerQueue
 
 from .config import NotifyConfig, Person, Route, channel_options
@@ -124,8 +124,11 @@ class NotifyService:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def subscribe(self) -> None:
-        """Subscribe at once (events are queued by the bus until ``run`` has loaded state)."""
-        self._unsubscribe = self.core.bus.subscribe("notify", self._on_event, types=[AlarmEvent])
+        """Follow the journal's alarm events from the stored cursor; entries wait until ``run``
+        has loaded state.  After a crash the events since the cursor come again, and
+        handling is idempotent (dedup keys, stored escalation state)."""
+        self._consumer = self.core.journal.subscribe("notify", self._on_batch, [AlarmEvent], provisional=True)
+        self._unsubscribe = self._consumer.stop
 
     async def run(self) -> None:
         if self._unsubscribe is None:
@@ -141,7 +144,6 @@ class NotifyService:
                 await self.outbox.recover()
                 await self._reload()
                 await self._warn_orphans()
-                await self._replay()
                 async with anyio.create_task_group() as tg:
                     for key in self.channels.entries:
                         tg.start_soon(self.outbox.run_channel, key, name=f"notify:{key}")
@@ -201,50 +203,31 @@ class NotifyService:
                 self.log.error("notify: %d notification(s) wait for channel %r, which is not configured now; "
                                "they are kept until it is", count, channel)
 
-    async def _replay(self) -> None:
-        """Handle again the alarms the core's event log shows still open (see ``replay_hours``).
-
-        The event log is written by the core as events pass, independently of
-        us: an alarm published just before a crash may be there without our
-        outbox rows.  Handling is idempotent, so replaying what we did handle
-        sends nothing twice.
-        """
-        if self.cfg.replay_hours <= 0:
-            return
-        since = self.clock.time() - self.cfg.replay_hours * 3600
-        try:
-            rows = await self.core.storage.fetchall(
-                "SELECT context_id, actor_id, data FROM event_log WHERE type = 'AlarmEvent' AND ts >= ? "
-                "ORDER BY ts, rowid", (since,)
-            )
-        except Exception as exc:  # no event log in this core: nothing to replay
-            self.log.debug("notify: no event log to replay (%s)", exc)
-            return
-        events: dict[str, list[tuple[AlarmEvent, str | None, str | None]]] = {}
-        for context_id, actor_id, data in rows:
-            try:
-                alarm = msgspec.json.decode(data, type=AlarmEvent)
-            except msgspec.DecodeError:
-                continue
-            events.setdefault(alarm.alarm_id, []).append((alarm, context_id, actor_id))
-        replayed = 0
-        for history in events.values():
-            if history[-1][0].transition not in (AlarmTransition.NEW, AlarmTransition.UPDATE,
-                                                 AlarmTransition.ESCALATE):
-                continue  # acknowledged or cleared since: nothing left to tell
-            for alarm, context_id, actor_id in history:
-                await self.handle(alarm, context_id, actor_id)
-            replayed += 1
-        if replayed:
-            self.log.info("notify: re-checked %d open alarm(s) from the event log", replayed)
-
     # -- events ------------------------------------------------------------------------------
+
+    async def _on_batch(self, events: list[Event]) -> None:
+        await self._ready.wait()
+        taken: set[str] = set()
+        if self._consumer.catching_up:
+            # Catching up after a stop: an alarm someone has acknowledged since needs no
+            # message of its own now (a person took charge), only its follow-ups.
+            taken = {e.data.alarm_id for e in events if isinstance(e.data, AlarmEvent)
+                     and e.data.transition is AlarmTransition.ACKNOWLEDGED}
+        for event in events:
+            if not isinstance(event.data, AlarmEvent):
+                continue
+            if event.data.alarm_id in taken and event.data.transition in (
+                    AlarmTransition.NEW, AlarmTransition.UPDATE, AlarmTransition.ESCALATE):
+                continue
+            if not event.durable:
+                await self._send_before_durable(event)
+            else:
+                await self._on_event(event)
 
     async def _on_event(self, event: Event) -> None:
         alarm = event.data
         if not isinstance(alarm, AlarmEvent):
             return
-        await self._ready.wait()
         # Handling is idempotent (dedup keys, stored escalation state), so a failure
         # (storage briefly refusing writes) is retried rather than the alarm dropped.
         for attempt in range(6):
@@ -258,6 +241,38 @@ class NotifyService:
                 self.log.warning("notify: handling %s of alarm %s failed; retrying", alarm.transition,
                                  alarm.alarm_id, exc_info=True)
                 await anyio.sleep(0.5 * 2**attempt)
+
+    async def _send_before_durable(self, event: Event) -> None:
+        """The store refuses writes, yet a new alarm must be told within seconds.
+
+        Step 0 of every matching route is rendered and sent at once, straight to the
+        channels; the outbox rows and escalation state are queued (written, deduplicated
+        by their keys, once the store accepts writes).  Later steps and follow-ups go the
+        usual way through the outbox.
+        """
+        alarm = event.data
+        assert isinstance(alarm, AlarmEvent)
+        if alarm.transition is not AlarmTransition.NEW:
+            return  # the rest can wait for the disk
+        context_id = event.context.id or None
+        routes = matching_routes(self.cfg, alarm, self._units(alarm)[0])
+        started = min(alarm.ts or self.clock.time(), self.clock.time())
+        async with self._lock:
+            for route in routes:
+                key = (alarm.alarm_id, route.name)
+                if key in self.tracked:
+                    continue
+                tracked = Tracked(alarm, route, 0, step_due(route, 1, started), started, context_id)
+                self.tracked[key] = tracked
+                people = recipients(self.cfg, step_of(route, 0), self._units(alarm)[0])
+                entries = await self._entries(alarm, route.channels, people, "new", "s0", 0, context_id, started,
+                                              existing=set())
+                for entry in entries:
+                    self.core.start_task(self.outbox.send_now, entry, name=f"notify:now:{entry.message.channel}")
+                self._queue_save(tracked)
+                if tracked.due is not None and self._timer_driven(tracked):
+                    self._set_timer(tracked.timer_key, tracked.due)
+        self.log.error("notify: alarm %s sent before it is durable (the store refuses writes)", alarm.alarm_id)
 
     async def handle(self, alarm: AlarmEvent, context_id: str | None, actor: str | None = None) -> None:
         t = alarm.transition
@@ -353,7 +368,8 @@ class NotifyService:
                 self.timers.cancel(tracked.timer_key)
                 del self.tracked[key]
         await self.core.storage.execute(
-            "UPDATE notify_escalation SET due = NULL WHERE alarm_id = ? AND due IS NOT NULL", (alarm.alarm_id,)
+            "UPDATE notify_escalation SET due = NULL WHERE alarm_id = ? AND due IS NOT NULL", (alarm.alarm_id,),
+            lane=Lane.ALARM,
         )
         rows = await self.core.storage.fetchall(
             "SELECT route FROM notify_escalation WHERE alarm_id = ?", (alarm.alarm_id,)
@@ -386,11 +402,16 @@ class NotifyService:
                 self._set_timer("purge|", self.clock.time() + 86_400)  # re-armed first: a failure must not end it
                 await self.outbox.purge(self.clock.time())
 
+    @staticmethod
+    def _escalation_row(t: Tracked) -> tuple[Any, ...]:
+        return (t.alarm.alarm_id, t.route.name, t.step, t.due, t.started, t.context_id, _enc.encode(t.alarm).decode())
+
     async def _save(self, t: Tracked) -> None:
-        await self.core.storage.execute(
-            SQL_ESCALATION,
-            (t.alarm.alarm_id, t.route.name, t.step, t.due, t.started, t.context_id, _enc.encode(t.alarm).decode()),
-        )
+        await self.core.storage.execute(SQL_ESCALATION, self._escalation_row(t), lane=Lane.ALARM)
+
+    def _queue_save(self, t: Tracked) -> None:
+        """Queued, not awaited (the store may be refusing writes right now)."""
+        self.core.storage.put_nowait(SQL_ESCALATION, [self._escalation_row(t)], lane=Lane.ALARM)
 
     # -- building messages -------------------------------------------------------------------
 
@@ -449,8 +470,9 @@ class NotifyService:
 
     async def _entries(self, alarm: AlarmEvent, channel_keys: list[str], people: list[Person], kind: str,
                        tag: str, step: int, context_id: str | None, started: float,
-                       extra: dict[str, Any] | None = None) -> list[Entry]:
-        existing = await self.outbox.existing_keys(alarm.alarm_id)
+                       extra: dict[str, Any] | None = None, existing: set[str] | None = None) -> list[Entry]:
+        if existing is None:
+            existing = await self.outbox.existing_keys(alarm.alarm_id)
         values = {**self._values(alarm, step, started), **(extra or {})}
         urgent = AlarmCategory(alarm.category) in self.cfg.urgent_categories
         exempt = kind == "new" and AlarmCategory(alarm.category) in self.cfg.rate_limit.exempt_categories
@@ -529,5 +551,5 @@ class NotifyService:
                                      next_ts, digest.severity)])
         await self.core.storage.executemany(
             "UPDATE notify_outbox SET status = 'digested', last_error = ? WHERE id = ? AND status = 'held'",
-            [(f"in digest {digest.id}", r[0]) for r in rows],
+            [(f"in digest {digest.id}", r[0]) for r in rows], lane=Lane.ALARM,
         )

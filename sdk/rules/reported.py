@@ -18,20 +18,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Mapping
 
-import msgspec
-
 from ..core_api import PointInfo
 from ..rule import (
-    AvailabilityInput,
-    Condition,
     Evaluation,
-    ReportInput,
     RuleInput,
-    Subject,
     ValueInput,
     is_number,
 )
-from ..vocab import AlarmCategory
 from .heartbeat import HeartbeatOptions, HeartbeatRule
 
 
@@ -59,29 +52,20 @@ class ReportedHeartbeatRule(HeartbeatRule):
         merged.update(super().merge_options(point))
         return merged
 
-    def evaluate(self, point: PointInfo, opts: HeartbeatOptions, inp: RuleInput, state: Mapping[str, Any]) -> Evaluation:
+    def interval_of(self, point: PointInfo, opts: HeartbeatOptions, inp: RuleInput, state: Mapping[str, Any]) -> float | None:
         reported = state.get("reported")
         if isinstance(inp, ValueInput) and inp.key == self.interval_key and inp.fault is None:
             if is_number(inp.value) and inp.value > 0:
                 reported = float(inp.value)
         fallback = (point.overrides or {}).get("expected_interval")
-        interval = opts.interval or reported or (float(fallback) if is_number(fallback) else None)
-        if not interval:
-            # No period known (a polled device, or a format without one): only the
-            # driver's own availability (Modbus timeouts) can say the device is gone.
-            kept = {**state, "reported": reported}
-            if isinstance(inp, (ValueInput, ReportInput)):
-                kept["last"] = inp.ts
-            if not isinstance(inp, AvailabilityInput):
-                return Evaluation(state=kept)
-            offline = not inp.available
-            kept["offline"] = offline
-            kept["reason"] = inp.reason or ("driver reports the device unreachable" if offline else "")
-            name = point.device_name or point.device_id
-            return Evaluation(state=kept, conditions=[Condition(
-                category=AlarmCategory.OFFLINE, severity=opts.severity, active=offline, subject=Subject.DEVICE,
-                message=f"{name} offline: {kept['reason']}" if offline else "", value=kept.get("last"),
-            )])
-        ev = super().evaluate(point, msgspec.structs.replace(opts, interval=interval), inp, state)
-        ev.state["reported"] = reported
+        return opts.interval or reported or (float(fallback) if is_number(fallback) else None)
+
+    def evaluate(self, point: PointInfo, opts: HeartbeatOptions, inp: RuleInput, state: Mapping[str, Any]) -> Evaluation:
+        reported = state.get("reported")
+        if isinstance(inp, ValueInput) and inp.key == self.interval_key and inp.fault is None:
+            if is_number(inp.value) and inp.value > 0:
+                reported = float(inp.value)
+        ev = super().evaluate(point, opts, inp, state)
+        if reported is not None and ev.state.get("reported") != reported:
+            ev.state = {**ev.state, "reported": reported}
         return ev

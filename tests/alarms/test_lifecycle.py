@@ -37,7 +37,7 @@ async def test_active_unack_to_active_ack_to_cleared_ack_with_actor_and_time(tmp
         ]
         assert history[1].ts == t_ack and history[1].detail == {"note": "on my way"}
         # lineage: reading → alarm; the ack's parent is the alarm
-        assert history[0].parent_id == reading.context.id
+        assert history[0].parent_id == reading.ref  # a state change is known by its seq ("j<seq>")
         assert history[1].parent_id == history[0].context_id
         ack_event = next(e for e in h.events if e.data.transition == AlarmTransition.ACKNOWLEDGED)
         assert ack_event.context.actor == ActorKind.USER and ack_event.context.actor_id == "alice"

@@ -110,7 +110,7 @@ async def test_gas_alarm_closes_the_valve_on_a_real_modbus_device(tmp_path):
 
             # context chain: reading → alarm → action → the write the driver received
             new_event = next(e for e in h.events if e.data.transition == "new")
-            assert new_event.context.parent_id == reading.context.id
+            assert new_event.context.parent_id == reading.ref  # a state change is known by its seq
             assert all(r.parent_id == new_event.context.id for r in records)
             device_id, key, value, ctx = h.core.writes[0]
             assert device_id == "gd1" and ctx.parent_id == new_event.context.id

@@ -181,6 +181,7 @@ async def test_registry_identity_and_overrides_survive_restart_and_removal(tmp_p
         assert device.original_name == "test detector"  # the driver's is kept apart
         assert core.registry.point_info(point_id).overrides == {"alarm": 250}
         await wait_until(lambda: core.ingest.state(point_id) is not None and core.ingest.state(point_id).value == 7)
+        await core.storage.barrier()  # the in-memory state runs ahead of its commit
         actions = await core.storage.fetchall("SELECT data FROM event_log WHERE type = 'RegistryUpdated'")
         kinds = [msgspec.json.decode(r[0])["action"] for r in actions]
         assert "restore" in kinds and "remove" in kinds
@@ -200,10 +201,15 @@ async def test_unreachable_device_is_unavailable_then_recovers(tmp_path: Path) -
         device_id = core.device_ids["det-S9"]
         assert core.registry.devices[device_id].identifiers["serial"] == "S9"
         # A timeout during polling: one change event per outage, not one per poll.
+        await core.storage.barrier()  # events are delivered once committed: count from here
+        await core.bus.drain()
+        before = events.count("unavailable")
         SCRIPTS["S9"].reachable = False
         polls = SCRIPTS["S9"].polls
         await wait_until(lambda: SCRIPTS["S9"].polls >= polls + 5)
-        assert events.count("unavailable") == 1
+        await core.storage.barrier()
+        await core.bus.drain()
+        assert events.count("unavailable") == before + 1
         SCRIPTS["S9"].reachable = True
         await wait_until(lambda: events.count("available") == 2)
 

@@ -24,6 +24,7 @@ import anyio
 import pytest
 
 from firebus.core.bus import EventBus
+from firebus.core.journal import Journal, quiesce
 from firebus.core.storage import Storage
 from firebus.plugins import notify
 from firebus.sdk import AlarmCategory, AlarmEvent, AlarmTransition, Context, Event, Severity
@@ -215,6 +216,9 @@ class TestCore:
         self.clock = clock
         self.registry = None
         self._tg = tg
+        self.journal = Journal(storage, bus, clock=clock)
+        self.journal.start_seq = storage.last_seq
+        self.journal.start_task = self.start_task
         self._section = section
         self.published: list[Event] = []
 
@@ -286,8 +290,9 @@ class NotifyHarness:
 
     async def settle(self) -> None:
         assert self.core is not None
-        await self.core.bus.drain(timeout=10)
+        await quiesce(self.core.bus, self.core.storage)
         await self.clock.settle()
+        await quiesce(self.core.bus, self.core.storage)
 
     async def rows(self, where: str = "1", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         assert self.core is not None

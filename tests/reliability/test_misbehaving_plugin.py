@@ -133,7 +133,7 @@ async def run_core(site: str, bad: BadPlugin, good: WebhookReceiver, out: Outcom
         metrics = core.metrics()
         out.rule_errors = metrics["alarms"]["rule_errors"]
         out.raised, out.blocked = bad.raised, bad.blocked
-        out.alarms_depth = metrics["bus"]["subscribers"]["alarms"]["depth"]
+        out.alarms_depth = metrics["bus"]["subscribers"]["journal:alarms"]["depth"]  # the engine reads the journal
 
 
 async def scenario(tmp_path: Path) -> Outcome:

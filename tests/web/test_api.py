@@ -67,7 +67,7 @@ async def test_units_are_scoped(site) -> None:
         units = (await c.get("/api/units")).json()["items"]
     assert {u["key"] for u in units} == {"plant-a", "office-b"}
     plant = next(u for u in units if u["key"] == "plant-a")
-    assert plant["counts"] == {"alarm": 0, "fault": 0, "offline": 0, "normal": 1}
+    assert plant["counts"] == {"alarm": 0, "fault": 0, "offline": 0, "never_reported": 0, "normal": 1}
     assert plant["buildings"][0]["children"][0]["children"][0]["name"] == "Switch room A"
     async with site.client("duty_a") as c:
         assert [u["key"] for u in (await c.get("/api/units")).json()["items"]] == ["plant-a"]

@@ -157,7 +157,7 @@
       data.items.forEach(function (u) {
         var card = box.querySelector('[data-unit="' + (u.id || "") + '"]');
         if (!card) return;
-        ["alarm", "fault", "offline", "normal"].forEach(function (k) {
+        ["alarm", "fault", "offline", "never_reported", "normal"].forEach(function (k) {
           var b = card.querySelector('[data-count="' + k + '"]');
           if (b) b.textContent = u.counts[k];
         });

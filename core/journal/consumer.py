@@ -1,0 +1,295 @@
+"""Durable consumers: read the journal from a stored cursor, then follow the live tail.
+
+A consumer that must not miss anything (alarm engine, notify, linkage,
+rollups, uplink) is one of these.  What it implements is a handler that takes
+a list of entries and is idempotent for an entry it has seen before (after a
+crash the entries since the last saved cursor come again); what it gets:
+
+* **catch-up**: entries after its cursor are read from the journal in batches,
+  oldest first, before it follows the live tail; entries committed meanwhile
+  are buffered and none is skipped;
+* **live**: committed entries from the bus, alarm-lane entries first (so a
+  consumer busy with telemetry still handles a fire alarm next);
+* **bounded memory**: if its live queue overflows it does not drop anything; it
+  falls back to catch-up from the journal;
+* **a cursor** = every matching entry up to ``seq`` is handled, plus ``ahead``,
+  the few entries past it handled early (alarm lane first).  It is saved with
+  a version number, every ``checkpoint_s`` and at stop, in an operation queued
+  after the handler's own writes, so it never claims more than is durable;
+  a consumer with state of its own (the alarm engine) adds its rows to the
+  same operation through ``checkpoint_parts``;
+* **not yet durable** entries (``provisional``): alarm-lane entries released
+  while the store refuses writes are handled once; their durable copy later
+  only moves the cursor.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Awaitable, Callable, Iterable, Sequence
+
+import anyio
+
+from firebus.sdk.events import Event, Lane, Payload
+
+from ..storage import Op
+from . import SQL_CURSOR, Journal
+
+log = logging.getLogger("firebus.core.journal")
+
+Handler = Callable[[list[Event]], Awaitable[None] | None]
+Parts = list[tuple[str, Sequence[Sequence[Any]]]]
+
+
+class DurableConsumer:
+    def __init__(
+        self,
+        journal: Journal,
+        name: str,
+        handler: Handler,
+        types: Iterable[type[Payload]],
+        *,
+        batch_max: int = 1000,
+        maxsize: int = 20_000,
+        provisional: bool = False,
+        initial: str | int = "start",
+        checkpoint_s: float = 1.0,
+        checkpoint_parts: Callable[[], tuple[Parts, Callable[[], None] | None]] | None = None,
+    ) -> None:
+        if not isinstance(initial, int) and initial not in ("start", "latest", "earliest"):
+            raise ValueError("initial must be 'start', 'latest', 'earliest' or a seq")
+        self.journal = journal
+        self.bus = journal.bus
+        self.name = name
+        self.handler = handler
+        self.types = list(types)
+        self.type_names = sorted({t.__name__ for t in self.types})
+        self.batch_max = batch_max
+        self.maxsize = maxsize
+        self.provisional = provisional
+        self.initial = initial
+        self.checkpoint_s = checkpoint_s
+        self.checkpoint_parts = checkpoint_parts
+        self.cursor = 0
+        self.ahead: set[int] = set()
+        self.version = 0
+        self.catching_up = True
+        self.caught_up = anyio.Event()
+        self._buffer: list[Event] = []
+        self._overflowed = False
+        self._inflight: list[Event] = []
+        self._sub: Any = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._handled_ahead: set[int] = set()
+        self._provisional_seen: dict[int, float] = {}
+        self._last_save = 0.0
+        self._saved_cursor = -1
+        self._stopped = False
+        self.handled = 0
+        self.replayed = 0
+        self.catchups = 0
+
+    # -- life ------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        stored = await self.journal.cursor(self.name)
+        if stored is None:
+            if isinstance(self.initial, int):
+                self.cursor = self.initial
+            elif self.initial == "earliest":
+                self.cursor = 0
+            elif self.initial == "latest":
+                self.cursor = self.journal.last_seq
+            else:  # "start": nothing committed since this process started is missed
+                self.cursor = min(self.journal.start_seq, self.journal.last_seq)
+        else:
+            self.cursor, self.ahead, self.version = stored
+        self._saved_cursor = self.cursor if stored is not None else -1
+        self._sub, self._unsubscribe = self.bus.subscribe_batch(
+            f"journal:{self.name}", self._live, self.types, maxsize=self.maxsize,
+            batch_max=self.batch_max, provisional=self.provisional, on_overflow=self._overflow,
+        )
+        task_status.started()
+        try:
+            await self._catch_up()
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                while True:
+                    await anyio.sleep(self.checkpoint_s)
+                    if self._overflowed and not self.catching_up:
+                        await self._catch_up()
+                    self._maybe_save()
+        finally:
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+            with anyio.CancelScope(shield=True):
+                self.save()
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    # -- catch-up --------------------------------------------------------------------------
+
+    async def _catch_up(self) -> None:
+        self.catching_up = True
+        self._overflowed = False
+        self.catchups += 1
+        pos = self.cursor
+        while True:
+            events = await self.journal.read(pos, self.batch_max, types=self.type_names)
+            if not events:
+                break
+            pos = events[-1].seq
+            todo = [e for e in events if e.seq not in self.ahead]
+            self.replayed += len(todo)
+            if todo:
+                await self._call(todo)
+            self.cursor = pos
+            self.ahead = {s for s in self.ahead if s > pos}
+            self._maybe_save()
+        # Entries committed while we read: deliver those we have not read from the journal.
+        buffered, self._buffer = self._buffer, []
+        overflowed = self._overflowed
+        self.catching_up = False
+        if overflowed:
+            await self._catch_up()  # the buffer overflowed: read the rest from the journal too
+            return
+        rest = [e for e in buffered if e.seq > pos or not e.durable]
+        if rest:
+            await self._deliver(rest)
+        elif pos > self.cursor:
+            self.cursor = pos
+        self.caught_up.set()
+
+    def _overflow(self) -> None:
+        """The live queue is full: stop queueing; the journal has it all."""
+        if not self._overflowed:
+            log.warning("journal: consumer %s fell behind the live tail; reading from the journal instead",
+                        self.name)
+        self._overflowed = True
+        if self._sub is not None:
+            self._sub.telemetry_queue.clear()
+
+    # -- live ------------------------------------------------------------------------------
+
+    async def _live(self, events: list[Event]) -> None:
+        if self.catching_up or self._overflowed:
+            if len(self._buffer) < self.maxsize:
+                self._buffer.extend(events)
+            else:
+                self._overflowed = True
+            return
+        await self._deliver(events)
+
+    async def _deliver(self, events: list[Event]) -> None:
+        todo: list[Event] = []
+        now = time.monotonic()
+        for event in events:
+            if not event.durable:
+                self._provisional_seen[id(event.data)] = now
+                todo.append(event)
+            elif self._provisional_seen.pop(id(event.data), None) is not None:
+                continue  # handled before it was durable; now it only moves the cursor
+            elif event.seq <= self.cursor or event.seq in self.ahead:
+                continue
+            else:
+                todo.append(event)
+        if todo:
+            await self._call(todo)
+        durable = [e.seq for e in events if e.durable]
+        if durable:
+            self._advance(durable)
+        if len(self._provisional_seen) > 10_000:  # refused entries never come back durable
+            cutoff = now - 3600
+            self._provisional_seen = {k: t for k, t in self._provisional_seen.items() if t > cutoff}
+        self._maybe_save()
+
+    async def _call(self, events: list[Event]) -> None:
+        self._inflight = events
+        try:
+            result = self.handler(events)
+            if result is not None:
+                await result
+            self.handled += len(events)
+        finally:
+            self._inflight = []
+
+    def _advance(self, handled: list[int]) -> None:
+        cursor, ahead = self.position(handled_now=handled)
+        self.cursor, self.ahead = cursor, ahead
+
+    def position(self, *, upto: Event | None = None, handled_now: Iterable[int] = ()) -> tuple[int, set[int]]:
+        """The cursor if everything handled so far — and ``upto`` and what precedes it in the
+        batch being handled — were durable: (seq, ahead)."""
+        heads: list[int] = []
+        if upto is not None:
+            inflight = self._inflight
+            try:
+                i = next(k for k, e in enumerate(inflight) if e is upto)
+            except StopIteration:
+                i = len(inflight) - 1
+            done = [e.seq for e in inflight[: i + 1] if e.durable]
+            rest = [e.seq for e in inflight[i + 1:] if e.durable]
+            if rest:
+                heads.append(rest[0])
+        else:
+            done = list(handled_now)
+        if self.catching_up:
+            # Catch-up runs in seq order: everything up to the last handled entry is done.
+            top = max(done) if done else self.cursor
+            return max(self.cursor, top if upto is not None else self.cursor), {s for s in self.ahead if s > top}
+        sub = self._sub
+        if sub is not None:
+            for queue in (sub.alarm_queue, sub.telemetry_queue):
+                for e in queue:
+                    if e.durable:
+                        heads.append(e.seq)
+                        break
+        self._handled_ahead.update(done)
+        if heads:
+            cursor = max(self.cursor, min(heads) - 1)
+        else:
+            cursor = max([self.cursor, self.bus.last_seq, *done])
+        ahead = {s for s in (self.ahead | self._handled_ahead) if s > cursor}
+        self._handled_ahead = set(ahead)
+        return cursor, ahead
+
+    # -- saving ----------------------------------------------------------------------------
+
+    def _maybe_save(self) -> None:
+        if time.monotonic() - self._last_save >= self.checkpoint_s:
+            self.save()
+
+    def cursor_part(self, cursor: int, ahead: set[int]) -> tuple[str, list[tuple[Any, ...]]]:
+        self.version += 1
+        return SQL_CURSOR, [self.journal.cursor_row(self.name, cursor, ahead, self.version, time.time())]
+
+    def save(self, lane: Lane = Lane.TELEMETRY) -> None:
+        """Queue the cursor (and ``checkpoint_parts``) after everything the handler queued."""
+        self._last_save = time.monotonic()
+        parts: Parts = []
+        done: Callable[[], None] | None = None
+        if self.checkpoint_parts is not None:
+            parts, done = self.checkpoint_parts()
+        elif self.cursor == self._saved_cursor and not self.ahead:
+            return
+        parts.append(self.cursor_part(self.cursor, self.ahead))
+        self._saved_cursor = self.cursor
+        storage = self.journal.storage
+        if getattr(storage, "writer_alive", False):
+            storage.submit(Op(parts, None, done, lane))
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            "cursor": self.cursor,
+            "ahead": len(self.ahead),
+            "lag": max(0, self.journal.last_seq - self.cursor),
+            "handled": self.handled,
+            "replayed": self.replayed,
+            "catchups": self.catchups,
+            "catching_up": self.catching_up,
+        }
