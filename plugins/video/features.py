@@ -1,0 +1,231 @@
+"""Per-cell colour and texture features of one analysis frame (numpy + OpenCV, no learned weights).
+
+The frame is cut into a grid of square cells; each cell gets a fixed-length feature
+vector: colour-rule fractions (Chen 2004 RGB, Celik 2009 YCbCr, an HSV flame band, a
+Chen-style grey band for smoke), colour statistics in HSV and YCrCb, a hue histogram of
+the saturated pixels, texture (gradient energy, Laplacian energy, local contrast), the
+dark-channel haze cue for smoke, the same few values over the 3×3 neighbourhood and the
+whole frame, and the cell's position.  The classifier (``gbdt.py``) decides from these;
+the rules are never an alarm on their own (their measured FPR is 13–90 %).
+
+Both still images and video frames go through exactly this code, so a model trained on
+still frames sees at inference what it saw in training.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+#: analysis frame size (width, height); stills and video frames are resized to it
+ANALYSIS_SIZE = (320, 240)
+#: cell edge in analysis pixels: 16 × 12 cells
+CELL = 20
+
+Image = NDArray[np.uint8]
+Array = NDArray[np.float32]
+
+
+def to_analysis(image: Image) -> Image:
+    """Resize a BGR frame to the analysis size (area interpolation: no aliasing of flames)."""
+    h, w = image.shape[:2]
+    if (w, h) == ANALYSIS_SIZE:
+        return image
+    interp = cv2.INTER_AREA if w > ANALYSIS_SIZE[0] else cv2.INTER_LINEAR
+    return cv2.resize(image, ANALYSIS_SIZE, interpolation=interp)
+
+
+def _cells(m: NDArray[np.floating], cell: int = CELL) -> Array:
+    """Mean of a per-pixel map over each cell: (H, W) → (rows, cols).
+
+    OpenCV's area resampling by an integer factor is exactly the block mean, and several
+    times faster than a numpy reshape-mean (this runs ~40 times per frame).
+    """
+    h, w = m.shape
+    r, c = h // cell, w // cell
+    src = m[: r * cell, : c * cell]
+    if src.dtype != np.float32:
+        src = src.astype(np.float32)
+    return cv2.resize(src, (c, r), interpolation=cv2.INTER_AREA)
+
+
+def _neighbourhood(g: Array, k: int = 3) -> Array:
+    """Mean over the k×k neighbourhood of each cell (edges replicate)."""
+    return cv2.blur(g, (k, k), borderType=cv2.BORDER_REPLICATE)
+
+
+class PixelMaps:
+    """The per-pixel maps the features and the temporal stage share (computed once per frame)."""
+
+    __slots__ = ("b", "g", "r", "h", "s", "v", "y", "cr", "cb", "grey", "chen", "celik", "hsv_flame",
+                 "core", "greyish", "grad", "lap", "dark", "fire", "colour_index")
+
+    def __init__(self, frame: Image) -> None:
+        f = frame.astype(np.float32)
+        # 16 levels per channel: index into the learned colour likelihood tables (``colour_luts``)
+        q = (frame >> 4).astype(np.uint16)
+        self.colour_index = (q[..., 0] << 8) | (q[..., 1] << 4) | q[..., 2]
+        self.b, self.g, self.r = f[..., 0], f[..., 1], f[..., 2]
+        hsv = cv2.cvtColor(frame, cv2.COLOR_BGR2HSV).astype(np.float32)
+        self.h, self.s, self.v = hsv[..., 0] * 2.0, hsv[..., 1], hsv[..., 2]  # h in degrees
+        ycc = cv2.cvtColor(frame, cv2.COLOR_BGR2YCrCb).astype(np.float32)
+        self.y, self.cr, self.cb = ycc[..., 0], ycc[..., 1], ycc[..., 2]
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        self.grey = grey.astype(np.float32)
+        r, g, b, s = self.r, self.g, self.b, self.s
+        # Chen, Wu, Chiou 2004: R > R_T, R >= G > B, S >= (255 - R) * S_T / R_T (R_T 125, S_T 60)
+        self.chen = ((r > 125) & (r >= g) & (g > b) & (s >= (255.0 - r) * 60.0 / 125.0)).astype(np.float32)
+        # Celik & Demirel 2009 rules 1-4 (tau 40); rule 3 against this frame's means
+        y, cr, cb = self.y, self.cr, self.cb
+        self.celik = ((y > cb) & (cr > cb) & (y > y.mean()) & (cb < cb.mean()) & (cr > cr.mean())
+                      & (np.abs(cb - cr) >= 40)).astype(np.float32)
+        # flame band in HSV: red-orange-yellow, saturated, bright
+        self.hsv_flame = (((self.h <= 65) | (self.h >= 345)) & (s > 70) & (self.v > 150)).astype(np.float32)
+        # the white-yellow core of a flame: very bright, warm or unsaturated
+        self.core = ((self.v > 235) & (r >= b)).astype(np.float32)
+        # Chen-style smoke band: greyish (small channel differences) in a brightness band
+        mx = np.maximum(np.maximum(r, g), b)
+        mn = np.minimum(np.minimum(r, g), b)
+        self.greyish = (((mx - mn) < 28) & (self.v > 60) & (self.v < 235)).astype(np.float32)
+        gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
+        self.grad = np.sqrt(gx * gx + gy * gy)
+        self.lap = np.abs(cv2.Laplacian(grey, cv2.CV_32F, ksize=3))
+        # dark channel (He et al. haze prior): smoke and haze lift the local minimum of R, G, B
+        self.dark = cv2.erode(mn, np.ones((7, 7), np.uint8))
+        self.fire = np.maximum(self.chen, self.celik) * self.hsv_flame
+
+
+#: feature names, in vector order (the model file stores them and checks them on load)
+CELL_FEATURES = [
+    "chen", "celik", "hsv_flame", "fire", "core", "core_near_fire", "greyish",
+    "s_mean", "s_std", "v_mean", "v_std", "y_mean", "cr_mean", "cb_mean", "cr_minus_cb",
+    "redness", "r_minus_b",
+    "hue0", "hue1", "hue2", "hue3", "hue4", "hue5", "sat_share",
+    "grad", "lap", "grad_std", "dark_mean", "dark_std",
+    "fire_v", "fire_grad", "fire_s", "grey_grad", "grey_dark",
+]
+CONTEXT_FEATURES = ["fire", "core", "greyish", "s_mean", "v_mean", "grad", "dark_mean", "redness"]
+FEATURE_NAMES = (
+    CELL_FEATURES
+    + [f"nb_{n}" for n in CONTEXT_FEATURES]
+    + [f"nb5_{n}" for n in CONTEXT_FEATURES]
+    + [f"max5_{n}" for n in ("fire", "core", "redness")]
+    + [f"rel_{n}" for n in CONTEXT_FEATURES]
+    + [f"frame_{n}" for n in CONTEXT_FEATURES]
+    + ["frame_sat_p90", "frame_v_p10", "frame_v_p90"]
+)
+#: features from the learned colour likelihood tables, per table (``fire``, ``smoke``)
+LUT_FEATURES = ["mean", "pos", "hi", "nb_mean", "nb_hi", "max5_hi"]
+
+
+def lut_feature_names(tables: tuple[str, ...]) -> list[str]:
+    return [f"lut_{t}_{n}" for t in tables for n in LUT_FEATURES]
+
+
+def lut_features(colour_index: NDArray[np.uint16], luts: dict[str, NDArray[np.float32]]) -> Array:
+    """Per cell, from each colour table (log-likelihood ratio of a 16³ BGR bin being flame/smoke)."""
+    cols = []
+    k5 = np.ones((5, 5), np.uint8)
+    for name in sorted(luts):
+        llr = luts[name][colour_index]
+        mean = _cells(llr)
+        pos = _cells(np.maximum(llr, 0))
+        hi = _cells((llr > 1.5).astype(np.float32))
+        cols += [mean, pos, hi, _neighbourhood(mean), _neighbourhood(hi),
+                 cv2.dilate(hi, k5, borderType=cv2.BORDER_REPLICATE)]
+    return np.stack([c.reshape(-1) for c in cols], axis=1).astype(np.float32)
+
+
+def colour_table(indices: list[NDArray[np.uint16]], masks: list[NDArray[np.bool_]], alpha: float = 1.0) -> NDArray[np.float32]:
+    """Learn a colour table: log P(bin | inside boxes) − log P(bin | outside), smoothed, clipped to ±6."""
+    inside = np.zeros(4096)
+    outside = np.zeros(4096)
+    for idx, m in zip(indices, masks):
+        inside += np.bincount(idx[m], minlength=4096)
+        outside += np.bincount(idx[~m], minlength=4096)
+    pi = (inside + alpha) / (inside.sum() + alpha * 4096)
+    po = (outside + alpha) / (outside.sum() + alpha * 4096)
+    return np.clip(np.log(pi / po), -6, 6).astype(np.float32)
+_I = {n: i for i, n in enumerate(FEATURE_NAMES)}
+
+
+def fire_candidates(x: Array) -> NDArray[np.bool_]:
+    """Cells the flame head may call fire: some flame-coloured (Chen or HSV band) or flame-core pixels.
+
+    The cascade's colour gate: a cell without such pixels is never flame, whatever the
+    classifier would say (it keeps the classifier from learning scene context, such as
+    "greyish CCTV frames burn", that does not carry over to other cameras).  Passes
+    97 % of the labelled flame frames' flame cells and about a fifth of all cells.
+    """
+    return (np.maximum(x[:, _I["chen"]], x[:, _I["hsv_flame"]]) >= 0.02) | (x[:, _I["core_near_fire"]] >= 0.02)
+
+
+def smoke_candidates(x: Array) -> NDArray[np.bool_]:
+    """Cells the smoke head may call smoke: a share of greyish (low chroma) pixels or low saturation."""
+    return (x[:, _I["greyish"]] >= 0.2) | (x[:, _I["s_mean"]] < 0.3)
+
+
+def cell_features(maps: PixelMaps) -> tuple[Array, tuple[int, int]]:
+    """Feature matrix (rows*cols, len(FEATURE_NAMES)) and the grid shape."""
+    m = maps
+    k255 = np.float32(1.0 / 255.0)
+    s, v = m.s * k255, m.v * k255
+    near = cv2.dilate(m.fire, np.ones((5, 5), np.uint8))
+    # hue histogram of saturated, not-dark pixels: 6 bins of 60° starting at -30° (red centred)
+    sat = ((m.s > 60) & (m.v > 50)).astype(np.float32)
+    hbin = (((m.h + 30.0) % 360.0) // 60.0).astype(np.int32)
+    grad, dark = m.grad * k255, m.dark * k255
+    channels = [m.chen, m.celik, m.hsv_flame, m.fire, m.core, m.core * near, m.greyish,
+                s, s * s, v, v * v, m.y * k255, m.cr * k255, m.cb * k255,
+                (m.r - (m.g + m.b) * 0.5) * k255, (m.r - m.b) * k255, sat]
+    channels += [sat * (hbin == k) for k in range(6)]
+    channels += [grad, m.lap * k255, grad * grad, dark, dark * dark,
+                 m.fire * v, m.fire * grad, m.fire * s, m.greyish * grad, m.greyish * dark]
+    # every per-pixel channel to cell means (np.dstack of 33 maps would cost more than all of this)
+    cm = [_cells(ch) for ch in channels]
+    (chen, celik, hsvf, fire, core, core_near_fire, greyish, s_mean, s2, v_mean, v2, y_mean, cr_mean,
+     cb_mean, redness, r_minus_b, sat_share) = cm[:17]
+    denom = np.maximum(sat_share, 1e-3)
+    hues = [cm[17 + k] / denom for k in range(6)]
+    grad_m, lap, grad2, dark_mean, dark2, fv, fg, fs, gg, gdk = cm[23:33]
+    s_std = np.sqrt(np.maximum(s2 - s_mean ** 2, 0))
+    v_std = np.sqrt(np.maximum(v2 - v_mean ** 2, 0))
+    grad_std = np.sqrt(np.maximum(grad2 - grad_m ** 2, 0))
+    dark_std = np.sqrt(np.maximum(dark2 - dark_mean ** 2, 0))
+    fd = np.maximum(fire, 1e-3)
+    gd = np.maximum(greyish, 1e-3)
+    per_cell = {
+        "chen": chen, "celik": celik, "hsv_flame": hsvf, "fire": fire, "core": core,
+        "core_near_fire": core_near_fire, "greyish": greyish, "s_mean": s_mean, "s_std": s_std,
+        "v_mean": v_mean, "v_std": v_std, "y_mean": y_mean, "cr_mean": cr_mean, "cb_mean": cb_mean,
+        "cr_minus_cb": cr_mean - cb_mean, "redness": redness, "r_minus_b": r_minus_b,
+        **{f"hue{k}": hues[k] for k in range(6)}, "sat_share": sat_share,
+        "grad": grad_m, "lap": lap, "grad_std": grad_std, "dark_mean": dark_mean, "dark_std": dark_std,
+        "fire_v": fv / fd, "fire_grad": fg / fd, "fire_s": fs / fd, "grey_grad": gg / gd,
+        "grey_dark": gdk / gd,
+    }
+    rows, cols = chen.shape
+    cols_out = [per_cell[n] for n in CELL_FEATURES]
+    ctx = [per_cell[n] for n in CONTEXT_FEATURES]
+    cols_out += [_neighbourhood(x) for x in ctx]
+    cols_out += [_neighbourhood(x, 5) for x in ctx]
+    k5 = np.ones((5, 5), np.uint8)
+    cols_out += [cv2.dilate(per_cell[n], k5, borderType=cv2.BORDER_REPLICATE) for n in ("fire", "core", "redness")]
+    frame_means = [float(x.mean()) for x in ctx]
+    cols_out += [x - fm for x, fm in zip(ctx, frame_means)]
+    cols_out += [np.full_like(chen, fm) for fm in frame_means]
+    # frame-wide percentiles on every 4th pixel (a sort of 77k values costs more than the rest)
+    sp = np.percentile(s[::4, ::4], 90)
+    vp10, vp90 = np.percentile(v[::4, ::4], [10, 90])
+    cols_out += [np.full_like(chen, sp), np.full_like(chen, vp10), np.full_like(chen, vp90)]
+    x = np.stack([a.astype(np.float32).reshape(-1) for a in cols_out], axis=1)
+    return x, (rows, cols)
+
+
+def frame_features(frame: Image) -> tuple[Array, tuple[int, int], PixelMaps]:
+    """Analysis-size frame → (cell features, grid shape, pixel maps)."""
+    maps = PixelMaps(to_analysis(frame))
+    x, grid = cell_features(maps)
+    return x, grid, maps
