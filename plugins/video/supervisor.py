@@ -186,7 +186,6 @@ class DetectorSupervisor:
         self.counters = {"restarts": 0, "submitted": 0, "analysed": 0, "dropped_busy": 0, "dropped_down": 0,
                          "rejected": 0, "lost": 0, "errors": 0, "invalid": 0}
         self._mean_ms = 0.0
-        self._answers: deque[float] = deque(maxlen=64)  # when the worker answered frames (slow ≠ hung)
         self._events: list[Callable[[], None]] = []
 
     # ---------------------------------------------------------------- public API
@@ -393,6 +392,7 @@ class DetectorSupervisor:
                 lost += 1
             st.in_flight = None
             st.pending = None
+            st.recent.clear()  # drops while hung or down are not slowness of the next worker
         self.counters["lost"] += lost
         self._outstanding = 0
         self._raise(kind, detail)
@@ -542,13 +542,13 @@ class DetectorSupervisor:
                 return  # a stream closed meanwhile, or a reply from before a restart
             self._outstanding -= 1
             st.in_flight = None
-            self._answers.append(now)
             if isinstance(msg, ipc.Result):
                 self.counters["analysed"] += 1
                 self._mean_ms = msg.ms if self._mean_ms == 0 else 0.9 * self._mean_ms + 0.1 * msg.ms
                 st.consecutive_errors = 0
                 result = FrameResult(stream=st.id, ts=msg.ts, detections=msg.detections, ms=msg.ms)
                 self._events.append(lambda: self.on_result(result))
+                self._check_slow(now)
             elif msg.kind == "invalid_output":
                 self.counters["invalid"] += 1
                 self._last_invalid_at = now
@@ -598,18 +598,21 @@ class DetectorSupervisor:
                 self._clear(FaultKind.ERRORS, f"no failed frame for {self.opts.healthy_after_s:g} s")
             if FaultKind.INVALID_OUTPUT in self._faults and now - self._last_invalid_at >= self.opts.healthy_after_s:
                 self._clear(FaultKind.INVALID_OUTPUT, f"valid output for {self.opts.healthy_after_s:g} s")
-            total = dropped = 0
-            for st in self._streams.values():
-                self._trim_recent(st, now)
-                total += len(st.recent)
-                dropped += sum(1 for _, d in st.recent if d)
-            while self._answers and now - self._answers[0] > self.opts.slow_window_s:
-                self._answers.popleft()
-            # slow = answering, but not keeping up; a worker that stopped answering is hung, not slow
-            if total >= self.opts.slow_min_frames and len(self._answers) >= 2:
-                ratio = dropped / total
-                if ratio >= self.opts.slow_drop_ratio:
-                    self._raise(FaultKind.SLOW, f"{ratio:.0%} of the frames of the last {self.opts.slow_window_s:g} s "
-                                                f"dropped ({self._mean_ms:.0f} ms per frame on average)")
-                elif ratio <= self.opts.slow_drop_ratio / 2:
-                    self._clear(FaultKind.SLOW, f"{ratio:.0%} dropped")
+            ratio = self._drop_ratio(now)
+            if ratio is not None and ratio <= self.opts.slow_drop_ratio / 2:
+                self._clear(FaultKind.SLOW, f"{ratio:.0%} dropped")
+
+    def _drop_ratio(self, now: float) -> float | None:
+        total = dropped = 0
+        for st in self._streams.values():
+            self._trim_recent(st, now)
+            total += len(st.recent)
+            dropped += sum(1 for _, d in st.recent if d)
+        return dropped / total if total >= self.opts.slow_min_frames else None
+
+    def _check_slow(self, now: float) -> None:
+        """Called when a result arrives: slow means answering but not keeping up (a silent worker is hung)."""
+        ratio = self._drop_ratio(now)
+        if ratio is not None and ratio >= self.opts.slow_drop_ratio:
+            self._raise(FaultKind.SLOW, f"{ratio:.0%} of the frames of the last {self.opts.slow_window_s:g} s "
+                                        f"dropped ({self._mean_ms:.0f} ms per frame on average)")
