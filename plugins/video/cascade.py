@@ -50,6 +50,8 @@ class CpuOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     fire_n: int = 4
     smoke_k: int = 6
     smoke_n: int = 8
+    #: a window counts only if the blob was a candidate in at least this share of its frames
+    window_min_hits: float = 0.3
     #: a flame blob must move: share of its pixels differing from the fast background
     fire_min_motion: float = 0.02
     #: a smoke blob must drift: share of its pixels differing from the slow background
@@ -61,6 +63,12 @@ class CpuOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     #: background learning rates per analysed frame (fast: flame, slow: smoke)
     fast_rate: float = 0.2
     slow_rate: float = 0.02
+    #: temporal route (Töreyin-style) for flames the still classifier scores low (small, far, unusual
+    #: scenes): a cell with this share of *moving* flame-coloured pixels is a candidate when the
+    #: classifier gives it at least ``fire_floor``; such a blob must also flicker to count
+    fire_moving_colour_share: float = 0.04
+    fire_floor: float = 0.05
+    fire_min_flicker: float = 0.35
     #: seconds a confirmed blob keeps being reported after its last candidate frame
     hold_s: float = 1.0
     #: a cell with at least this share of masked pixels is never a candidate
@@ -80,6 +88,7 @@ class _Blob:
     win_frames: int = 0
     win_hits: int = 0
     win_motion: float = 0.0
+    win_strong: int = 0  # candidate frames where the classifier alone passed the threshold
     brightness: deque = field(default_factory=lambda: deque(maxlen=32))
     centres: deque = field(default_factory=lambda: deque(maxlen=32))
     windows: deque = field(default_factory=lambda: deque(maxlen=16))
@@ -132,12 +141,21 @@ class CpuDetector(VideoDetector):
             slow &= ~self._mask_px
         return fast, slow
 
-    def _candidates(self, scores: CellScores) -> list[tuple[Label, tuple[float, float, float, float], float]]:
+    def _candidates(self, scores: CellScores, fast: NDArray[np.bool_]
+                    ) -> list[tuple[Label, tuple[float, float, float, float], float, bool]]:
+        """(label, box, score, by the classifier?) of this frame's candidate blobs."""
+        o: CpuOptions = self.options
         out = []
+        moving_fire = _cell_mean(scores.maps.fire * fast)
         for label, grid in ((Label.FIRE, scores.fire), (Label.SMOKE, scores.smoke)):
             g = np.where(self._mask_cells, 0.0, grid).astype(np.float32)
-            for box, s in cell_boxes(g, self.thresholds[label]):
-                out.append((label, box, s))
+            thr = self.thresholds[label]
+            if label == Label.FIRE:
+                temporal = (moving_fire >= o.fire_moving_colour_share) & (g >= o.fire_floor) & ~self._mask_cells
+                g = np.where(temporal & (g < thr), np.float32(thr), g)  # joins the blob at the threshold
+            for box, s in cell_boxes(g, thr):
+                strong = bool((grid[_box_cells(box, grid.shape)] >= thr).any())
+                out.append((label, box, s, strong))
         return out
 
     @staticmethod
@@ -148,11 +166,14 @@ class CpuDetector(VideoDetector):
 
     def _window_positive(self, b: _Blob) -> bool:
         o: CpuOptions = self.options
-        if b.win_frames == 0 or b.win_hits * 2 < b.win_frames:
+        if b.win_frames == 0 or b.win_hits < o.window_min_hits * b.win_frames:
             return False
         motion = b.win_motion / max(b.win_hits, 1)
         if b.label == Label.FIRE:
-            return motion >= o.fire_min_motion or _flicker(b.brightness) >= 0.25
+            if b.win_strong * 2 >= b.win_hits:  # the classifier carries it: it must move or flicker
+                return motion >= o.fire_min_motion or _flicker(b.brightness) >= 0.25
+            # the temporal route: moving flame colours must also flicker
+            return motion >= o.fire_min_motion and _flicker(b.brightness) >= o.fire_min_flicker
         return motion >= o.smoke_min_motion
 
     # -- the contract ----------------------------------------------------------------------
@@ -166,14 +187,15 @@ class CpuDetector(VideoDetector):
         self.camera_moving = moving_share > o.global_motion_max
         scores = self.clf.score_maps(maps)
         self.last_scores = scores
-        cands = [] if self.camera_moving else self._candidates(scores)
+        cands = [] if self.camera_moving else self._candidates(scores, fast)
         matched: set[int] = set()
-        for label, box, s in cands:
+        for label, box, s, strong in cands:
             best, best_iou = None, 0.05
             for k, b in enumerate(self._blobs):
                 if b.label != label or k in matched:
                     continue
-                v = iou(b.box, box)
+                # flames and smoke change shape from frame to frame: compare boxes grown by ~1.5 cells
+                v = iou(_grow(b.box), _grow(box))
                 if v > best_iou:
                     best, best_iou = k, v
             if best is None:
@@ -186,6 +208,7 @@ class CpuDetector(VideoDetector):
             motion_map = fast if label == Label.FIRE else slow
             b.box, b.last, b.score = box, ts, 0.7 * b.score + 0.3 * s if b.win_hits else s
             b.win_hits += 1
+            b.win_strong += int(strong)
             b.win_motion += float(motion_map[ys, xs].mean())
             b.brightness.append(float(maps.v[ys, xs].mean()))
             b.centres.append(((box[1] + box[3]) / 2, ts))
@@ -197,7 +220,7 @@ class CpuDetector(VideoDetector):
                 b.win_frames += 1
             if ts - b.win_start >= o.window_s:
                 b.windows.append(self._window_positive(b))
-                b.win_start, b.win_frames, b.win_hits, b.win_motion = ts, 0, 0, 0.0
+                b.win_start, b.win_frames, b.win_hits, b.win_motion, b.win_strong = ts, 0, 0, 0.0, 0
                 kk, nn = n_of[b.label]
                 recent = list(b.windows)[-nn:]
                 if sum(recent) >= kk:
@@ -214,6 +237,22 @@ class CpuDetector(VideoDetector):
             keep.append(b)
         self._blobs = keep
         return out
+
+
+def _grow(box: tuple[float, float, float, float], d: float = 0.1) -> tuple[float, float, float, float]:
+    return (max(0.0, box[0] - d), max(0.0, box[1] - d), min(1.0, box[2] + d), min(1.0, box[3] + d))
+
+
+def _cell_mean(m: NDArray[np.floating]) -> NDArray[np.float32]:
+    h, w = m.shape
+    rows, cols = h // CELL, w // CELL
+    return cv2.resize(m[: rows * CELL, : cols * CELL].astype(np.float32), (cols, rows), interpolation=cv2.INTER_AREA)
+
+
+def _box_cells(box: tuple[float, float, float, float], shape: tuple[int, int]) -> tuple[slice, slice]:
+    rows, cols = shape
+    return (slice(int(round(box[1] * rows)), max(int(round(box[1] * rows)) + 1, int(round(box[3] * rows)))),
+            slice(int(round(box[0] * cols)), max(int(round(box[0] * cols)) + 1, int(round(box[2] * cols)))))
 
 
 def _flicker(values: deque) -> float:

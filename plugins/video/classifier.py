@@ -117,5 +117,5 @@ def cell_boxes(grid: NDArray[np.float32], threshold: float) -> list[tuple[tuple[
     for k in range(1, n):
         x, y, w, h = stats[k, :4]
         score = float(grid[lab == k].max())
-        out.append(((x / cols, y / rows, (x + w) / cols, (y + h) / rows), score))
+        out.append(((float(x / cols), float(y / rows), float((x + w) / cols), float((y + h) / rows)), score))
     return out
