@@ -59,7 +59,7 @@ def test_furg_through_a_file_source_raises_flame_new_update_end(tmp_path: Path) 
     new = fire[0][1].after
     assert new.first_seen <= T0 + t_new and 0 <= new.box[0] < new.box[2] <= 1
     print(f"house6: first flame event {t_new:.1f} s after the first frame (flame visible from frame 0)")
-    assert t_new <= 15.0
+    assert t_new <= 10.0  # the bench measures it against the 5 s goal
 
 
 @needs_roboflow
