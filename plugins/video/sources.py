@@ -248,8 +248,6 @@ class CameraSource:
             raise SourceError(f"{o.url}: {exc}") from exc
         finally:
             container.close()
-            if self.kind != SourceKind.FILE:
-                pass
 
     def _run_snapshots(self) -> None:
         o = self.options
