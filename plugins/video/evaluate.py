@@ -32,7 +32,7 @@ from firebus.sdk.detector import EventKind, Label, Tracker, TrackerOptions
 from .classifier import CellClassifier, shipped
 from .metrics import binary_metrics, percentile, roc_auc
 
-IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".jfif"}
 VIDEO_EXT = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".ts"}
 LABELS = ("fire", "smoke", "none")
 ALIASES = {"negative": "none", "normal": "none", "nofire": "none", "non_fire": "none", "flame": "fire"}
@@ -112,6 +112,23 @@ def _from_manifest(manifest: Path) -> list[Item]:
     if not items:
         raise EvalError(f"{manifest}: no rows", f"{manifest}：没有数据行")
     return items
+
+
+def read_image(path: Path) -> np.ndarray | None:
+    """BGR uint8 image (EXIF orientation applied), or None; Pillow reads what OpenCV cannot (GIF …)."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is not None:
+        return image
+    try:
+        from PIL import Image, ImageOps
+    except ImportError:
+        return None
+    try:
+        with Image.open(path) as im:
+            rgb = ImageOps.exif_transpose(im).convert("RGB")
+            return cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR)
+    except (OSError, ValueError, SyntaxError):
+        return None
 
 
 @dataclass
@@ -197,7 +214,7 @@ def evaluate(items: list[Item], *, fps: float = 10.0, classifier: CellClassifier
             else:
                 clips.append(outcome)
         else:
-            image = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
+            image = read_image(item.path)
             if image is None or image.size == 0:
                 unreadable.append({"path": str(item.path), "error": "not a readable image"})
             else:

@@ -200,7 +200,10 @@ class DetectorSupervisor:
             self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop the worker and release everything (idempotent)."""
         with self._lock:
+            if self._state == _State.STOPPED:
+                return
             self._stop = True
         self._wake()
         if self._thread is not None:

@@ -33,6 +33,11 @@ def labelled(tmp_path: Path) -> Path:
 def test_eval_json_on_label_folders(labelled: Path) -> None:
     negative_clip(labelled / "none" / "corridor.mp4", seconds=4)
     (labelled / "fire" / "broken.jpg").write_bytes(b"not a jpeg")
+    from PIL import Image  # a GIF (OpenCV cannot read it; the Pillow fallback does)
+
+    first = sorted((labelled / "fire").glob("0.*"))[0]
+    Image.open(first).save(labelled / "fire" / "as.gif")
+    first.unlink()
     r = firebus("video", "eval", str(labelled), "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)

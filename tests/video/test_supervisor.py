@@ -90,6 +90,7 @@ def test_bad_frames_are_rejected_and_counted() -> None:
         assert st.rejected == 3 and st.dropped_down == 1
     finally:
         sup.stop()
+        sup.stop()  # idempotent
 
 
 def test_a_failed_start_is_a_fault_with_the_reason() -> None:
