@@ -94,3 +94,18 @@ def test_odd_frames_give_valid_output() -> None:
     for i, shape in enumerate([(1, 1, 3), (2, 2, 3), (17, 331, 3), (720, 1280, 3)]):
         out = det.detect(np.random.default_rng(i).integers(0, 256, shape, dtype=np.uint8), T0 + i)
         assert all(isinstance(d, Detection) for d in check_detections(out))
+
+
+@needs_furg
+def test_a_moving_camera_gives_no_evidence() -> None:
+    frames = list(clip_frames(FURG, 10))[:80]
+    det = CpuDetector()
+    tracker = Tracker("pan", confirms=True)
+    moving = []
+    events = []
+    for k, (t, img) in enumerate(frames):
+        shifted = np.roll(img, 12 * k, axis=1)  # a PTZ patrol panning 12 px per analysed frame
+        events += tracker.update(det.detect(shifted, T0 + t), T0 + t)
+        moving.append(det.camera_moving)
+    assert sum(moving[1:]) >= 0.9 * (len(moving) - 1)
+    assert events == []
