@@ -14,9 +14,11 @@ Per analysed frame (320×240):
    motion share (fast background for flame, slow for smoke), flicker (sign changes of
    the blob's mean brightness), area changes, upward drift of the centroid for smoke.
 5. **Persistence** — evidence is collected in windows of ``window_s`` seconds; a window
-   is positive when the blob was a candidate in at least half its frames *and* showed its
-   temporal cue (flame: moving / flickering, smoke: slow motion); a blob is reported once
-   ``k`` of the last ``n`` windows were positive (flame 3 of 4, smoke 6 of 8).
+   is positive when the blob was a candidate in at least ``window_min_hits`` (30 %) of its
+   frames *and* showed its temporal cue (flame: moving / flickering, smoke: slow motion); a
+   blob is reported once ``k`` of the last ``n`` windows were positive (flame 3 of 4, smoke
+   6 of 8).  A temporal route also makes flame candidates of cells with enough *moving*
+   flame-coloured pixels that the classifier scores low; their blobs must move and flicker.
 
 The temporal rules are hand-set (no labelled negative video exists to learn them from);
 their defaults are conservative and live in :class:`CpuOptions`.
