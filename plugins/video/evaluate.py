@@ -35,7 +35,8 @@ from .metrics import binary_metrics, percentile, roc_auc
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".jfif"}
 VIDEO_EXT = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".ts"}
 LABELS = ("fire", "smoke", "none")
-ALIASES = {"negative": "none", "normal": "none", "nofire": "none", "non_fire": "none", "flame": "fire"}
+ALIASES = {"negative": "none", "normal": "none", "nofire": "none", "non_fire": "none", "non-fire": "none",
+           "neutral": "none", "flame": "fire"}
 
 
 class EvalError(Exception):
@@ -68,14 +69,16 @@ def load_items(root: Path) -> list[Item]:
         raise EvalError(f"{root}: give a folder with fire/ smoke/ none/ sub-folders or a manifest.csv",
                         f"{root}：请给出含 fire/ smoke/ none/ 子文件夹或 manifest.csv 的文件夹")
     items = []
-    found = [d for d in LABELS if (root / d).is_dir()]
+    # fire/ smoke/ none/ (also negative/, normal/, non_fire/ … for none, flame/ for fire)
+    found = sorted((d.name, ALIASES.get(d.name.lower(), d.name.lower())) for d in root.iterdir()
+                   if d.is_dir() and ALIASES.get(d.name.lower(), d.name.lower()) in LABELS)
     if not found:
         raise EvalError(f"{root}: no fire/, smoke/ or none/ sub-folder and no manifest.csv",
                         f"{root}：没有 fire/、smoke/、none/ 子文件夹，也没有 manifest.csv")
-    for label in found:
-        for p in sorted((root / label).rglob("*")):
+    for folder, label in found:
+        for p in sorted((root / folder).rglob("*")):
             if p.is_file() and p.suffix.lower() in IMAGE_EXT | VIDEO_EXT:
-                items.append(Item(p, label, f"{label}/{p.relative_to(root / label).parent}/{p.stem}"))
+                items.append(Item(p, label, f"{folder}/{p.relative_to(root / folder).parent}/{p.stem}"))
     if not items:
         raise EvalError(f"{root}: the label folders hold no images or videos",
                         f"{root}：标签文件夹中没有图像或视频")
