@@ -10,6 +10,13 @@ line's shared hub through the ``ModbusLine`` protocol, which the core's
 Why batching matters: one request per point cannot reach 1–5 s scans with 40+
 points on a slow gateway (Home Assistant issue 48497), so ``plan_blocks`` merges
 nearby registers into as few reads as the device's limits allow.
+
+Why two schedules: a fire, gas or leakage alarm bit must never wait behind
+telemetry registers on a busy RS-485 line.  Alarm-class points (by point class,
+``firebus.sdk.vocab.is_alarm_class``, or ``alarm:`` per point) are read at
+alarm priority on the line, every ``alarm_interval`` (the shipped profiles
+say 1 s), the rest every ``poll_interval``; when the line is saturated the hub defers telemetry reads,
+never alarm reads (``PollPlanner``, ``ModbusProfileDriver.poll``).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import struct
+import time
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -26,6 +34,8 @@ import msgspec
 
 from .profile_data import parse_profile_data
 from .driver import DeviceInfo, PointSpec, PolledDriver, Reading
+from .events import Lane
+from .vocab import is_alarm_class
 
 # --------------------------------------------------------------------------- errors
 
@@ -66,6 +76,15 @@ class ModbusExceptionResponse(ModbusError):
 
 class ModbusWriteVerifyError(ModbusError):
     """A write was accepted but reading it back gave another value."""
+
+
+class ModbusSkipped(ModbusError):
+    """A telemetry read could not start before its deadline: the line is saturated.
+
+    Not a device failure: the hub counts it (``stats()["telemetry_skipped"]``) and
+    the driver reads the block again on its next cycle.  Only reads made with
+    ``lane=Lane.TELEMETRY`` and a ``deadline`` raise it; alarm reads never do.
+    """
 
 
 class ProfileError(ValueError):
@@ -128,6 +147,11 @@ class PointMap(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_def
     "no measurement" (0xFFFF fault, 0xFFFE open circuit …) to a fault reason:
     such a value becomes ``Reading.fault``, never a measurement.  ``enum``
     maps raw integers to state names (pump mode 0 → auto).
+
+    ``alarm`` makes the point alarm-class (read at alarm priority every
+    ``alarm_interval``; its changes travel on the alarm lane) or not; None
+    decides by ``point_class``.  ``interval`` reads this point every so many
+    seconds instead of its class's interval (settings that rarely change).
     """
 
     point_key: str
@@ -152,10 +176,17 @@ class PointMap(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_def
     min: float | None = None  # write limits, in engineering units
     max: float | None = None
     expected_interval: float | None = None
+    alarm: bool | None = None  # None: by point class (firebus.sdk.vocab.is_alarm_class)
+    interval: float | None = None  # seconds between reads; None: alarm_interval / poll_interval
 
     @property
     def width(self) -> int:
         return _WIDTH[self.dtype]
+
+    @property
+    def alarm_class(self) -> bool:
+        """Alarm-class by the profile's say, else by point class."""
+        return self.alarm if self.alarm is not None else is_alarm_class(self.point_class)
 
 
 class ProfileDefaults(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -164,7 +195,11 @@ class ProfileDefaults(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class ModbusProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
-    """A device's register map.  ``max_gap``/``max_count`` shape the batched reads."""
+    """A device's register map.  ``max_gap``/``max_count`` shape the batched reads.
+
+    ``poll_interval`` is how often the device's telemetry points are read,
+    ``alarm_interval`` how often its alarm-class points are (≤ ``poll_interval``).
+    """
 
     name: str
     points: list[PointMap]
@@ -175,7 +210,8 @@ class ModbusProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omi
     max_gap: int = 8  # unused registers a read may span to merge two points (0: never span)
     max_count: int = 100  # registers per read (≤ 125); bit tables use ``max_bits``
     max_bits: int = 256
-    poll_interval: float | None = None
+    poll_interval: float | None = None  # seconds between reads of telemetry points
+    alarm_interval: float | None = None  # seconds between reads of alarm-class points (default: poll_interval)
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -203,6 +239,14 @@ class ModbusProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omi
                 raise ValueError(f"{where}: scale must not be 0")
             if p.decimals_from is not None and p.decimals_from not in {q.point_key for q in self.points}:
                 raise ValueError(f"{where}: decimals_from names unknown point {p.decimals_from!r}")
+            if p.interval is not None and not p.interval > 0:
+                raise ValueError(f"{where}: interval must be > 0 seconds")
+        for name, value in (("poll_interval", self.poll_interval), ("alarm_interval", self.alarm_interval)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0 seconds")
+        if self.poll_interval is not None and self.alarm_interval is not None and self.alarm_interval > self.poll_interval:
+            raise ValueError(f"alarm_interval {self.alarm_interval:g} s is longer than poll_interval "
+                             f"{self.poll_interval:g} s: alarm points are never read less often than telemetry")
         if not 1 <= self.max_count <= MAX_REGISTERS_PER_READ:
             raise ValueError(f"max_count must be 1..{MAX_REGISTERS_PER_READ}")
         if not 1 <= self.max_bits <= MAX_BITS_PER_READ:
@@ -220,7 +264,7 @@ class ModbusProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omi
         return [
             PointSpec(
                 key=p.point_key, point_class=p.point_class, unit=p.unit, name=p.name,
-                writable=p.writable, expected_interval=p.expected_interval,
+                writable=p.writable, expected_interval=p.expected_interval, alarm=p.alarm,
             )
             for p in self.points
         ]
@@ -299,6 +343,199 @@ def plan_blocks(
         if keys:
             blocks.append(Block(table, start, end - start, tuple(keys)))
     return blocks
+
+
+# --------------------------------------------------------------------------- schedules
+
+#: share of a poll cycle a poll may spend waiting for telemetry reads on a busy line: the
+#: rest is left so the poll ends before the next cycle's alarm reads are due
+TELEMETRY_BUDGET = 0.8
+
+
+class PollSchedule(msgspec.Struct, frozen=True):
+    """When each point of a device is read.
+
+    ``tick`` is the poll cycle (the core calls ``poll`` every ``tick`` seconds);
+    a point is read every ``periods[key]`` cycles.  ``alarm_points`` are read
+    at alarm priority (never skipped on a busy line); the others are telemetry.
+    """
+
+    tick: float
+    alarm_interval: float
+    telemetry_interval: float
+    periods: dict[str, int]
+    alarm_points: frozenset[str]
+
+
+def resolve_schedule(
+    profile: ModbusProfile,
+    *,
+    default_interval: float,
+    poll_interval: float | None = None,
+    alarm_interval: float | None = None,
+    telemetry_interval: float | None = None,
+) -> PollSchedule:
+    """Turn a profile and a device's options into a ``PollSchedule``.
+
+    Precedence, most specific first: the device's ``telemetry_interval`` /
+    ``alarm_interval``, the device's ``poll_interval`` (the cycle: with nothing
+    else set, every point is read every cycle, as before alarm scheduling
+    existed), the profile's ``poll_interval`` / ``alarm_interval``, the
+    driver class's ``poll_interval``.  Without any ``alarm_interval`` alarm
+    points are read as often as telemetry — every poll reads every point, as a
+    caller of ``poll`` has always been able to rely on — but still at alarm
+    priority on the line.  A point's own ``interval`` beats its class's.
+    Alarm points are never read less often than telemetry.  A ``decimals_from`` register without an ``alarm:``
+    of its own follows the points it scales (a scale is not an alarm).
+    """
+    telemetry = telemetry_interval or poll_interval or profile.poll_interval or default_interval
+    alarm = alarm_interval or poll_interval or profile.alarm_interval or telemetry
+    alarm = min(alarm, telemetry)
+    is_alarm: dict[str, bool] = {p.point_key: p.alarm_class for p in profile.points}
+    interval: dict[str, float] = {
+        p.point_key: p.interval or (alarm if is_alarm[p.point_key] else telemetry) for p in profile.points
+    }
+    dependents: dict[str, list[str]] = {}
+    for p in profile.points:
+        if p.decimals_from is not None:
+            dependents.setdefault(p.decimals_from, []).append(p.point_key)
+    for source, deps in dependents.items():
+        src = profile.point(source)
+        if src.alarm is None:
+            is_alarm[source] = any(is_alarm[d] for d in deps)
+        if src.interval is None:
+            interval[source] = min(interval[d] for d in deps)
+    tick = poll_interval or (min(interval.values()) if interval else telemetry)
+    periods = {k: max(1, round(v / tick)) for k, v in interval.items()}
+    return PollSchedule(
+        tick=tick, alarm_interval=max(alarm, tick), telemetry_interval=max(telemetry, tick),
+        periods=periods, alarm_points=frozenset(k for k, a in is_alarm.items() if a),
+    )
+
+
+class PollCycle(msgspec.Struct, frozen=True):
+    """The reads of one poll: alarm blocks (first, alarm priority) and telemetry blocks."""
+
+    alarm: list[Block]
+    telemetry: list[Block]
+
+
+class PollPlanner:
+    """Which blocks a poll reads, cycle by cycle (pure logic, no I/O).
+
+    Time is counted in cycles, not seconds, so the plan follows whatever clock
+    drives the poller (the core's, a test's simulated one).  Each poll plans
+    the points that are due into as few reads as the profile allows: when a
+    telemetry point is due together with an alarm point next to it, it rides in
+    the alarm read (one request is cheaper on the wire than two); otherwise
+    alarm points are read on their own.  A block that could not be read
+    (deferred on a busy line) stays due and goes first next time; after a
+    failed poll everything is read again.
+    """
+
+    _CACHE_MAX = 64
+
+    def __init__(self, profile: ModbusProfile, schedule: PollSchedule) -> None:
+        self.profile = profile
+        self.schedule = schedule
+        self.cycle = -1
+        self._next: dict[str, int] = {p.point_key: 0 for p in profile.points}
+        self._sources = {p.point_key: p.decimals_from for p in profile.points if p.decimals_from}
+        self._by_key = {p.point_key: p for p in profile.points}
+        self._cache: dict[frozenset[str], PollCycle] = {}
+
+    def begin(self) -> PollCycle:
+        """Start the next cycle and return what it should read."""
+        self.cycle += 1
+        due = {k for k, n in self._next.items() if n <= self.cycle}
+        for k in list(due):
+            src = self._sources.get(k)
+            if src is not None:
+                due.add(src)  # a scaled value is decoded with its decimals register, in one read
+        if not due:
+            return PollCycle(alarm=[], telemetry=[])
+        key = frozenset(due)
+        plan = self._cache.get(key)
+        if plan is None:
+            p = self.profile
+            blocks = plan_blocks((self._by_key[k] for k in due), max_gap=p.max_gap, max_count=p.max_count,
+                                 max_bits=p.max_bits)
+            alarm_points = self.schedule.alarm_points
+            plan = PollCycle(
+                alarm=[b for b in blocks if any(k in alarm_points for k in b.points)],
+                telemetry=[b for b in blocks if not any(k in alarm_points for k in b.points)],
+            )
+            if len(self._cache) >= self._CACHE_MAX:
+                self._cache.clear()
+            self._cache[key] = plan
+        if len(plan.telemetry) > 1:  # the longest-waiting first: deferral must not starve a block
+            telemetry = sorted(plan.telemetry, key=lambda b: min(self._next[k] for k in b.points))
+            return PollCycle(alarm=plan.alarm, telemetry=telemetry)
+        return plan
+
+    def read(self, block: Block) -> None:
+        """``block`` was read in the current cycle."""
+        periods = self.schedule.periods
+        for k in block.points:
+            self._next[k] = self.cycle + periods[k]
+
+    def refresh(self) -> None:
+        """Read everything on the next cycle (after a failure: nothing read since is trusted as current)."""
+        for k in self._next:
+            self._next[k] = 0
+
+
+# --------------------------------------------------------------------------- RTU line timing
+
+
+def frame_bytes(table: Table | str, count: int, *, write: bool = False) -> tuple[int, int]:
+    """(request, response) bytes of one RTU exchange (unit id and CRC included).
+
+    Reads: request 8 bytes (unit, FC, address, quantity, CRC); response
+    5 + 2 × registers, or 5 + ⌈bits / 8⌉.  Writes of ``count`` registers or
+    coils: FC06/FC05 8 + 8 bytes for one, FC16/FC15 9 + data + 8 for several.
+    """
+    table = Table(table)
+    if write:
+        if count == 1:
+            return 8, 8
+        data = math.ceil(count / 8) if table.is_bits else 2 * count
+        return 9 + data, 8
+    return 8, 5 + (math.ceil(count / 8) if table.is_bits else 2 * count)
+
+
+class RtuTiming(msgspec.Struct, frozen=True):
+    """How long bytes take on an RS-485 line (Modbus over Serial Line V1.02 §2.5).
+
+    A character is start bit + data bits + parity bit (if any) + stop bits:
+    11 bits for 8E1 or 8N2 (the standard's frame), 10 for the common 8N1.
+    Frames are separated by ≥ 3.5 characters of silence (fixed 1.75 ms above
+    19,200 baud).  One exchange therefore occupies the line for
+    ``(request + response) × char + 2 × t3.5 + turnaround``.
+    """
+
+    baudrate: int
+    bits_per_char: int = 11
+
+    @classmethod
+    def of(cls, baudrate: int, bytesize: int = 8, parity: str = "E", stopbits: int = 1) -> "RtuTiming":
+        return cls(baudrate, 1 + bytesize + (0 if parity.upper() == "N" else 1) + stopbits)
+
+    @property
+    def char_s(self) -> float:
+        return self.bits_per_char / self.baudrate
+
+    @property
+    def silence_s(self) -> float:
+        """t3.5: the inter-frame silence."""
+        return 3.5 * self.char_s if self.baudrate <= 19200 else 0.00175
+
+    def exchange_s(self, request_bytes: int, response_bytes: int, turnaround_s: float = 0.0) -> float:
+        return (request_bytes + response_bytes) * self.char_s + 2 * self.silence_s + turnaround_s
+
+    def read_s(self, table: Table | str, count: int, turnaround_s: float = 0.0) -> float:
+        """Line time of one read of ``count`` registers or bits."""
+        return self.exchange_s(*frame_bytes(table, count), turnaround_s)
 
 
 # --------------------------------------------------------------------------- decode / encode
@@ -447,6 +684,15 @@ class ModbusLine(Protocol):
     Requests are serialised by the hub; a driver just awaits them.  Every
     method raises a ``ModbusError`` subclass on failure, never returns an
     error object.
+
+    The core's hubs also schedule by lane (they set ``lanes = True``):
+    ``read(..., lane=Lane.ALARM)`` goes ahead of everything queued on the line
+    and is never skipped; ``lane=Lane.TELEMETRY`` with a ``deadline``
+    (``time.monotonic()`` seconds) goes after everything else and raises
+    ``ModbusSkipped`` if the line cannot start it by then; without a lane a
+    read ranks between the two and is never skipped.  Writes rank with alarm
+    reads (commands, linkage).  A line without ``lanes`` is called with the
+    four positional arguments only.
     """
 
     key: str
@@ -499,18 +745,39 @@ class ModbusDeviceOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defau
 
     ``profile`` is a file path (YAML/TOML); subclasses that ship their own
     profile leave it empty.
+
+    Intervals, in seconds: ``alarm_interval`` for alarm-class points (default:
+    the profile's, else the telemetry interval), ``telemetry_interval`` for the others (default:
+    the profile's ``poll_interval``, else the driver's).  ``poll_interval`` sets
+    the poll cycle itself: alone, it reads every point every cycle (as before
+    there were two schedules); it cannot be longer than ``alarm_interval``,
+    since the core calls the driver only once per cycle.
     """
 
     unit: int
     profile: str = ""
     name: str = ""
-    poll_interval: float | None = None  # seconds; default: the profile's, else the driver class's
+    poll_interval: float | None = None  # the cycle; default: the shortest interval of the device's points
+    alarm_interval: float | None = None
+    telemetry_interval: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.unit <= 247:
             raise ValueError("unit must be 0..247")
-        if self.poll_interval is not None and self.poll_interval <= 0:
-            raise ValueError("poll_interval must be > 0")
+        for name in ("poll_interval", "alarm_interval", "telemetry_interval"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0")
+        cycle = self.poll_interval
+        for name in ("alarm_interval", "telemetry_interval"):
+            value = getattr(self, name)
+            if cycle is not None and value is not None and value < cycle:
+                raise ValueError(f"{name} {value:g} s is shorter than poll_interval {cycle:g} s (the cycle): "
+                                 f"leave poll_interval out to read points faster")
+        if (self.alarm_interval is not None and self.telemetry_interval is not None
+                and self.alarm_interval > self.telemetry_interval):
+            raise ValueError(f"alarm_interval {self.alarm_interval:g} s is longer than telemetry_interval "
+                             f"{self.telemetry_interval:g} s: alarm points are never read less often")
 
 
 class ModbusProfileDriver(PolledDriver):
@@ -518,9 +785,17 @@ class ModbusProfileDriver(PolledDriver):
 
     Subclass and set ``type_key`` and ``profile`` (e.g. with
     ``load_profile_resource``), or use the type as is and name a profile file
-    in the device's options.  ``poll`` reads every point in as few requests as
-    the profile allows and raises a ``ModbusError`` when the line or the unit
-    fails, so the core's poller marks the device unavailable.
+    in the device's options.
+
+    Each ``poll`` is one cycle of the device's ``PollSchedule``: it reads the
+    alarm-class points that are due first, at alarm priority on the line, then
+    the telemetry points that are due, each read allowed to wait for the line
+    until ``TELEMETRY_BUDGET`` of the cycle has passed.  A telemetry read the
+    saturated line could not start in time is deferred (counted in
+    ``telemetry_deferred`` and in the hub's stats) and read first next cycle;
+    an alarm read is never skipped.  ``poll`` raises a ``ModbusError`` when the
+    line or the unit fails, so the core's poller marks the device unavailable;
+    the poll after a failure reads every point.
     """
 
     type_key: ClassVar[str] = "modbus_profile"
@@ -539,19 +814,51 @@ class ModbusProfileDriver(PolledDriver):
             raise ProfileError(f"{self.type_key}: no profile (set options.profile or the class attribute)")
         p = self.device_profile
         self.unit = opts.unit
-        if p.poll_interval is not None:
-            self.poll_interval = p.poll_interval  # the profile knows how fast the device can be asked
         self.blocks = plan_blocks(p.points, max_gap=p.max_gap, max_count=p.max_count, max_bits=p.max_bits)
         self._last_raw: dict[str, int] = {}  # decimals registers seen, for writes of scaled points
+        self._schedule_for: object = None
+        self._schedule: PollSchedule | None = None
+        self._planner: PollPlanner | None = None
+        #: telemetry reads deferred because the line was saturated (read again next cycle)
+        self.telemetry_deferred = 0
+        self.schedule  # noqa: B018 — sets poll_interval (the cycle) for the core's poller
 
     @property
     def line(self) -> ModbusLine:
         return self.ctx.transport
 
+    @property
+    def schedule(self) -> PollSchedule:
+        """This device's schedule, from its options (re-read if a subclass replaces ``options``)."""
+        opts = self.options
+        if self._schedule is None or self._schedule_for is not opts:
+            self._schedule = resolve_schedule(
+                self.device_profile,
+                default_interval=float(type(self).poll_interval),
+                poll_interval=getattr(opts, "poll_interval", None),
+                alarm_interval=getattr(opts, "alarm_interval", None),
+                telemetry_interval=getattr(opts, "telemetry_interval", None),
+            )
+            self._schedule_for = opts
+            self._planner = PollPlanner(self.device_profile, self._schedule)
+            # The core polls every ``poll_interval``: the cycle, the shortest interval of any point.
+            self.poll_interval = self._schedule.tick  # type: ignore[misc]
+        return self._schedule
+
+    @property
+    def planner(self) -> PollPlanner:
+        self.schedule  # noqa: B018
+        assert self._planner is not None
+        return self._planner
+
     async def setup(self) -> DeviceInfo:
         opts: ModbusDeviceOptions = self.options  # type: ignore[assignment]
+        self.schedule  # noqa: B018 — options are final now
         try:
-            await self.poll()  # proves the unit answers; identity is (line, unit)
+            # Proves the unit answers and the whole map can be read (identity is (line, unit)).
+            # Not a poll: the schedule is untouched, so the first poll still reads every point.
+            for block in self.blocks:
+                self._decode(block, await self._read_block(block, None))  # also learns decimals, for writes
         except ModbusError as exc:
             from .driver import NotReady
 
@@ -566,24 +873,51 @@ class ModbusProfileDriver(PolledDriver):
     def points(self) -> list[PointSpec]:
         return self.device_profile.point_specs()
 
-    async def poll(self) -> list[Reading]:
-        readings: list[Reading] = []
+    async def _read_block(self, block: Block, lane: Lane | None, deadline: float | None = None) -> list[Any]:
+        line = self.line
+        try:
+            if getattr(line, "lanes", False):
+                return await line.read(self.unit, block.table, block.address, block.count,  # type: ignore[call-arg]
+                                       lane=lane, deadline=deadline)
+            return await line.read(self.unit, block.table, block.address, block.count)
+        except ModbusExceptionResponse as exc:
+            if exc.code == 2 and len(block.points) > 1:
+                raise ModbusExceptionResponse(
+                    exc.code, f"{exc.request} (a read spanning {block.count} values from {block.address}: "
+                    f"if the device rejects unmapped addresses, set max_gap: 0 in profile {self.device_profile.name!r})",
+                ) from None
+            raise
+
+    def _decode(self, block: Block, data: Sequence[Any]) -> list[Reading]:
         prof = self.device_profile
-        for block in self.blocks:
-            try:
-                data = await self.line.read(self.unit, block.table, block.address, block.count)
-            except ModbusExceptionResponse as exc:
-                if exc.code == 2 and len(block.points) > 1:
-                    raise ModbusExceptionResponse(
-                        exc.code, f"{exc.request} (a read spanning {block.count} values from {block.address}: "
-                        f"if the device rejects unmapped addresses, set max_gap: 0 in profile {prof.name!r})",
-                    ) from None
-                raise
-            readings.extend(decode_block(prof, block, data))
-            for p in (prof.point(k) for k in block.points):
-                if p.width == 1 and not p.table.is_bits and p.dtype is not DType.BIT:
-                    seg = data[p.address - block.address: p.address - block.address + 1]
-                    self._last_raw[p.point_key] = int(words_to_raw(seg, p.dtype, *_orders(p, prof.defaults)))
+        readings = decode_block(prof, block, data)
+        for p in (prof.point(k) for k in block.points):
+            if p.width == 1 and not p.table.is_bits and p.dtype is not DType.BIT:
+                seg = data[p.address - block.address: p.address - block.address + 1]
+                self._last_raw[p.point_key] = int(words_to_raw(seg, p.dtype, *_orders(p, prof.defaults)))
+        return readings
+
+    async def poll(self) -> list[Reading]:
+        planner = self.planner
+        cycle = planner.begin()
+        readings: list[Reading] = []
+        try:
+            for block in cycle.alarm:
+                readings.extend(self._decode(block, await self._read_block(block, Lane.ALARM)))
+                planner.read(block)
+            if cycle.telemetry:
+                deadline = time.monotonic() + TELEMETRY_BUDGET * self.schedule.tick
+                for block in cycle.telemetry:
+                    try:
+                        data = await self._read_block(block, Lane.TELEMETRY, deadline)
+                    except ModbusSkipped:
+                        self.telemetry_deferred += 1  # still due: read first next cycle
+                        continue
+                    readings.extend(self._decode(block, data))
+                    planner.read(block)
+        except BaseException:
+            planner.refresh()  # the next successful poll reads every point again
+            raise
         return readings
 
     async def write(self, point_key: str, value: Any) -> None:
@@ -603,7 +937,8 @@ class ModbusProfileDriver(PolledDriver):
             await self.line.write_registers(self.unit, p.address, encoded)
         if not p.readback:
             return
-        got = await self.line.read(self.unit, p.table, p.address, p.width)
+        # A command's read-back is part of the command: alarm priority, like the write.
+        got = await self._read_block(Block(p.table, p.address, p.width, (p.point_key,)), Lane.ALARM)
         if isinstance(encoded, bool):
             ok, expected, seen = bool(got[0]) == encoded, encoded, bool(got[0])
         else:
@@ -613,6 +948,7 @@ class ModbusProfileDriver(PolledDriver):
 
 
 __all__ = [
+    "TELEMETRY_BUDGET",
     "Block",
     "DType",
     "ModbusConnectionError",
@@ -622,23 +958,30 @@ __all__ = [
     "ModbusLine",
     "ModbusProfile",
     "ModbusProfileDriver",
+    "ModbusSkipped",
     "ModbusTimeoutError",
     "ModbusWriteVerifyError",
     "Order",
     "OutageLog",
     "PointMap",
+    "PollCycle",
+    "PollPlanner",
+    "PollSchedule",
     "ProfileDefaults",
     "ProfileError",
+    "RtuTiming",
     "Table",
     "decode_block",
     "decode_point",
     "encode_point",
     "encode_value",
+    "frame_bytes",
     "load_profile",
     "load_profile_resource",
     "parse_profile",
     "plan_blocks",
     "profile_from_data",
     "raw_to_words",
+    "resolve_schedule",
     "words_to_raw",
 ]

@@ -2,9 +2,19 @@
 
 Every device on a line shares one pymodbus client.  pymodbus clients must
 never have two requests outstanding (pymodbus issue 1784; RS-485 is half
-duplex anyway), so the hub serialises requests with a lock and, for slow
-gateways, waits ``message_wait_ms`` between the end of one exchange and the
-start of the next (Home Assistant's ``message_wait_milliseconds``).
+duplex anyway), so the hub lets one request at a time onto the line and, for
+slow gateways, waits ``message_wait_ms`` between the end of one exchange and
+the start of the next (Home Assistant's ``message_wait_milliseconds``).  On an
+RTU line it also always keeps the protocol's 3.5-character silence.
+
+Who goes next is a priority queue, not a lock (``LineScheduler``): alarm reads
+and writes first, then reads that name no lane, then telemetry reads, first
+come first served within each.  A telemetry read carries a deadline (its
+poll's budget); if the line cannot start it by then — the line is saturated —
+it is skipped with ``ModbusSkipped`` and counted (``stats()``); the driver
+reads it again on its next cycle.  Alarm reads are never skipped: a fire,
+gas or leakage alarm bit waits at most for the exchange already on the wire
+and for other alarm reads.
 
 Reconnection is the hub's job, not pymodbus's: pymodbus' own reconnect task is
 switched off and the hub reconnects on demand with exponential back-off.  While
@@ -17,8 +27,10 @@ lock and client).
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
+from collections import deque
 from typing import Any, Awaitable, Callable, ClassVar, Literal, Sequence
 
 import msgspec
@@ -26,12 +38,15 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 from pymodbus.framer import FramerType
 
+from firebus.sdk.events import Lane
 from firebus.sdk.extension import Transport, TransportContext
 from firebus.sdk.modbus import (
     ModbusConnectionError,
     ModbusError,
     ModbusExceptionResponse,
+    ModbusSkipped,
     ModbusTimeoutError,
+    RtuTiming,
     Table,
 )
 
@@ -73,6 +88,140 @@ class ModbusRtuOptions(_LineOptions, kw_only=True):
     timeout: float = 1.0
 
 
+# --------------------------------------------------------------------------- the line scheduler
+
+#: queue ranks: lower goes first
+RANK_ALARM, RANK_OTHER, RANK_TELEMETRY = 0, 1, 2
+_RANK_OF = {Lane.ALARM: RANK_ALARM, None: RANK_OTHER, Lane.TELEMETRY: RANK_TELEMETRY}
+_RANK_NAME = {RANK_ALARM: "alarm", RANK_OTHER: "other", RANK_TELEMETRY: "telemetry"}
+
+
+class _Waiter:
+    __slots__ = ("fut", "dead", "queued_at")
+
+    def __init__(self, fut: "asyncio.Future[bool]") -> None:
+        self.fut = fut
+        self.dead = False
+        self.queued_at = time.monotonic()
+
+
+class _RankStats:
+    __slots__ = ("requests", "skipped", "waits", "wait_max")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.skipped = 0
+        self.waits: deque[float] = deque(maxlen=4096)  # recent queue waits, for p50/p99
+        self.wait_max = 0.0
+
+    def granted(self, wait: float) -> None:
+        self.requests += 1
+        self.waits.append(wait)
+        if wait > self.wait_max:
+            self.wait_max = wait
+
+    def figures(self) -> dict[str, Any]:
+        waits = sorted(self.waits)
+        out: dict[str, Any] = {"requests": self.requests}
+        if waits:
+            out["wait_ms_p50"] = round(1000 * waits[len(waits) // 2], 2)
+            out["wait_ms_p99"] = round(1000 * waits[min(len(waits) - 1, int(len(waits) * 0.99))], 2)
+            out["wait_ms_max"] = round(1000 * self.wait_max, 2)
+        return out
+
+
+class LineScheduler:
+    """One request on the line at a time; the next one by rank, then arrival.
+
+    ``acquire`` returns once the caller owns the line (it must call
+    ``release``), or with None when its deadline passed while it waited
+    (telemetry on a saturated line).  Granting happens in ``release``, synchronously, so the
+    line never idles while something waits, and a waiter that was cancelled or
+    expired is simply passed over.
+    """
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._heap: list[tuple[int, int, _Waiter]] = []
+        self._seq = 0
+        self._live = 0
+        self.queued_max = 0
+        self.ranks = {r: _RankStats() for r in _RANK_NAME}
+        self.busy_s = 0.0
+        self._granted_at = 0.0
+        self.started = time.monotonic()
+
+    @property
+    def queued(self) -> int:
+        return self._live
+
+    async def acquire(self, rank: int, deadline: float | None = None) -> float | None:
+        """Wait for the line: seconds waited once the caller owns it, None if ``deadline``
+        (telemetry only) passed first.  The owner must call ``release``."""
+        if not self._busy:
+            self._busy = True
+            self._granted_at = time.monotonic()
+            return 0.0
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(loop.create_future())
+        self._seq += 1
+        heapq.heappush(self._heap, (rank, self._seq, waiter))
+        self._live += 1
+        self.queued_max = max(self.queued_max, self._live)
+        timer = None
+        if deadline is not None and rank == RANK_TELEMETRY:
+            timer = loop.call_later(max(0.0, deadline - time.monotonic()), self._expire, waiter)
+        try:
+            granted = await waiter.fut
+        except asyncio.CancelledError:
+            if waiter.fut.done() and not waiter.fut.cancelled() and waiter.fut.result():
+                self.release()  # granted, but our caller is gone: pass the line on
+            elif not waiter.dead:
+                waiter.dead = True
+                self._live -= 1
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if not granted:
+            return None
+        return time.monotonic() - waiter.queued_at
+
+    def _expire(self, waiter: _Waiter) -> None:
+        if waiter.dead or waiter.fut.done():
+            return
+        waiter.dead = True
+        self._live -= 1
+        waiter.fut.set_result(False)
+
+    def release(self) -> None:
+        now = time.monotonic()
+        self.busy_s += now - self._granted_at
+        while self._heap:
+            _, _, waiter = heapq.heappop(self._heap)
+            if waiter.dead or waiter.fut.done():
+                continue
+            waiter.dead = True  # no longer queued
+            self._live -= 1
+            self._granted_at = now
+            waiter.fut.set_result(True)
+            return
+        self._busy = False
+
+    def figures(self) -> dict[str, Any]:
+        busy = self.busy_s + (time.monotonic() - self._granted_at if self._busy else 0.0)
+        up = max(1e-9, time.monotonic() - self.started)
+        return {
+            "queued": self._live,
+            "queued_max": self.queued_max,
+            "busy_s": round(busy, 3),
+            "utilisation": round(min(1.0, busy / up), 4),
+            "telemetry_skipped": self.ranks[RANK_TELEMETRY].skipped,
+            "lanes": {_RANK_NAME[r]: {**st.figures(), **({"skipped": st.skipped} if r == RANK_TELEMETRY else {})}
+                      for r, st in self.ranks.items()},
+        }
+
+
 _READS: dict[Table, str] = {
     Table.HOLDING: "read_holding_registers",
     Table.INPUT: "read_input_registers",
@@ -85,12 +234,16 @@ class ModbusLineTransport(Transport):
     """Shared part of the TCP and RTU hubs; implements ``firebus.sdk.modbus.ModbusLine``."""
 
     type_key: ClassVar[str] = "modbus"
+    #: reads take ``lane=`` and ``deadline=`` (``firebus.sdk.modbus.ModbusLine``)
+    lanes: ClassVar[bool] = True
 
     def __init__(self, key: str, options: Any, ctx: TransportContext) -> None:
         super().__init__(key, options, ctx)
         self.log: logging.Logger = ctx.logger
         self._client: Any = None
-        self._lock = asyncio.Lock()
+        self.scheduler = LineScheduler()
+        #: silence kept between two exchanges: message_wait_ms, and on RTU at least t3.5
+        self._gap_s = options.message_wait_ms / 1000
         self._last_io = 0.0
         self._delay = options.reconnect_delay
         self._next_attempt = 0.0
@@ -111,11 +264,13 @@ class ModbusLineTransport(Transport):
     async def start(self) -> None:
         self._closed = False
         self._client = self._make_client()
-        async with self._lock:
-            try:
-                await self._ensure_connected()
-            except ModbusConnectionError:
-                pass  # reported through link_changed; polls retry with back-off
+        await self.scheduler.acquire(RANK_ALARM)
+        try:
+            await self._ensure_connected()
+        except ModbusConnectionError:
+            pass  # reported through link_changed; polls retry with back-off
+        finally:
+            self.scheduler.release()
 
     async def stop(self) -> None:
         self._closed = True
@@ -178,49 +333,66 @@ class ModbusLineTransport(Transport):
         raise ModbusConnectionError(f"{self.key}: cannot connect to {self.describe()} ({reason})")
 
     # -- requests
-    async def _call(self, what: str, fn: Callable[[], Awaitable[Any]]) -> Any:
-        async with self._lock:
-            await self._ensure_connected()
-            gap = self.options.message_wait_ms / 1000 - (time.monotonic() - self._last_io)
-            if gap > 0:
-                await asyncio.sleep(gap)
-            self.requests += 1
-            try:
-                rr = await fn()
-            except ModbusIOException as exc:
-                self.failures += 1
-                if not self._client.connected:  # the peer closed while we waited
-                    raise ModbusConnectionError(f"{self.key}: {what}: connection lost") from None
-                raise ModbusTimeoutError(f"{self.key}: {what}: no answer ({exc})") from None
-            except ConnectionException as exc:
-                self.failures += 1
-                raise ModbusConnectionError(f"{self.key}: {what}: {exc}") from None
-            except asyncio.TimeoutError:
-                self.failures += 1
-                raise ModbusTimeoutError(f"{self.key}: {what}: no answer") from None
-            except asyncio.CancelledError:
-                # Cancelled mid-exchange (the poller's deadline): the answer may still
-                # arrive, and RTU frames carry no transaction id to tell it from the
-                # next one's.  Drop the connection so stale bytes cannot be misread.
-                self._client.close()
-                raise
-            finally:
-                self._last_io = time.monotonic()
-            if rr is None:
-                raise ModbusTimeoutError(f"{self.key}: {what}: no answer")
-            if rr.isError():
-                self.failures += 1
-                raise ModbusExceptionResponse(getattr(rr, "exception_code", 0), f"{self.key}: {what}")
-            self._set_link(True)
-            return rr
+    async def _call(self, what: str, fn: Callable[[], Awaitable[Any]], rank: int = RANK_ALARM,
+                    deadline: float | None = None) -> Any:
+        waited = await self.scheduler.acquire(rank, deadline)
+        stats = self.scheduler.ranks[rank]
+        if waited is None:
+            stats.skipped += 1
+            raise ModbusSkipped(f"{self.key}: {what}: line saturated, telemetry read deferred")
+        stats.granted(waited)
+        try:
+            return await self._exchange(what, fn)
+        finally:
+            self.scheduler.release()
 
-    async def read(self, unit: int, table: Table | str, address: int, count: int) -> list[int] | list[bool]:
+    async def _exchange(self, what: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+        # The caller owns the line (LineScheduler) for the whole exchange, gap included.
+        await self._ensure_connected()
+        gap = self._gap_s - (time.monotonic() - self._last_io)
+        if gap > 0:
+            await asyncio.sleep(gap)
+        self.requests += 1
+        try:
+            rr = await fn()
+        except ModbusIOException as exc:
+            self.failures += 1
+            if not self._client.connected:  # the peer closed while we waited
+                raise ModbusConnectionError(f"{self.key}: {what}: connection lost") from None
+            raise ModbusTimeoutError(f"{self.key}: {what}: no answer ({exc})") from None
+        except ConnectionException as exc:
+            self.failures += 1
+            raise ModbusConnectionError(f"{self.key}: {what}: {exc}") from None
+        except asyncio.TimeoutError:
+            self.failures += 1
+            raise ModbusTimeoutError(f"{self.key}: {what}: no answer") from None
+        except asyncio.CancelledError:
+            # Cancelled mid-exchange (the poller's deadline): the answer may still
+            # arrive, and RTU frames carry no transaction id to tell it from the
+            # next one's.  Drop the connection so stale bytes cannot be misread.
+            self._client.close()
+            raise
+        finally:
+            self._last_io = time.monotonic()
+        if rr is None:
+            raise ModbusTimeoutError(f"{self.key}: {what}: no answer")
+        if rr.isError():
+            self.failures += 1
+            raise ModbusExceptionResponse(getattr(rr, "exception_code", 0), f"{self.key}: {what}")
+        self._set_link(True)
+        return rr
+
+    async def read(self, unit: int, table: Table | str, address: int, count: int, *,
+                   lane: Lane | None = None, deadline: float | None = None) -> list[int] | list[bool]:
+        """Read ``count`` values.  ``lane``: ``Lane.ALARM`` first and never skipped;
+        ``Lane.TELEMETRY`` last, and skipped (``ModbusSkipped``) if it cannot start by
+        ``deadline`` (``time.monotonic()`` seconds); None in between, never skipped."""
         table = Table(table)
         if count < 1:
             raise ValueError("count must be ≥ 1")
         method = getattr(self._client_or_raise(), _READS[table])
         what = f"read {table} {address}+{count} unit {unit}"
-        rr = await self._call(what, lambda: method(address, count=count, device_id=unit))
+        rr = await self._call(what, lambda: method(address, count=count, device_id=unit), _RANK_OF[lane], deadline)
         if table.is_bits:
             bits = list(rr.bits[:count])
             if len(bits) < count:
@@ -256,6 +428,18 @@ class ModbusLineTransport(Transport):
             raise ModbusConnectionError(f"{self.key}: transport not started")
         return self._client
 
+    def stats(self) -> dict[str, Any]:
+        """Counters for ``/api/metrics``: requests, failures, queue, line utilisation, per-lane waits,
+        telemetry reads skipped because the line was saturated."""
+        return {
+            "type": self.type_key,
+            "line": self.describe(),
+            "connected": self.connected,
+            "requests": self.requests,
+            "failures": self.failures,
+            **self.scheduler.figures(),
+        }
+
 
 class ModbusTcpTransport(ModbusLineTransport):
     """A Modbus TCP endpoint (a device or a TCP→RS-485 gateway fronting many units)."""
@@ -285,6 +469,20 @@ class ModbusRtuTransport(ModbusLineTransport):
 
     type_key: ClassVar[str] = "modbus_rtu"
     Options: ClassVar[type[msgspec.Struct]] = ModbusRtuOptions
+
+    def __init__(self, key: str, options: Any, ctx: TransportContext) -> None:
+        super().__init__(key, options, ctx)
+        o: ModbusRtuOptions = options
+        self.timing = RtuTiming.of(o.baudrate, o.bytesize, o.parity, o.stopbits)
+        if o.framer == "rtu":
+            # Frames are delimited by silence: never start a request less than t3.5 after the
+            # last answer, whatever message_wait_ms says (the gap counts from when the answer
+            # was handled, which is never before its last byte left the wire).
+            self._gap_s = max(self._gap_s, self.timing.silence_s)
+
+    def stats(self) -> dict[str, Any]:
+        return {**super().stats(), "baudrate": self.options.baudrate,
+                "bits_per_char": self.timing.bits_per_char}
 
     def describe(self) -> str:
         return self.options.port
