@@ -131,7 +131,11 @@ class TelemetryDriver(PushDriver):
     _decoder = msgspec.json.Decoder(BenchPayload)
 
     def subscriptions(self) -> list[str]:
-        return ["bench/+/t", "bench/+/s"]
+        return ["bench/+/t"]
+
+    def alarm_subscriptions(self) -> list[str]:
+        # Smoke states only: the transport gives them a session and window of their own.
+        return ["bench/+/s"]
 
     def decode(self, topic: str, payload: bytes) -> list[DeviceReport]:
         msg = self._decoder.decode(payload)
@@ -160,7 +164,7 @@ def site_yaml(
     serials: list[str],
     *,
     synchronous: str = "FULL",
-    receive_maximum: int = 1000,
+    receive_maximum: int | None = None,
     extra: str = "",
     client_id: str = "firebus-bench",
 ) -> str:
@@ -170,7 +174,8 @@ def site_yaml(
             "transports:",
             "  - key: mqtt",
             "    type: mqtt",
-            f"    options: {{port: {mqtt_port}, client_id: {client_id}, receive_maximum: {receive_maximum}}}",
+            f"    options: {{port: {mqtt_port}, client_id: {client_id}"
+            + (f", receive_maximum: {receive_maximum}" if receive_maximum else "") + "}",
         ]
     if serials:
         lines.append("devices:")

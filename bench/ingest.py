@@ -59,10 +59,11 @@ WARMUP = 1.0
 
 
 def start_fastpub(port: int, devices: int, *, seconds: float = 0.0, count: int = 0, repeats: float = 0.0,
-                  processes: int = 2, client_id: str = "ingest-pub", start_seq: int = 0) -> subprocess.Popen[str]:
+                  processes: int = 2, client_id: str = "ingest-pub", start_seq: int = 0,
+                  rate: float = 0.0) -> subprocess.Popen[str]:
     cmd = [PYTHON, str(HERE / "_fastpub.py"), "--port", str(port), "--devices", str(devices),
            "--processes", str(processes), "--client-id", client_id, "--repeats", str(repeats),
-           "--start-seq", str(start_seq)]
+           "--start-seq", str(start_seq), "--rate", str(rate)]
     if seconds:
         cmd += ["--seconds", str(seconds)]
     if count:
@@ -245,7 +246,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=float, default=0.9, help="share of repeats in the mix run (0: skip it)")
     p.add_argument("--publishers", type=int, default=2, help="publisher processes")
     p.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL")
-    p.add_argument("--receive-maximum", type=int, default=1000)
+    p.add_argument("--receive-maximum", type=int, default=4000, help="the MQTT window (the transport's default)")
     p.add_argument("--batch", type=int, default=5000, help="the writer's batch_max (the SQLite ceiling's batch)")
     p.add_argument("--json", action="store_true", help="print one JSON line")
     return p.parse_args(argv)

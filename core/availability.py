@@ -26,6 +26,8 @@ class AvailabilityTracker:
         if previous is availability:
             return False
         self.current[device_id] = availability
+        if previous is None and availability is Availability.AVAILABLE:
+            return False  # first contact is not news (10,000 detectors arriving are not 10,000 events)
         if availability is Availability.UNAVAILABLE:
             log.warning("device %s unavailable: %s", self.describe(device_id), reason or "no reason given")
         elif previous is Availability.UNAVAILABLE:

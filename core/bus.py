@@ -105,6 +105,8 @@ class Subscription:
     def offer(self, event: Event) -> None:
         if event.lane is Lane.ALARM:
             self.alarm_queue.append(event)
+            self.wake()
+            return
         else:
             queue = self.telemetry_queue
             if self.overflow is not OverflowPolicy.UNBOUNDED and len(queue) >= self.maxsize:
@@ -122,7 +124,10 @@ class Subscription:
                     return
                 queue.popleft()
             queue.append(event)
-        self.wake()
+        # The worker looks at its queues again after each handler call: only an idle one
+        # waiting on an empty queue needs waking (one wake-up per burst, not per event).
+        if not self.busy and len(self.telemetry_queue) == 1:
+            self.wake()
 
     def wake(self) -> None:
         try:
@@ -192,6 +197,7 @@ class EventBus:
         self._routes: dict[type[Payload], list[Subscription]] = {}
         self.published = 0
         self.last_seq = 0  # the newest journal entry delivered (durable consumers' cursors)
+        self.version = 0  # bumped on every (un)subscribe: callers may cache what depends on who listens
 
     def attach(self, task_group: TaskGroup) -> None:
         """Start subscriber workers in ``task_group`` (the core's)."""
@@ -208,6 +214,7 @@ class EventBus:
             raise ValueError(f"bus: a subscriber named {sub.name!r} already exists")
         self._subs.append(sub)
         self._routes.clear()
+        self.version += 1
         if self._task_group is not None:
             self._task_group.start_soon(sub.run, name=f"bus:{sub.name}")
 
@@ -216,6 +223,7 @@ class EventBus:
             if sub in self._subs:
                 self._subs.remove(sub)
                 self._routes.clear()
+                self.version += 1
             sub.wake()
 
         return unsubscribe

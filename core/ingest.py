@@ -103,6 +103,8 @@ class Ingest:
         self._contexts: dict[str, Context] = {}
         #: devices whose repeated values a rule wants to hear (the alarm engine keeps it)
         self.report_watch: dict[str, Any] = {}
+        self._reported_for = -1
+        self._reported_wanted = False
         self.readings_in = 0
         self.changes = 0
         self.repeats = 0
@@ -171,6 +173,7 @@ class Ingest:
         trusted = not device.discovered
         ctx = context or self._context(device.id)
         events: list[Event] = []
+        alarm_lane = False
         reported: list[StateReported] | None = (
             [] if trusted and (device.id in self.report_watch or self._wants_reported()) else None
         )
@@ -222,12 +225,13 @@ class Ingest:
             states[point.id] = PointState(value, fault, ts, ts, ts, rx)
             self._dirty.add(point.id)
             self.changes += 1
+            urgent = point.alarm_class or lane is Lane.ALARM
+            alarm_lane = alarm_lane or urgent
             events.append(Event(
                 data=StateChanged(point_id=point.id, device_id=device.id, point_key=point.key,
                                   point_class=point.point_class, ts=ts, old_value=old, new_value=value,
                                   fault=fault),
-                context=ctx, time_fired=rx,
-                lane=Lane.ALARM if (point.alarm_class or lane is Lane.ALARM) else Lane.TELEMETRY,
+                context=ctx, time_fired=rx, lane=Lane.ALARM if urgent else Lane.TELEMETRY,
             ))
         if reported:
             self.bus.deliver([Event(data=payload, context=ctx, time_fired=rx) for payload in reported])
@@ -235,10 +239,11 @@ class Ingest:
             if on_durable is not None:
                 on_durable()
             return 0
-        op = Op([], events, on_durable, Lane.ALARM if any(e.lane is Lane.ALARM for e in events) else Lane.TELEMETRY)
+        op = Op([], events, on_durable, Lane.ALARM if alarm_lane else Lane.TELEMETRY)
         # A discovered device's readings are history only: no subscriber hears of them live
         # (consumers reading the journal check the device's trust themselves).
         op.deliver = trusted
+        op.gate = trusted  # acknowledged once evaluated too (flow control; see Storage.ack_gate)
         self.storage.submit(op)
         return len(events)
 
@@ -276,7 +281,11 @@ class Ingest:
 
     def _wants_reported(self) -> bool:
         """Someone besides the alarm engine (which says which devices it wants) listens to repeats."""
-        return self.bus.has_subscribers(StateReported, ignore="alarms:reports")
+        version = self.bus.version
+        if self._reported_for != version:
+            self._reported_for = version
+            self._reported_wanted = self.bus.has_subscribers(StateReported, ignore="alarms:reports")
+        return self._reported_wanted
 
     def _undeclared(self, device: DeviceEntry, key: str) -> PointEntry:
         # A key the driver did not declare: keep the data under a generic point.

@@ -235,6 +235,10 @@ class Registry:
     # -- devices ---------------------------------------------------------------------------
 
     def find_device(self, identifiers: dict[str, str]) -> DeviceEntry | None:
+        if len(identifiers) == 1:  # the usual push message: one IMEI or serial
+            for item in identifiers.items():
+                device_id = self._ident.get(item)
+                return self.devices.get(device_id) if device_id is not None else None
         # Hardware identifiers first: the "config" namespace (the site file's key, used
         # until a device has answered once) is only a provisional identity.
         ordered = sorted(identifiers.items(), key=lambda item: item[0] == WEAK_NAMESPACE)

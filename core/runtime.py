@@ -10,6 +10,7 @@ is normal in the field).
 
 from __future__ import annotations
 
+import gc
 import inspect
 import logging
 import math
@@ -43,6 +44,7 @@ from .config import (
     validate_options,
 )
 from .ingest import Ingest
+from .priority import AlarmPriority
 from .journal import Journal, state_resolver
 from .plugins import PluginHost
 from .registry import DeviceEntry, Registry
@@ -127,6 +129,7 @@ class Core:
         self.ingest = Ingest(self.storage, self.registry, self.bus, now=self.clock.time,
                              checkpoint_s=self.site.storage.state_checkpoint_s)
         self.availability = AvailabilityTracker(self.bus, self._describe_device)
+        self.priority = AlarmPriority()
         self.transports: dict[str, Transport] = {}
         self.polled: dict[str, PolledDriver] = {}  # device id → driver
         self.push: dict[tuple[str, str], PushDriver] = {}  # (transport, driver type) → driver
@@ -237,6 +240,10 @@ class Core:
             await tg.start(self.storage.run_writer)
             try:
                 await self._start()
+                # What start-up built (registry, states, rules) lives as long as the process:
+                # keep the collector from walking it again and again under load.
+                gc.collect()
+                gc.freeze()
                 self.started_at = time.time()
                 self._started.set()
                 task_status.started(self)
@@ -258,12 +265,18 @@ class Core:
         rule_types = [d.cls for d in self.plugins.declarations["rule"].values()]
         self.alarms = AlarmEngine(self, rule_types, alarm_config(self.config, self.plugins), self._linkage_handlers())
         await self.alarms.start()
+        # A device's message is acknowledged once on disk and evaluated: the transports'
+        # in-flight windows then bound how far the engine can fall behind under overload.
+        assert self.alarms.consumer is not None
+        self.storage.ack_gate = self.alarms.consumer.gate
+        self.storage.on_urgent = self.priority.urgent
         for transport_cfg in self.site.transports:
             cls = self.plugins.lookup("transport", transport_cfg.type)
             options = convert(transport_cfg.options, cls.Options, self.config.source,
                               ("transports", self.site.transports.index(transport_cfg), "options"))
             transport = cls(transport_cfg.key, options, _TransportContext(self, transport_cfg.key))
             self.transports[transport_cfg.key] = transport
+            self.priority.add(transport)
             if hasattr(transport, "set_unrouted_handler"):
                 transport.set_unrouted_handler(self._unrouted_handler(transport_cfg.key))
             try:
@@ -523,6 +536,7 @@ class Core:
             "ingest": self.ingest.metrics(),
             "transports": {k: t.stats() for k, t in self.transports.items() if hasattr(t, "stats")},
             "poll_skips": self.poll_skips,
+            "alarm_priority": self.priority.metrics(),
             "quarantined": self.quarantined,
             "alarms": self.alarms.metrics() if self.alarms else {},
         }

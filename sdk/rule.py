@@ -154,6 +154,12 @@ class Evaluation(msgspec.Struct, kw_only=True):
     #: the first sign of life clears the alarm at once.  Otherwise repeats are not
     #: delivered one by one; ``TickInput.last_report`` says when the device was last heard.
     wants_reports: bool = False
+    #: a promise about the next values of the rule's own point: while a valid (un-faulted)
+    #: number strictly between ``steady[0]`` and ``steady[1]`` arrives, this rule would
+    #: return the same state, no active condition and no new wake-up, so the engine may
+    #: skip it (a threshold far from its settings, a sanity range).  Anything else — a value
+    #: outside, a fault, a tick, another input — is evaluated as usual.  None: no promise.
+    steady: tuple[float, float] | None = None
 
 
 # -- the base class ---------------------------------------------------------------------
@@ -193,7 +199,8 @@ class AlarmRule(ABC):
         self.key = key or self.type_key
         self.options = dict(options or {})
         self.point_classes = frozenset(point_classes) if point_classes is not None else None
-        self._cache: dict[str, tuple[Any, msgspec.Struct]] = {}
+        self._cache: dict[str, tuple[PointInfo, Any, msgspec.Struct]] = {}
+        self._by_raw: dict[bytes, msgspec.Struct] = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.key!r}>"
@@ -230,17 +237,31 @@ class AlarmRule(ABC):
         return _merge(merged, override)
 
     def options_for(self, point: PointInfo) -> msgspec.Struct:
-        """Validated options for ``point``; raises ``RuleConfigError`` naming the point."""
-        raw = self.merge_options(point)
+        """Validated options for ``point``; raises ``RuleConfigError`` naming the point.
+
+        Cached per point: a ``PointInfo`` is immutable and replaced when anything about
+        the point changes (overrides), so the same object means the same options.
+        """
         cached = self._cache.get(point.point_id)
-        if cached is not None and cached[0] == raw:
-            return cached[1]
-        try:
-            opts = msgspec.convert(_severity_names(raw), self.Options, strict=False)
-        except msgspec.ValidationError as exc:
-            raise RuleConfigError(f"rule {self.key!r} on point {point.point_id} ({point.point_class}): {exc}") from exc
-        self.check_options(opts)
-        self._cache[point.point_id] = (raw, opts)
+        if cached is not None and cached[0] is point:
+            return cached[2]
+        raw = self.merge_options(point)
+        if cached is not None and cached[1] == raw:
+            self._cache[point.point_id] = (point, raw, cached[2])
+            return cached[2]
+        # Thousands of points share a handful of option sets: validate each set once.
+        key = _options_key(raw)
+        opts = self._by_raw.get(key) if key is not None else None
+        if opts is None:
+            try:
+                opts = msgspec.convert(_severity_names(raw), self.Options, strict=False)
+            except msgspec.ValidationError as exc:
+                raise RuleConfigError(
+                    f"rule {self.key!r} on point {point.point_id} ({point.point_class}): {exc}") from exc
+            self.check_options(opts)
+            if key is not None:
+                self._by_raw[key] = opts
+        self._cache[point.point_id] = (point, raw, opts)
         return opts
 
     @classmethod
@@ -279,7 +300,7 @@ class AlarmRule(ABC):
 
 def _severity_names(raw: Any) -> Any:
     """Let site files write ``severity: alarm`` instead of ``severity: 50``."""
-    if isinstance(raw, Mapping):
+    if isinstance(raw, dict):
         out = {}
         for k, v in raw.items():
             if isinstance(k, str) and k.endswith("severity") and isinstance(v, str) and not v.isdigit():
@@ -292,6 +313,16 @@ def _severity_names(raw: Any) -> Any:
     if isinstance(raw, list):
         return [_severity_names(v) for v in raw]
     return raw
+
+
+_key_encoder = msgspec.json.Encoder(order="sorted")
+
+
+def _options_key(raw: Any) -> bytes | None:
+    try:
+        return _key_encoder.encode(raw)
+    except (TypeError, msgspec.EncodeError):
+        return None
 
 
 def is_number(value: Any) -> bool:

@@ -71,6 +71,7 @@ from firebus.sdk.rule import (
     LinkInput,
     ReportInput,
     RuleConfigError,
+    Scope,
     RuleInput,
     Subject,
     TickInput,
@@ -163,6 +164,15 @@ def _subject(point: PointInfo, cond: Condition) -> tuple[str, str | None, str | 
     return point.point_id, point.point_id, point.device_id, point.location_id
 
 
+#: what caused an evaluation: the journal entry (its id is worked out only if recorded), an id, or none
+Cause = Event | str | None
+_NO_STATE: dict[str, Any] = {}
+
+
+def _ref(cause: Cause) -> str | None:
+    return cause.ref if isinstance(cause, Event) else cause
+
+
 def _merge(conditions: Iterable[Condition]) -> list[Condition]:
     """Conditions of one (subject, group, category) make one alarm: any active → active."""
     merged: dict[tuple[str, str, str], Condition] = {}
@@ -214,10 +224,18 @@ class AlarmEngine:
         self._config_errors: set[tuple[str, str]] = set()
         self._invalid: dict[str, str] = {}  # point id -> why its current value is not a measurement
         self._rules_for: dict[str, tuple[list[AlarmRule], list[AlarmRule]]] = {}  # point id -> (gates, others)
+        self._related_for: dict[str, list[tuple[AlarmRule, PointInfo]]] = {}
+        self._plans: dict[str, tuple[list[tuple[AlarmRule, str]], list[tuple[AlarmRule, str]]]] = {}
+        #: point id -> rule key -> (lo, hi): its values strictly inside need no evaluation (Evaluation.steady)
+        self._guards: dict[str, dict[str, tuple[float, float]]] = {}
+        self._heard: dict[str, float] = {}  # device id -> when its last state change arrived
+        self.skipped = 0
         #: device id -> keys of the rules that asked to hear its repeated values (Evaluation.wants_reports;
         #: "*": every rule, while the device has an active alarm)
         self.report_watch: dict[str, set[str]] = {}
         self._alarming: dict[str, int] = {}
+        self._devices: dict[str, Any] = {}
+        self._active_subjects: dict[str, int] = {}  # subject -> active alarms (skip clears of nothing)
         self._links_down: dict[str, tuple[float, str, str]] = {}  # transport -> (since, reason, cause)
         self._unsubscribe_reports: Callable[[], None] | None = None
         self._unsubscribe_registry: Callable[[], None] | None = None
@@ -275,8 +293,7 @@ class AlarmEngine:
         for alarm in await self.store.open_alarms():
             self._open[alarm.id] = alarm
             if alarm.active:
-                self._active[alarm.dedup_key] = alarm
-                self._watch_alarming(alarm, True)
+                self._activate(alarm)
         now = self.clock.time()
         for rule_key, scope, point_id, context_id, state, wake_at in await self.store.rule_states():
             self._states[(rule_key, scope)] = _RuleState(state, point_id, context_id, wake_at)
@@ -303,6 +320,7 @@ class AlarmEngine:
             "alarms: resumed %d open alarms, %d rule states, %d timers",
             len(self._open), len(self._states), len(self.timers),
         )
+        self._devices = getattr(self.core.registry, "devices", None) or {}
         self.consumer = self.core.journal.subscribe(
             "alarms", self._on_batch, INPUT_TYPES, provisional=True,
             checkpoint_s=self.config.checkpoint_s, checkpoint_parts=self._checkpoint_parts,
@@ -326,6 +344,11 @@ class AlarmEngine:
         self.core.start_task(self._run_timers, name="alarms:timers")
         await self.linkage.start()
         self.started = True
+
+    def _activate(self, alarm: Alarm) -> None:
+        self._active[alarm.dedup_key] = alarm
+        self._active_subjects[alarm.subject] = self._active_subjects.get(alarm.subject, 0) + 1
+        self._watch_alarming(alarm, True)
 
     def _watch_alarming(self, alarm: Alarm, active: bool) -> None:
         """While a device has an active alarm, its repeated values reach its rules (counts,
@@ -375,6 +398,9 @@ class AlarmEngine:
         data = event.data
         if data.registry == "point":
             self.invalidate(data.entry_id)
+        elif data.registry == "device":
+            for point in self._siblings(data.entry_id):
+                self.invalidate(point.point_id)
         else:
             self.invalidate()
 
@@ -396,7 +422,7 @@ class AlarmEngine:
             every = "*" in keys
             for rule in self._rules_of(point)[1]:
                 if every or rule.key in keys:
-                    self._run(rule, point, inp, event.ref, observation=True)
+                    self._run(rule, point, inp, event, observation=True)
         self._flush()
 
     async def stop(self) -> None:
@@ -508,13 +534,13 @@ class AlarmEngine:
         if isinstance(data, StateChanged):
             if data.late:
                 return
-            device = self.core.registry.devices.get(data.device_id) if hasattr(self.core.registry, "devices") else None
-            if device is not None and getattr(device, "discovered", False):
+            device = self._devices.get(data.device_id)
+            if device is not None and device.discovered:
                 return  # not trusted to raise alarms until commissioned
-            self._on_state(data, ts, event.ref)
+            self._on_state(data, ts, event)
         elif isinstance(data, AvailabilityChanged):
             inp = AvailabilityInput(ts=ts, available=data.availability is Availability.AVAILABLE, reason=data.reason)
-            self._device_input(data.device_id, inp, event.ref, related_only=None)
+            self._device_input(data.device_id, inp, event, related_only=None)
         elif isinstance(data, LinkChanged):
             self._link_input(data, ts, event.ref)
         elif isinstance(data, (CommandRequested, CommandResult)):
@@ -527,7 +553,7 @@ class AlarmEngine:
                 ok=ok,
                 error=getattr(data, "error", ""),
             )
-            self._device_input(data.device_id, inp, event.ref, related_only=data.point_key)
+            self._device_input(data.device_id, inp, event, related_only=data.point_key)
 
     def _rules_of(self, point: PointInfo) -> tuple[list[AlarmRule], list[AlarmRule]]:
         cached = self._rules_for.get(point.point_id)
@@ -544,50 +570,98 @@ class AlarmEngine:
             self._rules_for[point.point_id] = cached
         return cached
 
+    def _related_to(self, point: PointInfo) -> list[tuple[AlarmRule, PointInfo]]:
+        """(rule, sibling point) pairs whose rule also needs this point's values (gas feedback…)."""
+        pairs = self._related_for.get(point.point_id)
+        if pairs is None:
+            pairs = [
+                (rule, sibling)
+                for sibling in self._siblings(point.device_id) if sibling.point_id != point.point_id
+                for rule in self._rules_of(sibling)[1] if point.key in self._related(rule, sibling)
+            ]
+            self._related_for[point.point_id] = pairs
+        return pairs
+
     def invalidate(self, point_id: str | None = None) -> None:
         """The registry changed (overrides, new points): recompute which rules apply."""
         if point_id is None:
             self._rules_for.clear()
-        else:
-            self._rules_for.pop(point_id, None)
+            self._related_for.clear()
+            self._plans.clear()
+            self._guards.clear()
+            return
+        self._rules_for.pop(point_id, None)
+        self._plans.pop(point_id, None)
+        self._guards.pop(point_id, None)
+        if self._has_related and self._related_for:
+            self._related_for.clear()  # a sibling's change counts too
 
-    def _on_state(self, data: StateChanged, ts: float, cause: str) -> None:
+    def _plan(self, point: PointInfo) -> tuple[list[tuple[AlarmRule, str]], list[tuple[AlarmRule, str]]]:
+        """The point's (gate, scope) and (rule, scope) pairs, worked out once per point."""
+        plan = self._plans.get(point.point_id)
+        if plan is None:
+            gates, others = self._rules_of(point)
+            plan = ([(r, r.scope_of(point)) for r in gates], [(r, r.scope_of(point)) for r in others])
+            self._plans[point.point_id] = plan
+        return plan
+
+    def _on_state(self, data: StateChanged, ts: float, cause: Cause) -> None:
         point = self.core.registry.point_info(data.point_id) or PointInfo(
             point_id=data.point_id, device_id=data.device_id, key=data.point_key, point_class=data.point_class
         )
         self.evaluated += 1
-        inp = ValueInput(
-            ts=ts,
-            key=point.key,
-            value=data.new_value,
-            fault=data.fault,
-            point_id=point.point_id,
-            point_class=point.point_class,
-            value_ts=data.ts,
-        )
-        gates, others = self._rules_of(point)
+        self._heard[point.device_id] = ts
+        value = data.new_value
+        # Rules that promised steadiness (Evaluation.steady) for this value are skipped.
+        numeric = (type(value) is float or type(value) is int) and data.fault is None
+        guards = self._guards
+        gates, others = self._plan(point)
+        inp: ValueInput | None = None
         invalid = None
-        for rule in gates:
-            ev = self._run(rule, point, inp, cause, observation=True)
+        mine = guards.get(point.point_id) if numeric else None
+        for rule, scope in gates:
+            if mine:
+                bounds = mine.get(rule.key)
+                if bounds is not None and bounds[0] < value < bounds[1]:
+                    self.skipped += 1
+                    continue
+            if inp is None:
+                inp = ValueInput(ts=ts, key=point.key, value=value, fault=data.fault, point_id=point.point_id,
+                                 point_class=point.point_class, value_ts=data.ts)
+            ev = self._run(rule, point, inp, cause, observation=True, scope=scope)
             if ev is not None and ev.invalid:
                 invalid = ev.invalid
-        if invalid is not None and inp.fault is None:
-            inp = msgspec.structs.replace(inp, fault=invalid)
-        if inp.fault is not None:  # identical re-reports of it are no measurement either
-            self._invalid[point.point_id] = inp.fault
-        else:
+        if invalid is not None and data.fault is None:
+            numeric = False
+            inp = ValueInput(ts=ts, key=point.key, value=value, fault=invalid, point_id=point.point_id,
+                             point_class=point.point_class, value_ts=data.ts)
+        fault = invalid if invalid is not None else data.fault
+        if fault is not None:  # identical re-reports of it are no measurement either
+            self._invalid[point.point_id] = fault
+        elif self._invalid:
             self._invalid.pop(point.point_id, None)
-        for rule in others:
-            self._run(rule, point, inp, cause, observation=True)
-        if self._has_related:
-            for sibling in self._siblings(point.device_id):
-                if sibling.point_id == point.point_id:
+        if not numeric:
+            mine = None
+        for rule, scope in others:
+            if mine:
+                bounds = mine.get(rule.key)
+                if bounds is not None and bounds[0] < value < bounds[1]:
+                    self.skipped += 1
                     continue
-                for rule in self._rules_of(sibling)[1]:
-                    if point.key in self._related(rule, sibling):
-                        self._run(rule, sibling, inp, cause, observation=True)
+            if inp is None:
+                inp = ValueInput(ts=ts, key=point.key, value=value, fault=data.fault, point_id=point.point_id,
+                                 point_class=point.point_class, value_ts=data.ts)
+            self._run(rule, point, inp, cause, observation=True, scope=scope)
+        if self._has_related:
+            related = self._related_to(point)
+            if related:
+                if inp is None:
+                    inp = ValueInput(ts=ts, key=point.key, value=value, fault=data.fault, point_id=point.point_id,
+                                     point_class=point.point_class, value_ts=data.ts)
+                for rule, sibling in related:
+                    self._run(rule, sibling, inp, cause, observation=True)
 
-    def _device_input(self, device_id: str, inp: RuleInput, cause: str, related_only: str | None) -> None:
+    def _device_input(self, device_id: str, inp: RuleInput, cause: Cause, related_only: str | None) -> None:
         done: set[tuple[str, str]] = set()
         for point in self._siblings(device_id):
             for rule in self._rules_of(point)[1]:
@@ -641,7 +715,7 @@ class AlarmEngine:
         """When the rule's subject was last heard from (any report, changed or not)."""
         ingest = getattr(self.core, "ingest", None)
         if ingest is None:
-            return None
+            return self._heard.get(point.device_id)
         from firebus.sdk.rule import Scope
 
         if rule.scope is Scope.DEVICE:
@@ -649,41 +723,76 @@ class AlarmEngine:
         else:
             points = [point.point_id]
         seen = [s.received for p in points if (s := ingest.states.get(p)) is not None and s.received]
+        heard = self._heard.get(point.device_id)
+        if heard is not None:
+            seen.append(heard)
         return max(seen) if seen else None
 
     # -- running one rule ------------------------------------------------------------------
 
     def _run(
-        self, rule: AlarmRule, point: PointInfo, inp: RuleInput, cause: str | None, *, observation: bool
+        self, rule: AlarmRule, point: PointInfo, inp: RuleInput, cause: Cause, *, observation: bool,
+        scope: str | None = None,
     ) -> Evaluation | None:
+        """Evaluate ``rule`` on ``point`` for ``inp`` and act on what it says.
+
+        The hot path of the engine (every state change, every rule that applies): nothing
+        is built that is not needed — the cause's id only when something is recorded, the
+        rule state only when it changed, timers only when the wake-up moved.
+        """
         try:
             opts = rule.options_for(point)
         except RuleConfigError as exc:
             self._config_fault(rule, point, str(exc), cause, inp.ts)
             return None
-        if (rule.key, point.point_id) in self._config_errors:
+        if self._config_errors and (rule.key, point.point_id) in self._config_errors:
             self._config_fault(rule, point, None, cause, inp.ts)
-        scope = rule.scope_of(point)
+        if scope is None:
+            scope = rule.scope_of(point)
         skey = (rule.key, scope)
         entry = self._states.get(skey)
-        old = entry.state if entry else {}
+        old = entry.state if entry is not None else _NO_STATE
         try:
             ev = rule.evaluate(point, opts, inp, old)
         except Exception:
             self.rule_errors += 1
             log.exception("alarms: rule %r raised on point %s", rule.key, point.point_id)
             return None
-        parent = cause if not isinstance(inp, TickInput) else (entry.context_id if entry else None)
+        tick = type(inp) is TickInput
+        # Steadiness is promised per point; a device- or place-scoped rule that stops being
+        # steady (the device went offline) takes the promise back for every point it covers.
+        guards = self._guards.get(point.point_id)
+        if ev.steady is not None:
+            if type(inp) is ValueInput and inp.point_id == point.point_id:
+                if guards is None:
+                    self._guards[point.point_id] = {rule.key: ev.steady}
+                else:
+                    guards[rule.key] = ev.steady
+        elif rule.scope is Scope.POINT:
+            if guards is not None and rule.key in guards:
+                del guards[rule.key]
+        elif self._guards:
+            covered = (self._siblings(point.device_id) if rule.scope is Scope.DEVICE
+                       else self.core.registry.points_at_location(point.location_id or ""))
+            for other in covered:
+                g = self._guards.get(other.point_id)
+                if g is not None:
+                    g.pop(rule.key, None)
         wake = ev.wake_at
         state = ev.state
-        if wake is not None and rule.pause_while_down and (entry is None or entry.wake_at != wake):
-            state = {**state, "armed_at": inp.ts}
-        elif entry is not None and "armed_at" in entry.state and "armed_at" not in state and wake is not None:
-            state = {**state, "armed_at": entry.state["armed_at"]}
-        if entry is None or state != entry.state or parent != entry.context_id or wake != entry.wake_at:
+        before = entry.wake_at if entry is not None else None
+        if rule.pause_while_down and wake is not None:
+            if wake != before:
+                state = {**state, "armed_at": inp.ts}
+            elif entry is not None and "armed_at" in entry.state and "armed_at" not in state:
+                state = {**state, "armed_at": entry.state["armed_at"]}
+        if entry is None or wake != before or state != entry.state:
+            # The input that changed the state is the parent of an alarm a timer raises later.
+            parent = (entry.context_id if entry is not None else None) if tick else _ref(cause)
             self._states[skey] = _RuleState(state=state, point_id=point.point_id, context_id=parent, wake_at=wake)
             self._touch_rule(skey)
-        self._arm(f"rule:{rule.key}:{scope}", "rule", wake, {"rule": rule.key, "scope": scope})
+        if wake != before or (wake is not None and tick):
+            self._arm_rule(rule.key, scope, wake)
         watching = self.report_watch.get(point.device_id)
         if ev.wants_reports:
             if watching is None:
@@ -694,9 +803,16 @@ class AlarmEngine:
             watching.discard(rule.key)
             if not watching:
                 del self.report_watch[point.device_id]
-        for cond in _merge(ev.conditions):
-            self._apply(rule, point, cond, parent, inp.ts, observation=observation and not isinstance(inp, TickInput))
+        conditions = ev.conditions
+        if conditions:
+            if tick:
+                cause = entry.context_id if entry is not None else None
+            for cond in _merge(conditions) if len(conditions) > 1 else conditions:
+                self._apply(rule, point, cond, cause, inp.ts, observation=observation and not tick)
         return ev
+
+    def _arm_rule(self, rule_key: str, scope: str, due: float | None) -> None:
+        self._arm(f"rule:{rule_key}:{scope}", "rule", due, {"rule": rule_key, "scope": scope} if due else {})
 
     def _arm(self, key: str, kind: str, due: float | None, data: dict[str, Any]) -> None:
         current = self.timers.get(key)
@@ -754,17 +870,20 @@ class AlarmEngine:
             context_id=new_id(), parent_context_id=cause,
         )
         self._open[alarm.id] = alarm
-        self._active[dedup] = alarm
+        self._activate(alarm)
         ctx = Context(id=alarm.context_id, parent_id=cause, actor=ActorKind.SYSTEM, actor_id=f"transport:{transport}")
         self._transition(alarm, AlarmTransition.NEW, ctx, now, {"reason": reason, "devices": n})
 
     # -- conditions -> alarms ------------------------------------------------------------------
 
     def _apply(
-        self, rule: AlarmRule, point: PointInfo, cond: Condition, parent_id: str | None, now: float, *,
+        self, rule: AlarmRule, point: PointInfo, cond: Condition, cause: Cause, now: float, *,
         observation: bool,
     ) -> None:
         subject, point_id, device_id, location_id = _subject(point, cond)
+        if not cond.active and subject not in self._active_subjects:
+            return  # nothing to clear (most readings of most points)
+        parent_id = _ref(cause)
         name = f"{rule.key}:{cond.group}" if cond.group else rule.key
         dedup = f"{subject}|{name}|{cond.category}"
         alarm = self._active.get(dedup)
@@ -793,8 +912,7 @@ class AlarmEngine:
                 parent_context_id=parent_id,
             )
             self._open[alarm.id] = alarm
-            self._active[dedup] = alarm
-            self._watch_alarming(alarm, True)
+            self._activate(alarm)
             ctx = Context(id=alarm.context_id, parent_id=parent_id, actor=ActorKind.RULE, actor_id=name)
             self._schedule_escalation(alarm, now, step=1)
             self._transition(alarm, AlarmTransition.NEW, ctx, now, {"value": cond.value})
@@ -840,6 +958,11 @@ class AlarmEngine:
         alarm.cleared_by = by
         if self._active.pop(alarm.dedup_key, None) is not None:
             self._watch_alarming(alarm, False)
+            left = self._active_subjects.get(alarm.subject, 0) - 1
+            if left > 0:
+                self._active_subjects[alarm.subject] = left
+            else:
+                self._active_subjects.pop(alarm.subject, None)
         self._set_escalation(alarm, None)
         self._transition(alarm, AlarmTransition.CLEARED, ctx, now, detail)
 
@@ -891,7 +1014,7 @@ class AlarmEngine:
             ts=now,
         )
 
-    def _config_fault(self, rule: AlarmRule, point: PointInfo, error: str | None, cause: str | None,
+    def _config_fault(self, rule: AlarmRule, point: PointInfo, error: str | None, cause: Cause,
                       now: float) -> None:
         """Bad options on a point: a fault alarm people can see, cleared once they are fixed."""
         key = (rule.key, point.point_id)
@@ -1105,6 +1228,7 @@ class AlarmEngine:
             "rule_errors": self.rule_errors,
             "config_errors": len(self._config_errors),
             "evaluated": self.evaluated,
+            "skipped_steady": self.skipped,
             "unconfirmed_rule_states": len(self._dirty_rules),
             "journal": self.consumer.metrics() if self.consumer else {},
             "linkage": self.linkage.metrics(),

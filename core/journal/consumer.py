@@ -25,6 +25,7 @@ crash the entries since the last saved cursor come again); what it gets:
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from typing import Any, Awaitable, Callable, Iterable, Sequence
@@ -83,6 +84,8 @@ class DurableConsumer:
         self._unsubscribe: Callable[[], None] | None = None
         self._handled_ahead: set[int] = set()
         self._provisional_seen: dict[int, float] = {}
+        self._gated: dict[int, list[Callable[[], None]]] = {}
+        self._gated_heap: list[int] = []
         self._last_save = 0.0
         self._saved_cursor = -1
         self._stopped = False
@@ -150,6 +153,7 @@ class DurableConsumer:
                 await self._call(todo)
             self.cursor = pos
             self.ahead = {s for s in self.ahead if s > pos}
+            self._release()
             self._maybe_save()
         # Entries committed while we read: deliver those we have not read from the journal.
         buffered, self._buffer = self._buffer, []
@@ -178,12 +182,36 @@ class DurableConsumer:
 
     async def _live(self, events: list[Event]) -> None:
         if self.catching_up or self._overflowed:
-            if len(self._buffer) < self.maxsize:
-                self._buffer.extend(events)
+            # Reading the journal (a backlog, an overflow): alarm-lane entries still go first,
+            # now; the catch-up skips them (ahead).  Telemetry waits for the catch-up.
+            urgent = [e for e in events if e.lane is Lane.ALARM or not e.durable]
+            if urgent:
+                await self._deliver_ahead(urgent)
+            rest = [e for e in events if e.lane is not Lane.ALARM and e.durable]
+            if len(self._buffer) + len(rest) <= self.maxsize:
+                self._buffer.extend(rest)
             else:
                 self._overflowed = True
             return
         await self._deliver(events)
+
+    async def _deliver_ahead(self, events: list[Event]) -> None:
+        todo: list[Event] = []
+        now = time.monotonic()
+        for event in events:
+            if not event.durable:
+                self._provisional_seen[id(event.data)] = now
+                todo.append(event)
+            elif self._provisional_seen.pop(id(event.data), None) is not None:
+                self.ahead.add(event.seq)
+            elif event.seq > self.cursor and event.seq not in self.ahead:
+                todo.append(event)
+        if todo:
+            await self._call(todo)
+        for event in todo:
+            if event.durable:
+                self.ahead.add(event.seq)
+        self._release()
 
     async def _deliver(self, events: list[Event]) -> None:
         todo: list[Event] = []
@@ -203,6 +231,7 @@ class DurableConsumer:
         durable = [e.seq for e in events if e.durable]
         if durable:
             self._advance(durable)
+            self._release()
         if len(self._provisional_seen) > 10_000:  # refused entries never come back durable
             cutoff = now - 3600
             self._provisional_seen = {k: t for k, t in self._provisional_seen.items() if t > cutoff}
@@ -257,6 +286,44 @@ class DurableConsumer:
         ahead = {s for s in (self.ahead | self._handled_ahead) if s > cursor}
         self._handled_ahead = set(ahead)
         return cursor, ahead
+
+    # -- flow control ----------------------------------------------------------------------
+
+    def gate(self, seq: int, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once this consumer has handled the entry ``seq`` (now, if it has).
+
+        The core acknowledges a device's message upstream through this gate of the alarm
+        engine: a message counts as taken only once it is on disk *and* evaluated, so the
+        transport's in-flight window bounds how far the engine can fall behind — under
+        overload the broker holds the backlog, not this process, and alarms keep moving.
+        """
+        if seq <= self.cursor or seq in self.ahead:
+            callback()
+            return
+        waiting = self._gated.get(seq)
+        if waiting is None:
+            self._gated[seq] = [callback]
+            heapq.heappush(self._gated_heap, seq)
+        else:
+            waiting.append(callback)
+
+    def _release(self) -> None:
+        if not self._gated:
+            return
+        heap, gated, cursor = self._gated_heap, self._gated, self.cursor
+        while heap and heap[0] <= cursor:
+            for callback in gated.pop(heapq.heappop(heap), ()):
+                self._run_gated(callback)
+        for seq in [s for s in self.ahead if s in gated]:
+            for callback in gated.pop(seq):
+                self._run_gated(callback)
+
+    @staticmethod
+    def _run_gated(callback: Callable[[], None]) -> None:
+        try:
+            callback()
+        except Exception:
+            log.exception("journal: a gated callback raised")
 
     # -- saving ----------------------------------------------------------------------------
 

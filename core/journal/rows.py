@@ -48,7 +48,8 @@ def storable(value: Any) -> Any:
 
 def state_row(seq: int, event: Event) -> tuple[Any, ...]:
     d: StateChanged = event.data  # type: ignore[assignment]
-    return (seq, event.time_fired, str(event.lane), d.point_id, to_ms(d.ts), d.new_value, d.fault, int(d.late))
+    # Lane is a str subclass: bound as text as it is (no str() per row on the writer's path).
+    return (seq, event.time_fired, event.lane, d.point_id, round(d.ts * 1000), d.new_value, d.fault, d.late)
 
 
 def event_row(seq: int, event: Event) -> tuple[Any, ...]:
@@ -70,8 +71,10 @@ def split_rows(events: Iterable[Event], first_seq: int) -> tuple[list[tuple[Any,
     seq = first_seq
     for event in events:
         event.seq = seq
-        if type(event.data) is StateChanged:
-            states.append(state_row(seq, event))
+        d = event.data
+        if type(d) is StateChanged:
+            states.append((seq, event.time_fired, event.lane, d.point_id, round(d.ts * 1000), d.new_value,
+                           d.fault, d.late))
         else:
             others.append(event_row(seq, event))
         seq += 1

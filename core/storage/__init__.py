@@ -95,8 +95,17 @@ class Storage:
         self._released: set[int] = set()
         self._flushers: list[Flusher] = []
         self._exec_futures: dict[int, asyncio.Future[Exec]] = {}
+        self._outgoing: list[Op] = []  # telemetry ops of this loop turn, handed over together
+        self._handover_scheduled = False
+        self._queued_here = 0
         #: the live tail: called on the loop thread with each commit's entries, in seq order
         self.on_entries: Callable[[list[Event]], None] | None = None
+        #: ``gate(seq, callback)``: run the durable callback of a gated op once entry ``seq`` is
+        #: handled downstream (the alarm engine); None: at commit
+        self.ack_gate: Callable[[int, DurableCallback], None] | None = None
+        #: called with the entries of each alarm-lane operation queued (the core decides whether
+        #: to hold telemetry off for a moment: fire and gas alarms)
+        self.on_urgent: Callable[[list[Event]], None] | None = None
         #: called with entries released before they are durable
         self.on_released: Callable[[list[Event]], None] | None = None
         self.last_seq = 0
@@ -145,6 +154,7 @@ class Storage:
         finally:
             watchdog.cancel()
             with anyio.CancelScope(shield=True):
+                self._hand_over()
                 writer = self._writer
                 stopped = await asyncio.get_running_loop().run_in_executor(None, writer.stop)
                 if not stopped:
@@ -190,15 +200,40 @@ class Storage:
     # -- writes ----------------------------------------------------------------------------
 
     def submit(self, op: Op) -> None:
-        """Queue ``op`` (never blocks).  Its callback and entries follow its commit."""
+        """Queue ``op`` (never blocks).  Its callback and entries follow its commit.
+
+        Operations submitted during one turn of the event loop reach the writer
+        together (one lock, one wake-up): a batch of MQTT messages is one hand-over.
+        An alarm-lane operation is handed over at once.
+        """
         writer = self._writer
         if writer is None:
             raise StorageError("storage is not open")
         if op.events:
             self._pending[id(op)] = op
-        writer.submit(op)
-        if writer.queued_rows > self.queue_max:
+            if op.lane is Lane.ALARM and self.on_urgent is not None:
+                self.on_urgent(op.events)
+        loop = self._loop
+        if loop is None or op.lane is Lane.ALARM:
+            if self._outgoing:
+                self._hand_over()
+            writer.submit(op)
+        else:
+            self._outgoing.append(op)
+            if not self._handover_scheduled:
+                self._handover_scheduled = True
+                loop.call_soon(self._hand_over)
+            self._queued_here += op.size
+        if writer.queued_rows + self._queued_here > self.queue_max:
             self._room.clear()
+
+    def _hand_over(self) -> None:
+        self._handover_scheduled = False
+        ops, self._outgoing = self._outgoing, []
+        self._queued_here = 0
+        writer = self._writer
+        if ops and writer is not None:
+            writer.submit_many(ops)
 
     def append(
         self,
@@ -279,6 +314,8 @@ class Storage:
         fut: asyncio.Future[Exec] = loop.create_future()
         ex = Exec(sql, params, many, lane)
         self._exec_futures[id(ex)] = fut
+        if self._outgoing:
+            self._hand_over()  # in order with what was queued before it
         writer.submit(ex)
         await fut
         if ex.error is not None:
@@ -335,6 +372,7 @@ class Storage:
 
     def _committed(self, items: list[Item]) -> None:
         entries: list[Event] = []
+        gates: list[tuple[int, DurableCallback]] = []
         for item in items:
             if isinstance(item, Exec):
                 fut = self._exec_futures.pop(id(item), None)
@@ -351,6 +389,10 @@ class Storage:
             elif item.events:
                 self.last_seq = max(self.last_seq, item.events[-1].seq)
             if item.on_durable is not None:
+                gate = self.ack_gate
+                if item.gate and gate is not None and item.events:
+                    gates.append((item.events[-1].seq, item.on_durable))
+                    continue
                 try:
                     item.on_durable()
                 except Exception:
@@ -366,6 +408,12 @@ class Storage:
                     tail(entries)
                 except Exception:
                     log.exception("storage: the live tail raised")
+        gate = self.ack_gate
+        for seq, callback in gates:  # after the tail: the gate's consumer has them queued
+            try:
+                gate(seq, callback)  # type: ignore[misc]
+            except Exception:
+                log.exception("storage: the acknowledgement gate raised")
 
     async def _release_watchdog(self) -> None:
         """Hand alarm entries to the live tail, not yet durable, while the store refuses writes.

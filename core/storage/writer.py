@@ -53,7 +53,7 @@ Rows = Sequence[Sequence[Any]]
 class Op:
     """Rows of one or more statements (and journal entries) that commit together or not at all."""
 
-    __slots__ = ("parts", "events", "on_durable", "lane", "size", "queued_at", "error", "deliver")
+    __slots__ = ("parts", "events", "on_durable", "lane", "size", "queued_at", "error", "deliver", "gate")
 
     def __init__(
         self,
@@ -66,11 +66,17 @@ class Op:
         self.events = events
         self.on_durable = on_durable
         self.lane = lane
-        self.size = sum(len(rows) for _, rows in parts) + (len(events) if events else 0)
+        size = len(events) if events else 0
+        for _, rows in parts:
+            size += len(rows)
+        self.size = size
         self.queued_at = 0.0
         self.error: BaseException | None = None
         #: hand the committed entries to the live tail (False: history only, e.g. untrusted devices)
         self.deliver = True
+        #: run ``on_durable`` only once the store's gate (the alarm engine) has handled the
+        #: entries too (a device's message is acknowledged upstream once evaluated)
+        self.gate = False
 
 
 class Exec:
@@ -94,6 +100,9 @@ Item = Op | Exec
 #: primary result codes that say the store (disk, file, lock) refused the transaction, not that
 #: an operation is bad: BUSY, LOCKED, NOMEM, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL
 _RETRYABLE_CODES = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
+
+#: rows written between two looks at the alarm queue in a telemetry transaction (≈ 5 ms here)
+CHUNK_ROWS = 500
 
 
 def retryable(exc: BaseException) -> bool:
@@ -133,6 +142,7 @@ class WriterThread:
         self.rows_written = 0
         self.write_errors = 0
         self.refused_ops = 0
+        self.preempted = 0  # telemetry transactions cut short for an alarm
         self.last_commit_s = 0.0
         self.max_commit_s = 0.0
         self.queued_rows = 0  # telemetry rows queued, not yet taken (the producers' back-pressure signal)
@@ -180,13 +190,19 @@ class WriterThread:
     # -- queue (any thread) ----------------------------------------------------------------
 
     def submit(self, item: Item) -> None:
-        item.queued_at = time.monotonic()
+        self.submit_many([item])
+
+    def submit_many(self, items: list[Item]) -> None:
+        """Queue items in order, waking the thread once (not once per item)."""
+        now = time.monotonic()
         with self._cond:
-            if item.lane is Lane.ALARM:
-                self._alarm.append(item)
-            else:
-                self._telemetry.append(item)
-                self.queued_rows += item.size
+            for item in items:
+                item.queued_at = now
+                if item.lane is Lane.ALARM:
+                    self._alarm.append(item)
+                else:
+                    self._telemetry.append(item)
+                    self.queued_rows += item.size
             self._cond.notify()
 
     def control(self, fn: Callable[[sqlite3.Connection], Any], done: Callable[[Any, BaseException | None], None]) -> None:
@@ -271,7 +287,7 @@ class WriterThread:
         attempt = 0
         while True:
             try:
-                self._commit(ops)
+                committed, leftovers = self._commit(ops)
             except Exception as exc:
                 if not retryable(exc):
                     return self._refuse(ops, exc)
@@ -283,7 +299,13 @@ class WriterThread:
                 self._backoff(attempt)
                 continue
             self._recovered()
-            return list(ops)
+            if leftovers:
+                # Telemetry that gave way to an alarm: first in line for the next transaction.
+                with self._cond:
+                    for op in reversed(leftovers):
+                        self._telemetry.appendleft(op)
+                        self.queued_rows += op.size
+            return list(committed)
 
     def _refuse(self, ops: list[Op], exc: BaseException) -> list[Item]:
         if len(ops) > 1:
@@ -332,13 +354,73 @@ class WriterThread:
             log.warning("storage: writes succeed again after %.1f s", time.time() - self.failing_since)
             self.failing_since = None
 
-    def _commit(self, ops: list[Op]) -> None:
+    def _commit(self, ops: list[Op]) -> tuple[list[Op], list[Op]]:
+        """One transaction: ``ops`` in chunks of about ``CHUNK_ROWS`` rows.
+
+        Between chunks of a telemetry batch the alarm queue is looked at: alarm
+        operations waiting are written into this transaction at once, the rest of the
+        telemetry is handed back, and the transaction commits — an alarm waits for one
+        chunk, never for a whole large batch.  Returns (committed, handed back).
+        """
         db = self.db
         assert db is not None
         started = time.perf_counter()
+        done: list[Op] = []
+        taken: list[Op] = []
+        leftovers: list[Op] = []
+        size = 0
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Rows may also come from elsewhere (the readings view's INSERT trigger): ask.
+            seq = max(self.next_seq, db.execute("SELECT coalesce(max(seq), 0) + 1 FROM journal").fetchone()[0])
+            i, n = 0, len(ops)
+            telemetry = bool(ops) and ops[0].lane is not Lane.ALARM
+            while i < n:
+                chunk: list[Op] = []
+                rows = 0
+                while i < n and (rows < CHUNK_ROWS or not chunk):
+                    chunk.append(ops[i])
+                    rows += ops[i].size
+                    i += 1
+                seq = self._execute(db, chunk, seq)
+                done.extend(chunk)
+                size += rows
+                if telemetry and i < n and self._alarm:
+                    with self._cond:
+                        while self._alarm and isinstance(self._alarm[0], Op) and len(taken) < 1000:
+                            taken.append(self._alarm.popleft())  # type: ignore[arg-type]
+                    if taken:
+                        seq = self._execute(db, taken, seq)
+                        size += sum(op.size for op in taken)
+                        leftovers = ops[i:]
+                        self.preempted += 1
+                        break
+            db.execute("COMMIT")
+            self.next_seq = seq
+        except BaseException:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            for op in (*done, *taken):
+                for event in op.events or ():
+                    event.seq = 0  # numbered again when the retry commits
+            if taken:
+                with self._cond:  # the alarm operations taken go back where they were
+                    for op in reversed(taken):
+                        self._alarm.appendleft(op)
+            raise
+        self.commits += 1
+        self.rows_written += size
+        self.last_commit_s = time.perf_counter() - started
+        self.max_commit_s = max(self.max_commit_s, self.last_commit_s)
+        return done + taken, leftovers
+
+    @staticmethod
+    def _execute(db: sqlite3.Connection, ops: list[Op], seq: int) -> int:
+        """Write ``ops`` (grouped by statement, journal entries numbered from ``seq``)."""
         grouped: dict[str, list[Sequence[Any]]] = {}
         events: list[Event] = []
-        size = 0
         for op in ops:
             for sql, rows in op.parts:
                 have = grouped.get(sql)
@@ -346,37 +428,17 @@ class WriterThread:
                     grouped[sql] = list(rows)
                 else:
                     have.extend(rows)
-                size += len(rows)
             if op.events:
                 events.extend(op.events)
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            if events:
-                # Rows may also come from elsewhere (the readings view's INSERT trigger): ask.
-                first = max(self.next_seq, db.execute("SELECT coalesce(max(seq), 0) + 1 FROM journal").fetchone()[0])
-                states, others, following = split_rows(events, first)
-                if states:
-                    db.executemany(SQL_J_STATE, states)
-                if others:
-                    db.executemany(SQL_J_EVENT, others)
-                size += len(events)
-            for sql, rows in grouped.items():
-                db.executemany(sql, rows)
-            db.execute("COMMIT")
-            if events:
-                self.next_seq = following
-        except BaseException:
-            try:
-                db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            for event in events:
-                event.seq = 0  # numbered again when the retry commits
-            raise
-        self.commits += 1
-        self.rows_written += size
-        self.last_commit_s = time.perf_counter() - started
-        self.max_commit_s = max(self.max_commit_s, self.last_commit_s)
+        if events:
+            states, others, seq = split_rows(events, seq)
+            if states:
+                db.executemany(SQL_J_STATE, states)
+            if others:
+                db.executemany(SQL_J_EVENT, others)
+        for sql, rows in grouped.items():
+            db.executemany(sql, rows)
+        return seq
 
     def _run_exec(self, ex: Exec) -> None:
         db = self.db

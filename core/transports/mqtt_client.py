@@ -75,6 +75,9 @@ from firebus.sdk.events import Lane
 
 log = logging.getLogger(__name__)
 
+#: messages handed over per turn of the event loop (a burst is handed over in slices)
+HANDOVER_CHUNK = 256
+
 # v3.1.1 CONNACK return codes (§3.2.2.3); v5 reason codes are listed in §3.2.2.2.
 _V3_REFUSALS: Final = {1: "unacceptable protocol version", 2: "client identifier rejected", 3: "server unavailable",
                        4: "bad user name or password", 5: "not authorised"}
@@ -240,6 +243,11 @@ class MqttSession(asyncio.Protocol):
         self._paused = False
         self._paused_since = 0.0
         self._resume_scheduled = False
+        self._more_scheduled = False
+        self._held_off = False  # held by the core (alarms first), not by backpressure
+        self._held_since = 0.0
+        self.holds = 0
+        self.held_off_s = 0.0
         self._ack_buf = bytearray()
         self._flush_scheduled = False
         self._qos2_received: set[int] = set()  # PUBREC sent, PUBREL awaited (survives reconnects)
@@ -395,6 +403,9 @@ class MqttSession(asyncio.Protocol):
             "paused": self._paused,
             "paused_s": round(self.paused_s, 3),
             "pauses": self.pauses,
+            "held_off": self._held_off,
+            "held_off_s": round(self.held_off_s, 3),
+            "holds": self.holds,
             "stale_acks": self.stale_acks,
             "connects": self.connects,
             "reconnects": max(0, self.connects - 1),
@@ -542,7 +553,7 @@ class MqttSession(asyncio.Protocol):
             return  # after our DISCONNECT: nothing more is handed over
         self._last_rx = time.monotonic()
         self._decoder.feed(data)
-        if not self._paused:
+        if not self._paused and not self._held_off and not self._more_scheduled:
             self._process()
 
     def eof_received(self) -> bool | None:
@@ -568,7 +579,15 @@ class MqttSession(asyncio.Protocol):
         out: list[InboundMessage] = []
         now = time.time()
         error: MqttCodecError | None = None
+        budget = HANDOVER_CHUNK
         while True:
+            if len(out) >= budget:
+                # Yield to the event loop between chunks: a telemetry burst is handed over in
+                # slices, so an alarm's next step never waits for thousands of messages.
+                if not self._more_scheduled:
+                    self._more_scheduled = True
+                    self._loop.call_soon(self._process_more)  # type: ignore[union-attr]
+                break
             if held >= bound:
                 if out:
                     # Hand over what we have: a handler that acks at once makes room, and
@@ -610,6 +629,38 @@ class MqttSession(asyncio.Protocol):
             self.log.error("%s: malformed packet from the broker, dropping the connection: %s",
                            self.config.client_id, error)
             self._abort(f"malformed packet from the broker: {error}")
+
+    def _process_more(self) -> None:
+        self._more_scheduled = False
+        if not self._paused and not self._held_off and not self._closing:
+            self._process()
+
+    def hold(self) -> None:
+        """Stop taking messages for now (alarms first: the core holds telemetry off while an
+        alarm is being handled); the broker keeps them.  ``release`` resumes."""
+        if self._held_off:
+            return
+        self._held_off = True
+        self.holds += 1
+        self._held_since = time.monotonic()
+        t = self._transport
+        if t is not None and not self._paused:
+            t.pause_reading()
+
+    def release(self) -> None:
+        if not self._held_off:
+            return
+        self._held_off = False
+        self.held_off_s += time.monotonic() - self._held_since
+        self._last_rx = time.monotonic()  # silence while we were not reading proves nothing
+        self._ping_at = 0.0
+        if not self._paused:
+            t = self._transport
+            if t is not None:
+                t.resume_reading()
+            if not self._more_scheduled and self._loop is not None:
+                self._more_scheduled = True
+                self._loop.call_soon(self._process_more)
 
     def _deliver(self, out: list[InboundMessage]) -> None:
         if self._held > self.max_unacked_held:
@@ -733,6 +784,8 @@ class MqttSession(asyncio.Protocol):
         self.paused_total += time.monotonic() - self._paused_since
         self._last_rx = time.monotonic()  # silence while we were not reading proves nothing
         self._ping_at = 0.0
+        if self._held_off:
+            return  # the core's hold outlasts backpressure: release() resumes
         self._process()  # what was buffered first; may pause again
         if not self._paused and self._transport is not None:
             self._transport.resume_reading()
@@ -796,7 +849,7 @@ class MqttSession(asyncio.Protocol):
         now = time.monotonic()
         ka = self._keepalive
         answered = not self._ping_at or self._last_rx > self._ping_at
-        if self._paused:
+        if self._paused or self._held_off:
             self._ping_at = 0.0  # not reading: silence cannot be judged
             answered = True
         elif not answered and now - self._ping_at >= ka:
@@ -807,6 +860,6 @@ class MqttSession(asyncio.Protocol):
         if answered and now - self._last_ping_tx >= ka / 2:
             self._write(PINGREQ)
             self._last_ping_tx = now
-            if not self._paused:
+            if not self._paused and not self._held_off:
                 self._ping_at = now
         self._schedule_keepalive()

@@ -23,6 +23,8 @@ again when the link is back (the link itself raises its own fault).
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, Mapping
 
 import msgspec
@@ -96,7 +98,8 @@ class HeartbeatRule(AlarmRule):
         name = point.device_name or point.device_id
         if isinstance(inp, (ValueInput, ReportInput)):
             if span is None and not offline and "deadline" not in s:
-                return Evaluation(state=s)  # nothing to time; stay quiet (and cheap)
+                # Nothing to time; stay quiet (and cheap).
+                return Evaluation(state=s, steady=(-math.inf, math.inf) if self.steady_ok(point) else None)
             s["last"] = inp.ts
             s["deadline"] = inp.ts + span if span is not None and not s.get("link_down") else None
             s.pop("unavailable_since", None)
@@ -169,7 +172,16 @@ class HeartbeatRule(AlarmRule):
                     value=s.get("last"),
                 )
             )
-        return Evaluation(state=s, conditions=conditions, wake_at=wake, wants_reports=offline)
+        # While all is well, a new value needs no evaluation: the deadline is checked against
+        # the newest report when it comes (TickInput.last_report), not moved per value.
+        steady = None
+        if not offline and "unavailable_since" not in s and not s.get("link_down") and self.steady_ok(point):
+            steady = (-math.inf, math.inf)
+        return Evaluation(state=s, conditions=conditions, wake_at=wake, wants_reports=offline, steady=steady)
+
+    def steady_ok(self, point: PointInfo) -> bool:
+        """Whether values of ``point`` may skip this rule while the device is alive."""
+        return True
 
 
 def _reason_zh(reason: str) -> str:

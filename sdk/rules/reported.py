@@ -52,6 +52,9 @@ class ReportedHeartbeatRule(HeartbeatRule):
         merged.update(super().merge_options(point))
         return merged
 
+    def steady_ok(self, point: PointInfo) -> bool:
+        return point.key != self.interval_key  # a new period must be heard at once
+
     def interval_of(self, point: PointInfo, opts: HeartbeatOptions, inp: RuleInput, state: Mapping[str, Any]) -> float | None:
         reported = state.get("reported")
         if isinstance(inp, ValueInput) and inp.key == self.interval_key and inp.fault is None:

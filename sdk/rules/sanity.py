@@ -12,6 +12,8 @@ high value can be real (gas over range is dangerous, not a sensor fault).
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, Mapping
 
 import msgspec
@@ -52,6 +54,7 @@ class SensorSanityRule(AlarmRule):
         if not isinstance(inp, ValueInput) or inp.key != point.key:
             return Evaluation(state=dict(state))
         why = _problem(inp.value, inp.fault, opts, point.unit)
+        steady = _steady(opts) if why is None and not state.get("fault") else None
         condition = Condition(
             category=AlarmCategory.FAULT,
             severity=Severity.FAULT,
@@ -60,15 +63,34 @@ class SensorSanityRule(AlarmRule):
             group="sensor",
             message=f"{point.name or point.key}: sensor fault: {why}" if why else "",
         )
-        return Evaluation(state={"fault": why}, conditions=[condition], invalid=why)
+        return Evaluation(state={"fault": why}, conditions=[condition], invalid=why, steady=steady)
+
+
+def _steady(opts: SanityOptions) -> tuple[float, float]:
+    """The plausible range with no sentinel inside it: values there are always valid."""
+    lo = opts.min if opts.min is not None else -math.inf
+    hi = opts.max if opts.max is not None else math.inf
+    for raw in opts.sentinels:
+        try:
+            v = float(raw)
+        except ValueError:
+            continue
+        if lo <= v <= hi:
+            if v - lo < hi - v:
+                lo = v
+            else:
+                hi = v
+    return lo, hi
 
 
 def _problem(value: Any, fault: str | None, opts: SanityOptions, unit: str) -> str | None:
     if fault is not None:
         return f"device flagged the value: {fault}"
-    key = str(int(value)) if is_number(value) and float(value).is_integer() else str(value)
-    if key in opts.sentinels:
-        return f"sentinel {opts.sentinels[key]}"
+    if opts.sentinels and (type(value) is not float or value.is_integer()):
+        # Only whole numbers (or text) can be sentinels: a reading like 20.1 skips the lookup.
+        key = str(int(value)) if is_number(value) and float(value).is_integer() else str(value)
+        if key in opts.sentinels:
+            return f"sentinel {opts.sentinels[key]}"
     if not is_number(value):
         return f"not a number: {value!r}" if opts.numeric else None
     if opts.min is not None and value < opts.min:

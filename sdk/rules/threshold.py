@@ -12,6 +12,8 @@ active level (gas 25 %LEL → 50 %LEL updates one gas alarm).
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, Literal, Mapping
 
 import msgspec
@@ -126,28 +128,53 @@ class ThresholdRule(AlarmRule):
             return Evaluation(state=dict(state), wake_at=_next_wake(opts, state))
 
         ts = inp.ts
-        old_levels: Mapping[str, Any] = state.get("levels", {})
+        old_levels: Mapping[str, Any] = state.get("levels", _IDLE)
         new_levels: dict[str, dict[str, Any]] = {}
         conditions: list[Condition] = []
         for level in opts.levels:
             phase, since = _step(level, opts, value, ts, old_levels.get(level.name))
-            new_levels[level.name] = {"phase": phase, "since": since}
+            if phase != "idle":
+                new_levels[level.name] = {"phase": phase, "since": since}
             active = phase in ("active", "off")
-            sign = "≥" if level.direction == "high" else "≤"
+            if active:
+                sign = "≥" if level.direction == "high" else "≤"
+                name = point.name or point.key
+                message = f"{name} {value:g}{point.unit} {sign} {level.name} {level.value:g}{point.unit}"
+                message_zh = f"{name} {value:g}{point.unit} {sign} {_LEVEL_ZH.get(level.name, level.name)} " \
+                             f"{level.value:g}{point.unit}"
+            else:
+                message = message_zh = ""
             conditions.append(
                 Condition(
                     category=level.category,
                     severity=level.severity,
                     active=active,
                     value=value,
-                    message=f"{point.name or point.key} {value:g}{point.unit} {sign} {level.name} {level.value:g}{point.unit}"
-                    if active
-                    else f"{point.name or point.key} back to {value:g}{point.unit}",
+                    message=message,
+                    message_zh=message_zh,
                     lower_is_worse=level.direction == "low",
                 )
             )
-        new_state = {"value": value, "levels": new_levels}
-        return Evaluation(state=new_state, conditions=conditions, wake_at=_next_wake(opts, new_state))
+        # Idle levels keep no state: a quantity far from its settings changes nothing here, so
+        # nothing is checkpointed for it (most points, most of the time).  The value is kept
+        # while a level is timing or active: a tick or a repeat needs it.
+        new_state = {"value": value, "levels": new_levels} if new_levels else {}
+        steady = None
+        if not new_levels:  # every level idle: steady until a value crosses the nearest setting
+            lo, hi = -math.inf, math.inf
+            for level in opts.levels:
+                if level.direction == "high":
+                    hi = min(hi, level.value)
+                else:
+                    lo = max(lo, level.value)
+            steady = (lo, hi)
+        return Evaluation(state=new_state, conditions=conditions, wake_at=_next_wake(opts, new_state),
+                          steady=steady)
+
+
+_IDLE: Mapping[str, Any] = {}
+_LEVEL_ZH = {"pre_alarm": "预警值", "alarm": "报警值", "level_1": "一级报警值", "level_2": "二级报警值",
+             "low": "低限", "high": "高限"}
 
 
 def _past(level: Level, value: float) -> bool:
