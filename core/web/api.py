@@ -20,7 +20,7 @@ from firebus.sdk.vocab import AlarmCategory
 
 from ..alarms.model import AlarmError, AlarmNotFound, Verdict
 from . import views
-from .app import ApiError, MAX_BODY, check_csrf, require, web
+from .app import ApiError, MAX_BODY, check_csrf, language, require, web
 from .auth import Principal
 from .openapi import openapi_document
 
@@ -232,7 +232,7 @@ async def alarms(request: Request) -> JSONResponse:
         _visible_device(request, scope, device_id)
     items, total = await views.query_alarms(
         web(request).core, scope, status=status, unit_id=_unit_param(request, scope), category=category,
-        device_id=device_id, limit=limit, offset=offset,
+        device_id=device_id, limit=limit, offset=offset, lang=language(request),
     )
     return _json(_listing(items, total, limit, offset))
 
@@ -250,7 +250,7 @@ async def alarm(request: Request) -> JSONResponse:
     _, scope = await _who(request)
     core = web(request).core
     found = await _visible_alarm(request, scope)
-    data = views.alarm_dict(core, found)
+    data = views.alarm_dict(core, found, language(request))
     data["history"] = [
         {"ts": t.ts, "transition": t.transition, "actor_kind": t.actor_kind, "actor": t.actor, "detail": t.detail}
         for t in await core.alarms.history(found.id)
@@ -266,7 +266,7 @@ async def _act(request: Request, action: str) -> JSONResponse:
     check_csrf(request, who, request.headers.get("x-csrf-token"))
     body = await _body(request)
     result = await perform(request, who, found.id, action, body)
-    return _json(views.alarm_dict(web(request).core, result))
+    return _json(views.alarm_dict(web(request).core, result, language(request)))
 
 
 async def perform(request: Request, who: Principal, alarm_id: str, action: str, body: dict[str, Any]) -> Any:

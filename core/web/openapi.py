@@ -39,6 +39,11 @@ def _ok(desc: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"200": body, **ERRORS}
 
 
+#: Every alarm object carries these (the stored record omits defaults; the API never does).
+ALARM_REQUIRED = ["id", "category", "severity", "status", "active", "acknowledged", "silenced", "open",
+                  "device_id", "point_id", "location_id", "unit_id", "device_name", "devices", "location_path",
+                  "unit_name", "message", "message_zh", "start_ts", "verdict"]
+
 ACTION_BODY = {"content": {"application/json": {"schema": {"type": "object", "properties": {
     "note": {"type": "string", "maxLength": 1000}}}}}, "required": False}
 
@@ -93,16 +98,39 @@ def openapi_document() -> dict[str, Any]:
                 "DeviceDetail": {"allOf": [{"$ref": "#/components/schemas/Device"}, {"type": "object", "properties": {
                     "points": {"type": "array", "items": {"type": "object"}},
                     "alarms": {"type": "array", "items": {"$ref": alarm_ref}}}}]},
-                "Alarm": {"type": "object", "properties": {
+                "Alarm": {"type": "object", "required": ALARM_REQUIRED, "properties": {
                     "id": {"type": "string"},
                     "category": {"type": "string", "enum": [c.value for c in AlarmCategory]},
-                    "severity": {"type": "integer"},
+                    "severity": {"type": "integer"}, "peak_severity": {"type": "integer"},
                     "status": {"type": "string", "enum": ["active_unack", "active_ack", "cleared_unack", "cleared_ack"]},
-                    "device_id": {"type": ["string", "null"]}, "point_id": {"type": ["string", "null"]},
-                    "unit_id": {"type": ["string", "null"]}, "location_path": {"type": "string"},
-                    "last_value": {}, "message": {"type": "string"}, "start_ts": {"type": "number"},
+                    "active": {"type": "boolean", "description": "the condition is present now"},
                     "acknowledged": {"type": "boolean"}, "silenced": {"type": "boolean"},
-                    "verdict": {"type": ["string", "null"]}}},
+                    "open": {"type": "boolean", "description": "on the board: active, or reset but not acknowledged"},
+                    "rule": {"type": "string"}, "rule_type": {"type": "string"},
+                    "device_id": {"type": ["string", "null"]}, "point_id": {"type": ["string", "null"]},
+                    "location_id": {"type": ["string", "null"]}, "unit_id": {"type": ["string", "null"]},
+                    "device_name": {"type": "string", "description": "for a location-wide alarm (confirmed fire): "
+                                                                    "the devices in alarm there, comma-separated"},
+                    "devices": {"type": "array", "items": {"type": "object", "required": ["id", "name"], "properties": {
+                        "id": {"type": "string"}, "name": {"type": "string"}}}},
+                    "point_name": {"type": "string"}, "point_class": {"type": "string"}, "point_unit": {"type": "string"},
+                    "location_path": {"type": "string"}, "unit_name": {"type": "string"},
+                    "floor": {"type": ["object", "null"], "properties": {
+                        "id": {"type": "string"}, "name": {"type": "string"}, "level": {"type": ["integer", "null"]}}},
+                    "first_value": {}, "last_value": {}, "peak_value": {}, "count": {"type": "integer"},
+                    "message": {"type": "string"}, "message_zh": {"type": "string"},
+                    "text": {"type": "string", "description": "the message in the reader's language (?lang=zh|en)"},
+                    "start_ts": {"type": "number"}, "last_ts": {"type": "number"},
+                    "ack_ts": {"type": ["number", "null"]}, "ack_by": {"type": ["string", "null"]},
+                    "clear_ts": {"type": ["number", "null"]}, "cleared_by": {"type": ["string", "null"]},
+                    "silence_ts": {"type": ["number", "null"]}, "silenced_by": {"type": ["string", "null"]},
+                    "verdict": {"type": ["string", "null"], "enum": ["real_fire", "false_alarm", "test", None]},
+                    "verdict_ts": {"type": ["number", "null"]}, "verdict_by": {"type": ["string", "null"]},
+                    "verdict_note": {"type": "string"},
+                    "history": {"type": "array", "items": {"type": "object", "required": ["ts", "transition"],
+                                                           "properties": {
+                        "ts": {"type": "number"}, "transition": {"type": "string"}, "actor_kind": {"type": "string"},
+                        "actor": {"type": "string"}, "detail": {"type": "object"}}}}}},
                 "Plugin": {"type": "object", "properties": {
                     "name": {"type": "string"}, "status": {"type": "string"}, "version": {"type": ["string", "null"]},
                     "error": {"type": ["string", "null"]}}},

@@ -16,6 +16,7 @@ from firebus.sdk.vocab import AlarmCategory, Availability, PlaceKind
 
 from ..alarms.model import Alarm
 from .auth import Principal
+from .priority import ORDER_SQL, display_key
 
 ALARM_CATEGORIES = frozenset({AlarmCategory.FIRE, AlarmCategory.GAS, AlarmCategory.ELECTRICAL_ALARM,
                               AlarmCategory.ELECTRICAL_PRE_ALARM})
@@ -234,20 +235,55 @@ def unit_overview(core: Any, scope: Scope) -> list[dict[str, Any]]:
 # -- alarms --------------------------------------------------------------------------------
 
 
-def alarm_dict(core: Any, alarm: Alarm) -> dict[str, Any]:
-    data = msgspec.to_builtins(alarm)
+def _location_devices(core: Any, alarm: Alarm) -> list[Any]:
+    """A location-wide alarm (a confirmed fire) has no device of its own: the devices of
+    that location with an active alarm of the same category are the ones that raised it."""
+    if alarm.device_id or not alarm.location_id or core.alarms is None:
+        return []
+    ids = {a.device_id for a in core.alarms.open_alarms()
+           if a.device_id and a.category == alarm.category and a.id != alarm.id
+           and (a.location_id == alarm.location_id
+                or (d := core.registry.devices.get(a.device_id)) is not None and d.location_id == alarm.location_id)}
+    return sorted((core.registry.devices[i] for i in ids if i in core.registry.devices), key=lambda d: d.name)
+
+
+def floor_of(core: Any, place_id: str | None) -> Any:
+    """The floor a place is on (itself if it is one), or None."""
+    for place in reversed(core.registry.place_path(place_id) if place_id else []):
+        if place.kind is PlaceKind.FLOOR:
+            return place
+    return None
+
+
+def alarm_dict(core: Any, alarm: Alarm, lang: str | None = None) -> dict[str, Any]:
+    """An alarm for the API and the pages.
+
+    ``Alarm`` is stored with ``omit_defaults`` (small rows); here every field is
+    written out, so a live alarm always carries ``active``, ``acknowledged`` and
+    ``silenced`` (a reader must never infer "false" from a missing key).
+    """
+    data = msgspec.to_builtins(msgspec.structs.asdict(alarm))
     device = core.registry.devices.get(alarm.device_id) if alarm.device_id else None
     point = core.registry.point_info(alarm.point_id) if alarm.point_id else None
     location_id = alarm.location_id or (device.location_id if device else None)
+    floor = floor_of(core, location_id)
+    by_devices = _location_devices(core, alarm)
     data.update({
         "status": str(alarm.status),
         "open": alarm.open,
-        "device_name": device.name if device else "",
+        "device_name": device.name if device else ", ".join(d.name for d in by_devices),
+        "devices": [{"id": d.id, "name": d.name} for d in ([device] if device else by_devices)],
         "point_name": point.name if point else "",
+        "point_class": point.point_class if point else "",
         "point_unit": point.unit if point else "",
+        "location_id": location_id,
         "location_path": location_path(core, location_id),
+        "floor": ({"id": floor.id, "name": floor.name or floor.key, "level": floor.level} if floor else None),
         "unit_name": (u["name"] if (u := place_brief(core, alarm.unit_id)) else ""),
     })
+    if lang is not None:
+        # The reader's language: rules give both texts; the English one is the fallback.
+        data["text"] = (alarm.message_zh or alarm.message) if lang == "zh" else (alarm.message or alarm.message_zh)
     return data
 
 
@@ -261,8 +297,9 @@ async def query_alarms(
     device_id: str | None = None,
     limit: int = 100,
     offset: int = 0,
+    lang: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Alarms, most urgent first (active, severity, newest); returns (page, total).
+    """Alarms in display priority (``priority.ORDER_SQL``: fire first); returns (page, total).
 
     Read from what is committed (operator actions return once theirs is), never through
     the writer's queue; counts and last values of open alarms come from the engine.
@@ -284,14 +321,16 @@ async def query_alarms(
             params.append(value)
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     rows = await core.storage.fetchall(
-        f"SELECT data FROM alarms{clause} ORDER BY active DESC, severity DESC, start_ts DESC LIMIT ? OFFSET ?",
+        f"SELECT data FROM alarms{clause} ORDER BY {ORDER_SQL} LIMIT ? OFFSET ?",
         (*params, limit, offset),
     )
     total_row = await core.storage.fetchone(f"SELECT count(*) FROM alarms{clause}", params)
     alarms = [_alarm_dec.decode(r[0]) for r in rows]
     if core.alarms is not None:
         alarms = core.alarms.freshest(alarms)
-    return [alarm_dict(core, a) for a in alarms], int(total_row[0]) if total_row else 0
+    # The engine's copies may be newer than the rows (state just changed): re-sort the page.
+    alarms.sort(key=display_key)
+    return [alarm_dict(core, a, lang) for a in alarms], int(total_row[0]) if total_row else 0
 
 
 # -- history -------------------------------------------------------------------------------

@@ -92,5 +92,7 @@ def describe(alarm: AlarmEvent, registry: Any) -> dict[str, Any]:
         out["where"] = info.location_name or ""
         out["device"] = " / ".join(x for x in (info.device_name, info.name) if x) or out["device"]
     elif alarm.location_id:
-        out["where"] = alarm.location_id
+        # A location-wide alarm (confirmed fire): the place's name, never its raw id.
+        place = registry.place(alarm.location_id) if registry is not None else None
+        out["where"] = (place.name or place.key) if place is not None else alarm.location_id
     return out

@@ -51,12 +51,14 @@ class MultiDetectorRule(AlarmRule):
             return Evaluation(state=dict(state))
         points: dict[str, dict[str, Any]] = {pid: dict(p) for pid, p in state.get("points", {}).items()}
         confirmed = bool(state.get("confirmed"))
+        confirmed_by = int(state.get("confirmed_by", 0))  # detectors that confirmed it (kept while it lasts)
         on = truthy(inp.value)
         prev = points.get(point.point_id)
         activated = on and not (prev and prev["on"])
         entry = {"on": on, "at": inp.ts if activated else (prev or {}).get("at"), "cls": point.point_class}
         points[point.point_id] = entry
 
+        where = point.location_name or "?"
         conditions = [
             Condition(
                 category=AlarmCategory.FIRE,
@@ -64,8 +66,11 @@ class MultiDetectorRule(AlarmRule):
                 active=on,
                 value=inp.value,
                 group="single",
-                message=f"{point.name or point.key} at {point.location_name or point.location_id or '?'}: "
+                message=f"{point.name or point.key} at {where}: "
                 "fire alarm from one detector (unconfirmed)"
+                if on
+                else "",
+                message_zh=f"{where}：{point.device_name or point.name or point.key} 首警（单只探测器报警，未确认）"
                 if on
                 else "",
             )
@@ -80,11 +85,18 @@ class MultiDetectorRule(AlarmRule):
             enough = len(counted) >= opts.required
             if opts.distinct_classes:
                 enough = enough and len({p["cls"] for _, p in counted}) >= 2
+            if enough:
+                confirmed_by = max(confirmed_by, len(counted))
             confirmed = confirmed or enough
         if confirmed and not any(p["on"] for p in points.values()):
             confirmed = False
+        if not confirmed:
+            confirmed_by = 0
         if point.location_id and (confirmed or was_confirmed):
             in_alarm = sorted(pid for pid, p in points.items() if p["on"] or pid == point.point_id and activated)
+            # The title counts the detectors that confirmed it, not those still on now: a
+            # detector that restored by itself still confirmed the fire.
+            by = max(confirmed_by, len(in_alarm))
             conditions.append(
                 Condition(
                     category=AlarmCategory.FIRE,
@@ -93,10 +105,10 @@ class MultiDetectorRule(AlarmRule):
                     value=len(in_alarm),
                     group="confirmed",
                     subject=Subject.LOCATION,
-                    message=f"confirmed fire at {point.location_name or point.location_id}: "
-                    f"{len(in_alarm)} detectors in alarm"
+                    message=f"confirmed fire at {where}: {by} detector{'s' if by != 1 else ''} in alarm"
                     if confirmed
                     else "",
+                    message_zh=f"{where} 确认火警：{by} 只探测器报警" if confirmed else "",
                 )
             )
         if opts.window is not None:  # forget restored detectors once they cannot count any more
@@ -107,4 +119,5 @@ class MultiDetectorRule(AlarmRule):
             }
         else:
             points = {pid: p for pid, p in points.items() if p["on"]}
-        return Evaluation(state={"points": points, "confirmed": confirmed}, conditions=conditions)
+        return Evaluation(state={"points": points, "confirmed": confirmed, "confirmed_by": confirmed_by},
+                          conditions=conditions)
