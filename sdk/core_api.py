@@ -64,6 +64,29 @@ class SiteProblem(msgspec.Struct, frozen=True):
     message: str
 
 
+class HistoryBucket(StrEnum):
+    """The rollup resolutions the core keeps (``readings_5m``, ``readings_1h``)."""
+
+    FIVE_MIN = "5m"
+    HOUR = "1h"
+
+
+#: one rollup bucket: (bucket start in epoch seconds, n, mean, min, max, last value)
+HistoryRow = tuple[int, int, float, float, float, float]
+
+
+class History(msgspec.Struct, frozen=True):
+    """Rollups of numeric state changes, read in one snapshot (``CoreAPI.history``).
+
+    Every journal entry with ``seq <= through_seq`` is counted (rolled up or not yet),
+    none after it: a consumer that adds later entries itself skips ``seq <= through_seq``.
+    ``rows``: point id → rows in bucket order (points without rows are absent).
+    """
+
+    through_seq: int
+    rows: dict[str, list[HistoryRow]]
+
+
 class Clock(Protocol):
     """Wall time and sleeping, replaceable by a controllable clock in tests."""
 
@@ -115,6 +138,14 @@ class ConsumerAPI(Protocol):
     def save(self) -> None:
         """Queue the cursor now (it is also saved every second and at stop)."""
 
+    def ack(self, seq: int) -> None:
+        """``ack="manual"`` subscriptions: entry ``seq`` is done.  The saved cursor moves
+        only over a contiguous acknowledged prefix; unknown or repeated seqs are ignored."""
+
+    @property
+    def unacked(self) -> int:
+        """Delivered entries not yet acknowledged (0 for ``ack="auto"``)."""
+
     def stop(self) -> None: ...
 
 
@@ -129,6 +160,14 @@ class JournalAPI(Protocol):
     writes (``Event.durable`` False); their durable copy is then not delivered
     again.  ``initial``: where a consumer with no stored cursor starts
     ("start": entries committed since this process started; "earliest"; or a seq).
+
+    ``ack="manual"`` (for a consumer whose work finishes elsewhere, such as an uplink
+    waiting for a centre's confirmation): an entry is done only once
+    ``consumer.ack(seq)`` is called; after a restart every delivered entry not yet
+    acknowledged is delivered again.  ``max_unacked`` (> 0) bounds the outstanding
+    entries: past it telemetry waits in the journal while alarm-lane entries are
+    still delivered at once, and a catch-up delivers the backlog's alarm-lane entries
+    before its telemetry.  Not combinable with ``provisional``.
     """
 
     @property
@@ -142,7 +181,7 @@ class JournalAPI(Protocol):
     def subscribe(
         self, name: str, handler: Callable[[list[Event]], Awaitable[None] | None],
         types: Iterable[type[Payload]], *, provisional: bool = False, initial: str | int = "start",
-        batch_max: int = 1000,
+        batch_max: int = 1000, ack: str = "auto", max_unacked: int = 0,
     ) -> ConsumerAPI: ...
 
 
@@ -181,3 +220,6 @@ class CoreAPI(Protocol):
 
     async def write_point(self, device_id: str, point_key: str, value: Any, context: Context | None = None) -> None:
         """Write a device point through its driver (linkage actions, commands)."""
+
+    async def history(self, point_ids: Sequence[str], start: float, end: float, bucket: HistoryBucket) -> History:
+        """Rollup rows with ``start <= bucket < end`` of these points (reports, live views; never raw rows)."""

@@ -142,6 +142,8 @@ class Journal:
         provisional: bool = False,
         initial: str | int = "start",
         batch_max: int = 1000,
+        ack: str = "auto",
+        max_unacked: int = 0,
         **options: Any,
     ) -> Any:
         """A durable consumer run in the core's task group (``firebus.sdk.JournalAPI.subscribe``)."""
@@ -150,7 +152,7 @@ class Journal:
         if name in self.consumers:
             raise ValueError(f"journal: a consumer named {name!r} already exists")
         consumer = DurableConsumer(self, name, handler, types, provisional=provisional, initial=initial,
-                                   batch_max=batch_max, **options)
+                                   batch_max=batch_max, ack=ack, max_unacked=max_unacked, **options)
         self.consumers[name] = consumer
         if self.start_task is None:
             raise RuntimeError("journal: subscriptions need a running core")

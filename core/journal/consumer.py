@@ -21,6 +21,14 @@ crash the entries since the last saved cursor come again); what it gets:
 * **not yet durable** entries (``provisional``): alarm-lane entries released
   while the store refuses writes are handled once; their durable copy later
   only moves the cursor.
+* **manual acknowledgement** (``ack="manual"``, the uplink): an entry counts as
+  handled only once the consumer calls ``ack(seq)`` (the centre confirmed it), not
+  when the handler returns.  The saved cursor is the contiguous acknowledged
+  prefix (plus acknowledged entries past it in ``ahead``), so after a restart
+  every delivered but unacknowledged entry comes again.  ``max_unacked`` bounds
+  how many may be outstanding: past it telemetry waits (it is read from the
+  journal once acknowledgements make room) while alarm-lane entries are still
+  delivered at once; a catch-up delivers the backlog's alarm-lane entries first.
 """
 
 from __future__ import annotations
@@ -57,9 +65,18 @@ class DurableConsumer:
         initial: str | int = "start",
         checkpoint_s: float = 1.0,
         checkpoint_parts: Callable[[], tuple[Parts, Callable[[], None] | None]] | None = None,
+        ack: str = "auto",
+        max_unacked: int = 0,
     ) -> None:
         if not isinstance(initial, int) and initial not in ("start", "latest", "earliest"):
             raise ValueError("initial must be 'start', 'latest', 'earliest' or a seq")
+        if ack not in ("auto", "manual"):
+            raise ValueError("ack must be 'auto' or 'manual'")
+        if ack == "manual" and (provisional or checkpoint_parts is not None):
+            raise ValueError("ack='manual' takes neither provisional entries (no seq to acknowledge) "
+                             "nor checkpoint_parts")
+        if max_unacked < 0:
+            raise ValueError("max_unacked must be ≥ 0 (0: no limit)")
         self.journal = journal
         self.bus = journal.bus
         self.name = name
@@ -92,6 +109,15 @@ class DurableConsumer:
         self.handled = 0
         self.replayed = 0
         self.catchups = 0
+        # manual acknowledgement: delivered entries not yet acknowledged (a set and a
+        # min-heap with lazy deletion), and acknowledged ones past the oldest of those
+        self.manual = ack == "manual"
+        self.max_unacked = max_unacked
+        self._unacked: set[int] = set()
+        self._unacked_heap: list[int] = []
+        self._acked: set[int] = set()
+        self._wakeup = anyio.Event()
+        self.acked = 0
 
     # -- life ------------------------------------------------------------------------------
 
@@ -119,7 +145,10 @@ class DurableConsumer:
             with anyio.CancelScope() as scope:
                 self._scope = scope
                 while True:
-                    await anyio.sleep(self.checkpoint_s)
+                    # an acknowledgement that makes room wakes the loop early (manual mode)
+                    with anyio.move_on_after(self.checkpoint_s):
+                        await self._wakeup.wait()
+                    self._wakeup = anyio.Event()
                     if self._overflowed and not self.catching_up:
                         await self._catch_up()
                     self._maybe_save()
@@ -138,12 +167,22 @@ class DurableConsumer:
     # -- catch-up --------------------------------------------------------------------------
 
     async def _catch_up(self) -> None:
+        while not await self._catch_up_once():
+            pass  # the live buffer overflowed meanwhile: read the rest from the journal too
+        self.caught_up.set()
+
+    async def _catch_up_once(self) -> bool:
         self.catching_up = True
         self._overflowed = False
         self.catchups += 1
+        if self.manual:
+            await self._alarms_first()
         pos = self.cursor
         while True:
-            events = await self.journal.read(pos, self.batch_max, types=self.type_names)
+            limit = self.batch_max
+            if self.manual and self.max_unacked:
+                limit = min(limit, await self._room())
+            events = await self.journal.read(pos, limit, types=self.type_names)
             if not events:
                 break
             pos = events[-1].seq
@@ -157,17 +196,40 @@ class DurableConsumer:
             self._maybe_save()
         # Entries committed while we read: deliver those we have not read from the journal.
         buffered, self._buffer = self._buffer, []
+        rest = [e for e in buffered if e.seq > pos or not e.durable]
+        if self.manual and self.max_unacked and len(rest) > self.max_unacked - len(self._unacked):
+            self._overflowed = True  # no room for them now: the journal has them
         overflowed = self._overflowed
         self.catching_up = False
         if overflowed:
-            await self._catch_up()  # the buffer overflowed: read the rest from the journal too
-            return
-        rest = [e for e in buffered if e.seq > pos or not e.durable]
+            return False
         if rest:
             await self._deliver(rest)
         elif pos > self.cursor:
             self.cursor = pos
-        self.caught_up.set()
+        return True
+
+    async def _alarms_first(self) -> None:
+        """Manual mode: the backlog's alarm-lane entries before its telemetry (a fire alarm
+        recorded during an outage goes out before the hour of readings queued with it)."""
+        pos = self.cursor
+        for _ in range(10):  # bounded: a backlog of alarm entries beyond this goes in order
+            events = await self.journal.read(pos, self.batch_max, types=self.type_names, lanes=(Lane.ALARM,))
+            if not events:
+                return
+            pos = events[-1].seq
+            todo = [e for e in events if e.seq not in self.ahead and e.seq > self.cursor]
+            if todo:
+                await self._call(todo)
+                self.ahead.update(e.seq for e in todo)
+                self._release()
+
+    async def _room(self) -> int:
+        """Manual mode with a limit: wait until fewer than ``max_unacked`` are outstanding."""
+        while len(self._unacked) >= self.max_unacked:
+            await self._wakeup.wait()
+            self._wakeup = anyio.Event()
+        return self.max_unacked - len(self._unacked)
 
     def _overflow(self) -> None:
         """The live queue is full: stop queueing; the journal has it all."""
@@ -177,6 +239,13 @@ class DurableConsumer:
         self._overflowed = True
         if self._sub is not None:
             self._sub.telemetry_queue.clear()
+
+    def _full(self) -> None:
+        """Manual mode: ``max_unacked`` reached; telemetry is read from the journal later."""
+        self._overflowed = True
+        if self._sub is not None:
+            self._sub.telemetry_queue.clear()
+        self._wakeup.set()  # the run loop starts the catch-up, which waits for room
 
     # -- live ------------------------------------------------------------------------------
 
@@ -193,6 +262,15 @@ class DurableConsumer:
             else:
                 self._overflowed = True
             return
+        if self.manual and self.max_unacked and len(self._unacked) + len(events) > self.max_unacked:
+            urgent = [e for e in events if e.lane is Lane.ALARM]
+            rest = [e for e in events if e.lane is not Lane.ALARM]
+            if len(self._unacked) + len(rest) > self.max_unacked:
+                # full: alarm-lane entries still go now; telemetry waits in the journal
+                if urgent:
+                    await self._deliver_ahead(urgent)
+                self._full()
+                return
         await self._deliver(events)
 
     async def _deliver_ahead(self, events: list[Event]) -> None:
@@ -238,6 +316,11 @@ class DurableConsumer:
         self._maybe_save()
 
     async def _call(self, events: list[Event]) -> None:
+        if self.manual:  # outstanding before the handler runs: it may acknowledge at once
+            for e in events:
+                if e.seq not in self._unacked:
+                    self._unacked.add(e.seq)
+                    heapq.heappush(self._unacked_heap, e.seq)
         self._inflight = events
         try:
             result = self.handler(events)
@@ -325,6 +408,41 @@ class DurableConsumer:
         except Exception:
             log.exception("journal: a gated callback raised")
 
+    # -- manual acknowledgement ------------------------------------------------------------
+
+    def ack(self, seq: int) -> None:
+        """Manual mode: the entry ``seq`` is done (the uplink: the centre confirmed it).
+        Unknown or repeated seqs are ignored."""
+        if not self.manual:
+            raise RuntimeError(f"journal: consumer {self.name} acknowledges automatically")
+        if seq not in self._unacked:
+            return
+        self._unacked.discard(seq)
+        self.acked += 1
+        heap = self._unacked_heap
+        while heap and heap[0] not in self._unacked:
+            heapq.heappop(heap)
+        self._acked.add(seq)
+        if len(self._acked) > 256:  # forget what the acknowledged prefix already covers
+            cursor = min(self.cursor, heap[0] - 1) if heap else self.cursor
+            self._acked = {s for s in self._acked if s > cursor}
+        if self._overflowed or (self.max_unacked and len(self._unacked) < self.max_unacked):
+            self._wakeup.set()
+
+    def acked_position(self) -> tuple[int, set[int]]:
+        """(cursor, ahead) over acknowledged entries only: what manual mode saves."""
+        if not self.manual:
+            return self.cursor, set(self.ahead)
+        heap = self._unacked_heap
+        cursor = min(self.cursor, heap[0] - 1) if heap else self.cursor
+        ahead = {s for s in self.ahead if s > cursor and s not in self._unacked}
+        ahead.update(s for s in self._acked if s > cursor)
+        return cursor, ahead
+
+    @property
+    def unacked(self) -> int:
+        return len(self._unacked)
+
     # -- saving ----------------------------------------------------------------------------
 
     def _maybe_save(self) -> None:
@@ -340,12 +458,13 @@ class DurableConsumer:
         self._last_save = time.monotonic()
         parts: Parts = []
         done: Callable[[], None] | None = None
+        cursor, ahead = self.acked_position() if self.manual else (self.cursor, self.ahead)
         if self.checkpoint_parts is not None:
             parts, done = self.checkpoint_parts()
-        elif self.cursor == self._saved_cursor and not self.ahead:
+        elif cursor == self._saved_cursor and not ahead:
             return
-        parts.append(self.cursor_part(self.cursor, self.ahead))
-        self._saved_cursor = self.cursor
+        parts.append(self.cursor_part(cursor, ahead))
+        self._saved_cursor = cursor
         storage = self.journal.storage
         if getattr(storage, "writer_alive", False):
             storage.submit(Op(parts, None, done, lane))
@@ -359,4 +478,6 @@ class DurableConsumer:
             "replayed": self.replayed,
             "catchups": self.catchups,
             "catching_up": self.catching_up,
+            **({"unacked": len(self._unacked), "acked": self.acked,
+                "acked_cursor": self.acked_position()[0]} if self.manual else {}),
         }
