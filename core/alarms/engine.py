@@ -50,6 +50,7 @@ from firebus.sdk import (
     AvailabilityChanged,
     CommandRequested,
     CommandResult,
+    ConditionReported,
     Context,
     Event,
     Lane,
@@ -93,7 +94,7 @@ log = logging.getLogger(__name__)
 # repeating until someone acknowledges or silences the alarm.
 DEFAULT_ESCALATION = [60.0, 300.0, 900.0]
 
-INPUT_TYPES = [StateChanged, AvailabilityChanged, LinkChanged, CommandRequested, CommandResult]
+INPUT_TYPES = [StateChanged, AvailabilityChanged, LinkChanged, CommandRequested, CommandResult, ConditionReported]
 
 
 class RuleConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -244,6 +245,9 @@ class AlarmEngine:
         self._dirty_rules: dict[tuple[str, str], int] = {}
         self._dirty_alarms: dict[str, int] = {}
         self._history: list[tuple[Any, ...]] = []
+        # Flushes submitted but not yet durable: history() waits for them so a reader
+        # who saw an alarm in memory also finds its transitions on disk.
+        self._inflight: set[anyio.Event] = set()
         self._outbox: list[Event] = []
         self._waiters: list[anyio.Event] = []
         all_handlers: dict[str, ActionHandler] = {"write_point": make_write_point_handler(core)}
@@ -508,10 +512,12 @@ class AlarmEngine:
         parts.append(self.consumer.cursor_part(cursor, ahead))
         events, self._outbox, self._history = self._outbox, [], []
         done = anyio.Event()
+        self._inflight.add(done)
 
         def durable() -> None:
             if confirmed is not None:
                 confirmed()
+            self._inflight.discard(done)
             done.set()
 
         self.core.storage.submit(Op(parts, events, durable, Lane.ALARM))
@@ -554,6 +560,34 @@ class AlarmEngine:
                 error=getattr(data, "error", ""),
             )
             self._device_input(data.device_id, inp, event, related_only=data.point_key)
+        elif isinstance(data, ConditionReported):
+            self._on_condition(data, ts, event.ref)
+
+    def _on_condition(self, data: ConditionReported, now: float, cause: str) -> None:
+        """A plugin's own condition (``firebus.sdk.ConditionReported``): raise or clear its alarm."""
+        subject = f"{data.source}:{data.subject}"
+        dedup = f"{subject}|{data.key}|{data.category}"
+        alarm = self._active.get(dedup)
+        name = f"{data.source}.{data.key}"
+        if not data.active:
+            if alarm is not None:
+                ctx = Context(parent_id=cause, actor=ActorKind.PLUGIN, actor_id=data.source)
+                self._clear(alarm, ctx, now, by=f"plugin:{data.source}", detail={"value": data.value})
+            return
+        if alarm is not None:
+            return  # already on the board
+        alarm = Alarm(
+            id=new_id(), dedup_key=dedup, subject=subject, rule=name, rule_type=name,
+            category=data.category, severity=data.severity, peak_severity=data.severity,
+            location_id=data.location_id, unit_id=data.unit_id, message=data.message, message_zh=data.message_zh,
+            first_value=data.value, last_value=data.value, peak_value=data.value, start_ts=now, last_ts=now,
+            context_id=new_id(), parent_context_id=cause,
+        )
+        self._open[alarm.id] = alarm
+        self._activate(alarm)
+        ctx = Context(id=alarm.context_id, parent_id=cause, actor=ActorKind.PLUGIN, actor_id=data.source)
+        self._schedule_escalation(alarm, now, step=1)
+        self._transition(alarm, AlarmTransition.NEW, ctx, now, {"value": data.value})
 
     def _rules_of(self, point: PointInfo) -> tuple[list[AlarmRule], list[AlarmRule]]:
         cached = self._rules_for.get(point.point_id)
@@ -1204,6 +1238,11 @@ class AlarmEngine:
         return self._open.get(alarm_id) or self._closed.get(alarm_id) or await self.store.get_alarm(alarm_id)
 
     async def history(self, alarm_id: str) -> list[Transition]:
+        if self._history or self._outbox:
+            self._flush()
+        with anyio.move_on_after(5):  # alarm-lane commits; a refusing disk must not hang a reader
+            for done in list(self._inflight):
+                await done.wait()
         return await self.store.history(alarm_id)
 
     async def linkage_log(self, alarm_id: str | None = None) -> list[Any]:
