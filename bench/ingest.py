@@ -44,6 +44,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import PYTHON, BenchPlugin, CpuMeter, emit, machine, progress, rss_mb, site_yaml  # noqa: E402
@@ -69,6 +71,30 @@ def start_fastpub(port: int, devices: int, *, seconds: float = 0.0, count: int =
     if count:
         cmd += ["--count", str(count)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+async def start_reader(core: Any, tg: Any) -> subprocess.Popen[str]:
+    """The panel's HTTP API served by the running core, and a client process reading from it."""
+    from firebus.core.web.auth import AuthStore
+    from firebus.core.web.server import serve
+
+    server = await tg.start(serve, core, "127.0.0.1", 0)
+    auth = AuthStore(core.storage)
+    await auth.create_user("bench", "admin", password="bench-password-1")
+    token, _ = await auth.create_token("bench", label="bench")
+    await core.storage.barrier()
+    known = list(core.device_ids.values())
+    ids = known[:: max(1, len(known) // 20)][:20]
+    paths = [f"/api/devices/{i}" for i in ids] + ["/api/alarms", "/api/health"]
+    return subprocess.Popen([PYTHON, str(HERE / "_reader.py"), server.url, token, *paths, "--rate", "20"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def reader_result(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    out, err = proc.communicate(input="", timeout=60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"_reader failed ({proc.returncode}): {err[-2000:]}")
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def pub_result(proc: subprocess.Popen[str], timeout: float = 900) -> dict[str, Any]:
@@ -121,9 +147,11 @@ async def live(broker: Mosquitto, tmp: Path, devices: int, args: argparse.Namesp
     db = tmp / f"live-{tag}.db"
     site = site_yaml(db, broker.port, serials, synchronous=args.synchronous, receive_maximum=args.receive_maximum,
                      client_id=f"fb-{tag}")
-    async with running_core(site, extra_plugins={"bench": BenchPlugin()}, autoload=False) as core:
+    async with running_core(site, extra_plugins={"bench": BenchPlugin()}, autoload=False) as core, \
+            anyio.create_task_group() as web_tg:
         transport = core.transports["mqtt"]
         await transport.wait_connected(30)
+        reader = await start_reader(core, web_tg) if args.reads else None
         progress(f"  {tag}: core up with {devices:,} devices; publishing for {args.seconds:.0f} s"
                  f" (repeats {repeats:.0%})")
         pub = start_fastpub(broker.port, devices, seconds=args.seconds, repeats=repeats,
@@ -141,6 +169,7 @@ async def live(broker: Mosquitto, tmp: Path, devices: int, args: argparse.Namesp
         end = time.perf_counter()
         stamps.append((end, transport.acked - base))
         cpu_figures = cpu.stop() if cpu is not None else {}
+        reads = reader_result(reader) if reader is not None else None
         offered = pub_result(pub)
         steady = [(t, n) for t, n in stamps if t - t0 >= WARMUP]
         (ta, na), (tb, nb) = steady[0], steady[-1]
@@ -156,8 +185,8 @@ async def live(broker: Mosquitto, tmp: Path, devices: int, args: argparse.Namesp
         drain_rate = (a1 - a0) / (d1 - d0) if a1 > a0 and d1 > d0 else None
         await core.storage.barrier()
         metrics = core.metrics()
-        stats = transport.stats()
         rss = rss_mb()
+        web_tg.cancel_scope.cancel()
     rows, distinct = _stored(db)
     out: dict[str, Any] = {
         "msgs_per_s": round(live_rate, 1),
@@ -177,6 +206,8 @@ async def live(broker: Mosquitto, tmp: Path, devices: int, args: argparse.Namesp
         "engine_evaluated": metrics["alarms"].get("evaluated", 0),
         "rule_errors": metrics["alarms"].get("rule_errors", 0),
     }
+    if reads is not None:
+        out["api_reads"] = reads
     if repeats == 0:
         out["lost"] = offered["sent"] - distinct
         out["duplicates"] = rows - distinct
@@ -248,6 +279,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL")
     p.add_argument("--receive-maximum", type=int, default=4000, help="the MQTT window (the transport's default)")
     p.add_argument("--batch", type=int, default=5000, help="the writer's batch_max (the SQLite ceiling's batch)")
+    p.add_argument("--reads", action=argparse.BooleanOptionalAction, default=True,
+                   help="serve the HTTP API and read devices/alarms from it at 20 req/s while ingesting")
     p.add_argument("--json", action="store_true", help="print one JSON line")
     return p.parse_args(argv)
 

@@ -18,6 +18,8 @@ Choices, with the standard they answer (OWASP ASVS 5.0 numbers in brackets):
 
 from __future__ import annotations
 
+import asyncio
+
 import hashlib
 import re
 import secrets
@@ -512,8 +514,20 @@ class AuthStore:
         if user is None or user.disabled:
             return None
         if row[4] is None or now - row[4] > 60:
-            await self.db.execute("UPDATE web_tokens SET last_used_ts = ? WHERE id = ?", (now, token_id))
+            self._touch_token(token_id, now)
         return Principal(user=user, via="token", token_id=token_id)
+
+    def _touch_token(self, token_id: str, now: float) -> None:
+        # Not awaited: "last used" is bookkeeping, and at full ingest a telemetry-lane write
+        # can wait seconds behind queued readings; a request must not wait for it.
+        submit = getattr(self.db, "submit", None)
+        if submit is None:  # a store without a queue of its own (tests' fakes)
+            self._pending_touch = asyncio.ensure_future(
+                self.db.execute("UPDATE web_tokens SET last_used_ts = ? WHERE id = ?", (now, token_id)))
+            return
+        from firebus.core.storage import Op
+
+        submit(Op([("UPDATE web_tokens SET last_used_ts = ? WHERE id = ?", [(now, token_id)])]))
 
     # -- the authentication log [16.3.1, 16.3.2] -----------------------------------------
 
