@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv system-deps test-reliability bench lint clean
+.PHONY: demo test venv system-deps runtime-deps test-reliability bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,12 +14,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Mosquitto is a test dependency (tests start their own broker on a free port).
+# System programs (scripts/ensure-system-deps.sh): the demo needs only what firebus runs with
+# (Mosquitto, the reports' Pango/HarfBuzz, a CJK font); the tests also need Chromium and its
+# driver, openssl and poppler.  Tests start their own broker on a free port.
 system-deps:
-	@bash scripts/ensure-system-deps.sh
+	@bash scripts/ensure-system-deps.sh test
 
-demo: venv system-deps
-	$(BIN)/firebus demo
+runtime-deps:
+	@bash scripts/ensure-system-deps.sh runtime
+
+# Starts fresh each time; `make demo DEMO_ARGS=--keep` resumes the last demo database.
+demo: venv runtime-deps
+	$(BIN)/firebus demo $(DEMO_ARGS)
 
 test: venv system-deps
 	$(BIN)/python -m pytest -q

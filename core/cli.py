@@ -7,7 +7,7 @@ import json
 import logging
 import signal
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import anyio
 
@@ -85,8 +85,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def run_site(loaded: Any, host: PluginHost, args: argparse.Namespace, demo: bool = False) -> None:
-    """Run the core and (unless --no-web) the panel until SIGINT/SIGTERM."""
+async def run_site(loaded: Any, host: PluginHost, args: argparse.Namespace, demo: bool = False,
+                   announce: Callable[[str, tuple[str, str]], None] | None = None) -> None:
+    """Run the core and (unless --no-web) the panel until SIGINT/SIGTERM.
+
+    ``announce(url, (name, password))`` is called once the panel listens (the demo's guide)."""
     from .runtime import Core
     from .web import demo_credentials, ensure_first_admin, serve
 
@@ -95,10 +98,11 @@ async def run_site(loaded: Any, host: PluginHost, args: argparse.Namespace, demo
         await tg.start(core.run)
         logging.getLogger("firebus").info("firebus running: %s (%d devices)", loaded.path, len(loaded.site.devices))
         server = None
+        login = ("", "")
         if not getattr(args, "no_web", False):
             if demo:
-                name, password = await demo_credentials(core.storage)
-                print(f"demo login: {name} / {password}", flush=True)
+                login = await demo_credentials(core.storage)
+                print(f"demo login: {login[0]} / {login[1]}", flush=True)
             else:
                 password = await ensure_first_admin(core.storage)
                 if password:
@@ -109,6 +113,8 @@ async def run_site(loaded: Any, host: PluginHost, args: argparse.Namespace, demo
                     )
             server = await tg.start(serve, core, args.host, args.port)
             print(f"panel: {server.url}", flush=True)
+            if announce is not None:
+                announce(server.url, login)
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
                 if server is not None:
@@ -148,12 +154,15 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
         "demo",
         help="run the demo site: simulated devices of every class, the core and the panel",
         description="Starts a local Mosquitto, Modbus and MQTT device simulators, the core on "
-        "examples/site.yaml and the panel; prints the URL and the demo login.",
+        "the example site and the panel; prints the URL, the demo login and what happens when. "
+        "The scenario repeats every 5 minutes; the database starts empty unless --keep.",
     )
     p.add_argument("--host", default="127.0.0.1", help="panel address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="panel port (default 8080)")
-    p.add_argument("--data", default="data/demo", help="folder for the demo database and broker (default data/demo)")
-    p.add_argument("--config", help="site file (default: examples/site.yaml)")
+    p.add_argument("--data", default="data/demo",
+                   help="folder for the demo database and broker (default data/demo); emptied at start")
+    p.add_argument("--keep", action="store_true", help="resume the last demo database instead of starting fresh")
+    p.add_argument("--config", help="site file (default: the example site shipped with firebus)")
     p.add_argument("--no-web", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_demo)
 

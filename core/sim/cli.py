@@ -12,9 +12,10 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 DEMO = "demo"
 
@@ -41,6 +42,9 @@ def add_sim_commands(subparsers: Any, host: Any = None) -> None:
     m.add_argument("--seed", type=int, help="override the scenario's seed")
     m.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second (default 1)")
     m.add_argument("--latency", type=float, default=0.0, help="seconds before each answer (slow gateway)")
+    m.add_argument("--loop", type=float, default=0.0, metavar="SECONDS",
+                   help="start the scenario again every SECONDS of simulated time, forgetting writes "
+                        "(0 = run once; the demo uses 300)")
     m.add_argument("--status", type=float, default=0.0, metavar="SECONDS",
                    help="print every device's decoded values every SECONDS (0 = off)")
     m.set_defaults(func=run_modbus)
@@ -48,14 +52,15 @@ def add_sim_commands(subparsers: Any, host: Any = None) -> None:
     s = sub.add_parser("smoke", help="publish a fleet of NB-IoT smoke detectors to an MQTT broker",
                        description="Heartbeats with sequence numbers, alarm/clear, low battery, tamper "
                                    "and fault events as JSON at QoS 1 (format: docs/transports.md).")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=1883)
-    s.add_argument("--username")
-    s.add_argument("--password")
-    s.add_argument("--tls", action="store_true")
-    s.add_argument("--ca-file")
+    s.add_argument("--host", default="127.0.0.1", help="MQTT broker address (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=1883, help="MQTT broker port (default 1883)")
+    s.add_argument("--username", help="MQTT user name (default: none)")
+    s.add_argument("--password", help="MQTT password (default: none)")
+    s.add_argument("--tls", action="store_true", help="connect with TLS (port usually 8883)")
+    s.add_argument("--ca-file", help="CA certificate (PEM) to verify the broker with --tls")
     s.add_argument("--devices", type=int, default=10, help="fleet size (default 10)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0,
+                   help="seed for the IMEIs and random events: the same seed, the same fleet (default 0)")
     s.add_argument("--heartbeat", type=float, default=60.0, help="heartbeat period, simulated s (default 60)")
     s.add_argument("--prefix", default="firebus/smoke", help="topic prefix (default firebus/smoke)")
     s.add_argument("--duration", type=float, default=600.0, help="simulated seconds to run (default 600)")
@@ -75,6 +80,7 @@ def add_sim_commands(subparsers: Any, host: Any = None) -> None:
     ls.set_defaults(func=run_list)
     if host is not None:  # plugins' own simulators (e.g. GB/T 26875.3 UITD and centre)
         host.call_each("firebus_register_simulators", sim=sub)
+    ls.set_defaults(sim_names=sorted(sub.choices))  # for `sim list`, plugins' simulators included
 
 
 def _scenario(args: argparse.Namespace):
@@ -104,13 +110,34 @@ def _scenario(args: argparse.Namespace):
     return scen
 
 
+def looping_clock(period: float, speed: float, simulator: Callable[[], Any],
+                  now: Callable[[], float] = time.monotonic) -> Callable[[], float]:
+    """Simulated time that wraps every ``period`` s; each new round forgets what clients wrote,
+    so linkage (a closed valve, a started pump) plays out again.  ``simulator()`` returns the
+    ModbusSimulator (created after its clock)."""
+    t0 = now()
+    round_ = [0]
+
+    def clock() -> float:
+        rounds, t = divmod((now() - t0) * speed, period)
+        if rounds != round_[0]:
+            round_[0] = int(rounds)
+            for device in simulator().devices.values():
+                device.written.clear()
+                device.write_log.clear()
+        return t
+
+    return clock
+
+
 def run_modbus(args: argparse.Namespace) -> int:
     from .modbus import ModbusSimulator
 
     try:
         scen = _scenario(args)
+        clock = looping_clock(args.loop, args.speed, lambda: sim) if args.loop > 0 else None
         sim = ModbusSimulator.from_scenario(scen, host=args.host, port=args.port, framer=args.framer,
-                                            latency=args.latency, speed=args.speed)
+                                            latency=args.latency, speed=args.speed, clock=clock)
     except (ValueError, OSError) as exc:
         print(f"firebus sim modbus: {exc}", file=sys.stderr)
         return 2
@@ -175,12 +202,43 @@ def run_smoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def plugin_modbus_profiles() -> tuple[dict[str, Any], list[str]]:
+    """Register maps the built-in plugins ship (``<plugin>:<name>``, what site files and
+    scenarios name) and their scenario files.  JSON payload maps are not Modbus: skipped."""
+    import pkgutil
+
+    import firebus.plugins
+
+    from .modbus import resolve_profile
+
+    profiles: dict[str, Any] = {}
+    scenarios: list[str] = []
+    for info in sorted(pkgutil.iter_modules(firebus.plugins.__path__), key=lambda m: m.name):
+        try:
+            folder = resources.files(f"firebus.plugins.{info.name}.profiles")
+        except ModuleNotFoundError:
+            continue
+        for f in sorted(folder.iterdir(), key=lambda f: f.name):
+            if f.name.endswith(".scenario.yaml"):
+                scenarios.append(str(f))
+            elif f.name.endswith(".yaml"):
+                try:
+                    profiles[f"{info.name}:{f.name.removesuffix('.yaml')}"] = resolve_profile(
+                        f"{info.name}:{f.name.removesuffix('.yaml')}")
+                except ValueError:
+                    continue  # not a register map (an MQTT payload map)
+    return profiles, scenarios
+
+
 def run_list(args: argparse.Namespace) -> int:
     from .modbus import builtin_profiles, resolve_profile
 
     profiles = {n: resolve_profile(n) for n in builtin_profiles()}
     scenarios = sorted(f.name for f in resources.files("firebus.core.sim.profiles").iterdir()
                        if f.name.endswith(".scenario.yaml"))
+    shipped, plugin_scenarios = plugin_modbus_profiles()
+    profiles.update(shipped)
+    scenarios += plugin_scenarios
     if args.json:
         print(json.dumps({
             "profiles": {n: {"description": p.description, "points": [
@@ -192,14 +250,16 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     print("Modbus profiles (firebus sim modbus --device UNIT:NAME):")
     for n, p in profiles.items():
-        print(f"  {n:<20} {p.description}")
+        print(f"  {n:<28} {p.description}")
         for q in p.points:
             w = " writable" if q.writable else ""
             print(f"      {q.point_key:<28} {q.table:<8} {q.address:#06x} {q.dtype:<7} {q.unit}{w}")
     print("Scenarios (firebus sim modbus --scenario NAME|FILE):")
     for s in scenarios:
-        print(f"  {s.removesuffix('.scenario.yaml')}")
-    print("MQTT: firebus sim smoke (NB-IoT smoke detector fleet)")
+        print(f"  {s if '/' in s else s.removesuffix('.scenario.yaml')}")
+    others = sorted(n for n in getattr(args, "sim_names", []) if n not in ("modbus", "smoke", "list"))
+    print("MQTT: firebus sim smoke (NB-IoT smoke detector fleet)"
+          + "".join(f", firebus sim {n}" for n in others))
     return 0
 
 

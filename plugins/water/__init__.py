@@ -58,7 +58,7 @@ def firebus_register_point_classes(core: Any) -> list[str]:
 
 
 @hookimpl
-def firebus_register_commands(cli: Any) -> None:
+def firebus_register_simulators(sim: Any) -> None:
     from .sim import add_command
 
-    add_command(cli)
+    add_command(sim)  # firebus sim hydrant

@@ -5,7 +5,7 @@ tilt, impact, GNSS position, battery) and turns every change into one full-state
 message on ``firebus/hydrant/<serial>/up`` (format: ``profiles/hydrant_generic.yaml``).
 ``HydrantFleet`` publishes at QoS 1 and waits for every PUBACK; ``run_scenario``
 plays a scripted, seeded timeline with heartbeats in simulated real time
-(``firebus hydrant-sim`` on the command line).
+(``firebus sim hydrant`` on the command line).
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def run_scenario(scenario: Scenario, host: str, port: int, duration: float, spee
 
 
 def add_command(subparsers: Any) -> None:
-    p = subparsers.add_parser("hydrant-sim", help="publish wireless hydrant monitors to an MQTT broker",
+    p = subparsers.add_parser("hydrant", help="publish wireless hydrant monitors to an MQTT broker",
                               description="Hydrant monitors (pressure, open/close, knock, tilt, GNSS position) as "
                                           "JSON at QoS 1 on firebus/hydrant/<serial>/up (docs/plugins/water.md).")
     p.add_argument("--host", default="127.0.0.1")
@@ -191,7 +191,7 @@ def _run_cli(args: Any) -> int:
                                         value=float(parts[3]) if len(parts) > 3 else None))
         scenario = Scenario(hydrants=args.hydrants, seed=args.seed, heartbeat_s=args.heartbeat, events=events)
     except (ValueError, IndexError, msgspec.ValidationError) as exc:
-        print(f"firebus hydrant-sim: {exc}", file=sys.stderr)
+        print(f"firebus sim hydrant: {exc}", file=sys.stderr)
         return 2
     for m in scenario.monitors():
         print(f"hydrant {m.serial} at {m.lat:.6f},{m.lon:.6f} → {m.topic}", flush=True)
@@ -199,7 +199,7 @@ def _run_cli(args: Any) -> int:
         sent = run_scenario(scenario, args.host, args.port, args.duration, args.speed,
                             progress=lambda t, m, e: e != "heartbeat" and print(f"{t:8.1f} {m.serial} {e}", flush=True))
     except (OSError, RuntimeError, ValueError) as exc:
-        print(f"firebus hydrant-sim: {exc}", file=sys.stderr)
+        print(f"firebus sim hydrant: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
