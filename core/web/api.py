@@ -183,7 +183,7 @@ def _visible_device(request: Request, scope: views.Scope, device_id: str) -> Any
 async def device(request: Request) -> JSONResponse:
     _, scope = await _who(request)
     dev = _visible_device(request, scope, request.path_params["device_id"])
-    return _json(await views.device_detail(web(request).core, dev, scope))
+    return _json(await views.device_detail(web(request).core, dev, scope, language(request)))
 
 
 async def point_history(request: Request) -> JSONResponse:

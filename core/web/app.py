@@ -144,8 +144,10 @@ def render(request: Request, template: str, http_status: int = 200, **context: A
     state = web(request)
     lang = language(request)
     who = request.state._state.get("principal")
+    from .human import Human
+
     html = state.env.get_template(template).render(
-        request=request, lang=lang, t=lambda key, **kw: translate(lang, key, **kw), me=who,
+        request=request, lang=lang, t=lambda key, **kw: translate(lang, key, **kw), h=Human(lang), me=who,
         csrf=who.csrf if who else "", site=state.core.site.site, path=request.url.path, **context,
     )
     response = HTMLResponse(html, status_code=http_status)
@@ -288,22 +290,46 @@ def _plugin_mounts(core: Any) -> list[Mount]:
         return []
     for name, plugin_routes in results:
         if plugin_routes:
-            mounts.append(Mount(f"/-/plugins/{name}", app=_SystemOnly(Starlette(routes=list(plugin_routes)))))
+            routes = list(plugin_routes)
+            open_routes = [r for r in routes if getattr(r, "firebus_access", "") == "signed_in"]
+            mounts.append(Mount(f"/-/plugins/{name}", app=_SystemOnly(Starlette(routes=routes), open_routes)))
     return mounts
 
 
 class _SystemOnly:
-    def __init__(self, app: ASGIApp) -> None:
+    """System roles only, except routes the plugin opened with ``firebus.sdk.web.signed_in``;
+    the caller goes to the plugin in ``scope["firebus.caller"]`` (``firebus.sdk.web.caller``)."""
+
+    def __init__(self, app: ASGIApp, open_routes: list[Any] | None = None) -> None:
         self.app = app
+        self.open_routes = open_routes or []
 
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            from starlette.routing import Match
+
+            from firebus.sdk.web import SCOPE_KEY, Caller
+
             request = Request(scope, receive)  # scope["app"] is the panel app: principal() works
             try:
                 who = await principal(request)
             except ApiError:
                 who = None
-            if who is None or not who.is_system:
+            if who is not None and who.user.must_change and who.via == "session":
+                who = None  # a one-time password opens nothing but the page that replaces it
+            opened = any(r.matches(scope)[0] is Match.FULL for r in self.open_routes)
+            if who is None and opened and request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+                from urllib.parse import quote
+
+                target = request.url.path + (("?" + request.url.query) if request.url.query else "")
+                await RedirectResponse(f"/login?next={quote(target, safe='/')}", 303)(scope, receive, send)
+                return
+            if who is not None:
+                scope[SCOPE_KEY] = Caller(
+                    name=who.name, role=str(who.role), units=tuple(who.user.units), all_units=who.all_units,
+                    can_act=who.can_act, is_system=who.is_system, via=who.via, csrf=who.csrf or "",
+                )
+            if who is None or not (who.is_system or opened):
                 await JSONResponse({"error": {"code": "forbidden", "message": "system roles only"}}, 403)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -18,7 +18,9 @@ from .app import (
     session_cookie_name, web,
 )
 from .auth import AuthError, Role
-from .i18n import js_strings
+from .human import Human
+from .priority import SECTIONS
+from .i18n import ALARM_BOOL_CLASSES, js_strings
 
 
 async def form(request: Request) -> dict[str, str]:
@@ -42,7 +44,8 @@ def _safe_next(target: str | None) -> str:
 def _page_js(request: Request, **extra: Any) -> str:
     # Times in the site's zone, like the server-rendered ones (not the browser's zone).
     tz = web(request).core.site.site.timezone
-    return json.dumps({"strings": js_strings(language(request)), "tz": tz, **extra}, ensure_ascii=False)
+    return json.dumps({"strings": js_strings(language(request)), "lang": language(request), "tz": tz,
+                       "alarm_classes": sorted(ALARM_BOOL_CLASSES), **extra}, ensure_ascii=False)
 
 
 # -- login / logout / password ---------------------------------------------------------------
@@ -147,6 +150,14 @@ async def alarms_page(request: Request) -> Response:
                   page_js=_page_js(request, view="alarms", status=status, can_act=who.can_act))
 
 
+async def console_page(request: Request) -> Response:
+    """The duty desk's full-screen alarm console (console.js does the live part)."""
+    who = await require(request, api=False)
+    sections = [[key, list(cats)] for key, cats in SECTIONS]
+    return render(request, "console.html", sections=sections,
+                  page_js=_page_js(request, view="console", can_act=who.can_act, sections=sections))
+
+
 async def alarm_page(request: Request) -> Response:
     who = await require(request, api=False)
     core = web(request).core
@@ -154,8 +165,13 @@ async def alarm_page(request: Request) -> Response:
     alarm = await core.alarms.get(request.path_params["alarm_id"])
     if alarm is None or not scope.alarm_visible(alarm):
         raise ApiError(404, "alarm_not_found", "not_found")
-    return render(request, "alarm.html", alarm=views.alarm_dict(core, alarm),
-                  history=await core.alarms.history(alarm.id), can_act=who.can_act)
+    lang = language(request)
+    data = views.alarm_dict(core, alarm, lang)
+    history = Human(lang).history(await core.alarms.history(alarm.id), data["point_unit"], data["point_class"])
+    plan_place = data["floor"]["id"] if data["floor"] else None
+    return render(request, "alarm.html", alarm=data, history=history, can_act=who.can_act, plan_place=plan_place,
+                  page_js=_page_js(request, view="alarm", alarm_id=alarm.id, plan_place=plan_place,
+                                   highlight=[d["id"] for d in data["devices"]]))
 
 
 async def alarm_action(request: Request) -> Response:
@@ -203,7 +219,7 @@ async def device_page(request: Request) -> Response:
     device = core.registry.devices.get(request.path_params["device_id"])
     if device is None or not scope.unit_visible(device.unit_id):
         raise ApiError(404, "device_not_found", "not_found")
-    detail = await views.device_detail(core, device, scope)
+    detail = await views.device_detail(core, device, scope, language(request))
     return render(request, "device.html", device=detail,
                   page_js=_page_js(request, view="device", device_id=device.id, can_act=who.can_act,
                                    points=[{"id": p["id"], "name": p["name"], "unit": p["unit"]} for p in detail["points"]]))
@@ -230,7 +246,8 @@ async def notifications_page(request: Request) -> Response:
     offset = int(raw_offset) if raw_offset.isdigit() else 0
     rows, total = await views.notification_log(core, scope, limit=100, offset=offset)
     channels = await views.channel_health(core) if who.is_system else []
-    return render(request, "notifications.html", rows=rows, total=total, offset=offset, channels=channels)
+    return render(request, "notifications.html", rows=rows, total=total, offset=offset, channels=channels,
+                  page_js=_page_js(request, view="notifications"))
 
 
 async def health_page(request: Request) -> Response:
@@ -262,6 +279,7 @@ def routes() -> list[Route]:
         Route("/password", password_page, methods=["GET"]),
         Route("/password", password_submit, methods=["POST"]),
         Route("/", overview),
+        Route("/console", console_page),
         Route("/alarms", alarms_page),
         Route("/alarms/{alarm_id}", alarm_page),
         Route("/alarms/{alarm_id}/{action}", alarm_action, methods=["POST"]),

@@ -159,6 +159,7 @@ def device_summary(core: Any, device: Any, statuses: dict[str, str], open_counts
         "open_alarms": open_counts.get(device.id, 0),
         "discovered": device.discovered,
         "orphaned": device.orphaned_at is not None,
+        "device_type": device.overrides.get("device_type", ""),
     }
 
 
@@ -186,10 +187,13 @@ def list_devices(core: Any, scope: Scope, *, unit_id: str | None = None, status:
 
 def point_rows(core: Any, device_id: str) -> list[dict[str, Any]]:
     rows = []
-    for info in sorted(core.registry.points_of_device(device_id), key=lambda i: i.key):
+    infos = core.registry.points_of_device(device_id)
+    classes = [i.point_class for i in infos]
+    for info in sorted(infos, key=lambda i: i.key):
         state = core.ingest.states.get(info.point_id)
         rows.append({
             "id": info.point_id, "key": info.key, "name": info.name, "point_class": info.point_class,
+            "shared_class": classes.count(info.point_class) > 1,
             "unit": info.unit, "writable": info.writable,
             "value": state.value if state else None,
             "fault": state.fault if state else None,
@@ -199,13 +203,13 @@ def point_rows(core: Any, device_id: str) -> list[dict[str, Any]]:
     return rows
 
 
-async def device_detail(core: Any, device: Any, scope: Scope) -> dict[str, Any]:
+async def device_detail(core: Any, device: Any, scope: Scope, lang: str | None = None) -> dict[str, Any]:
     summary = device_summary(core, device, device_statuses(core), open_alarm_counts(core))
     summary["identifiers"] = dict(device.identifiers)
     summary["sw_version"] = device.sw_version
     summary["transport"] = device.transport
     summary["points"] = point_rows(core, device.id)
-    alarms, _ = await query_alarms(core, scope, status="all", device_id=device.id, limit=50)
+    alarms, _ = await query_alarms(core, scope, status="all", device_id=device.id, limit=50, lang=lang)
     summary["alarms"] = alarms
     return summary
 

@@ -64,7 +64,7 @@ async def test_notification_log_is_scoped_by_the_alarm_unit(tmp_path: Path) -> N
             assert log["total"] == 3 and [r["channel"] for r in log["items"]] == ["email", "wecom", "sms"]
             assert (await c.get("/api/notifications?limit=1&offset=1")).json()["items"][0]["channel"] == "wecom"
             page = await c.get("/notifications")
-            assert "HTTP 500" in page.text and "down" in page.text
+            assert "HTTP 500" in page.text and "Down" in page.text
             assert (await c.get("/-/plugins/extra/hello")).text == "hello from a plugin"
         async with site.client("duty_a") as c:
             log = (await c.get("/api/notifications")).json()

@@ -6,6 +6,7 @@
   var dataEl = document.getElementById("page-data");
   if (!dataEl) return;
   var page = JSON.parse(dataEl.textContent);
+  if (page.view === "console") return;  // console.js runs that page (its own stream)
   var S = page.strings;
   var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
 
