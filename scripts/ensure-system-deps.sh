@@ -27,6 +27,12 @@ if [ "$mode" = test ]; then
 fi
 # A small CJK font: the panel's and the reports' Chinese (and the headless screenshots in docs/img).
 candidates+=("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc fonts-wqy-microhei")
+# --- federation (plugins/federation, tests/federation): a real NATS JetStream and PostgreSQL.
+if [ "$mode" = test ]; then
+  candidates+=("nats-server nats-server" "/usr/sbin/nats-server nats-server")
+  candidates+=("$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | head -n1 || true) postgresql")
+fi
+# --- end federation
 for list in "$here"/deps/*.list; do
   [ -e "$list" ] || continue
   while read -r probe package tag; do
