@@ -39,6 +39,7 @@ from .events import (
     AvailabilityChanged,
     CommandRequested,
     CommandResult,
+    ConditionReported,
     Event,
     Lane,
     LinkChanged,
@@ -69,6 +70,7 @@ from .rule import (
 )
 from .manifest import API_VERSION, Manifest, sdk_compatible
 from .migration import Migration
+from .web import Caller, caller, signed_in
 from .vocab import (
     ActorKind,
     AlarmCategory,
@@ -122,6 +124,8 @@ __all__ = [
     "AvailabilityChanged",
     "CommandRequested",
     "CommandResult",
+    "ConditionReported",
+    "Caller",
     "Context",
     "DeviceInfo",
     "DeviceReport",
@@ -153,7 +157,9 @@ __all__ = [
     "TransportContext",
     "Unit",
     "VideoDetector",
+    "caller",
     "hookimpl",
+    "signed_in",
     "new_id",
     "sdk_compatible",
 ]

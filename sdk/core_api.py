@@ -194,6 +194,9 @@ class RegistryAPI(Protocol):
 
     def place(self, place_id: str) -> PlaceInfo | None: ...
 
+    def place_by_key(self, key: str) -> PlaceInfo | None:
+        """The place a site-file key names (location first, then floor, building, unit)."""
+
 
 class CoreAPI(Protocol):
     bus: BusAPI

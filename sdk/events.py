@@ -128,6 +128,30 @@ class AlarmEvent(Payload):
     ts: float = msgspec.field(default_factory=time.time)
 
 
+class ConditionReported(Payload):
+    """A plugin's own alarm condition came (``active``) or went: a missed patrol, an overdue
+    hazard rectification.  The alarm engine owns the alarm it raises (board, acknowledge,
+    escalation, ``AlarmEvent`` to notify and the uplink): one alarm per (source, subject,
+    key, category) while active; a repeat while active changes nothing, ``active=False``
+    clears it.  ``unit_id`` / ``location_id`` are registry place ids (scoping, routing).
+    """
+
+    lane: ClassVar[Lane] = Lane.ALARM
+    persist: ClassVar[bool] = True
+    journal_key: ClassVar[str] = "subject"
+    source: str  # the plugin's name
+    subject: str  # what it is about, unique within the source ("task:…", "hazard:…")
+    key: str  # which condition of the subject ("missed", "overdue", "escalated")
+    active: bool
+    category: AlarmCategory = AlarmCategory.SUPERVISORY
+    severity: Severity = Severity.SUPERVISORY
+    unit_id: str | None = None
+    location_id: str | None = None
+    value: Any = None
+    message: str = ""
+    message_zh: str = ""
+
+
 class CommandRequested(Payload):
     """Ask a device to write a point (close a valve, start a pump, set a threshold)."""
 
