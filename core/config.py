@@ -133,6 +133,7 @@ class SiteConfig(Strict):
     alarms: dict[str, Any] = {}
     # Sections owned by plugins (e.g. ``notify``) are validated by those plugins.
     notify: dict[str, Any] = {}
+    reports: dict[str, Any] = {}
     gb26875: dict[str, Any] = {}  # the city monitoring uplink (plugins/gb26875)
     inspection: dict[str, Any] = {}  # patrols, hazards, duty records (plugins/inspection)
 

@@ -217,6 +217,12 @@ class Core:
             raise
         self.bus.publish(CommandResult(command_id=command_id, device_id=device_id, point_key=point_key, ok=True), result_ctx)
 
+    async def history(self, point_ids: Any, start: float, end: float, bucket: Any) -> Any:
+        """``firebus.sdk.CoreAPI.history`` (core/history.py)."""
+        from .history import read_history
+
+        return await read_history(self.storage, point_ids, start, end, bucket)
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:

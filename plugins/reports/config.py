@@ -132,12 +132,56 @@ class AnalysisConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     plot_top: int = 6
 
 
+class ScheduleKind(StrEnum):
+    WEEKLY = "weekly"  # the ISO week before, on Mondays
+    MONTHLY = "monthly"  # the month before, on the 1st
+    QUARTERLY = "quarterly"  # the quarter before, on the 1st of Jan/Apr/Jul/Oct
+
+
+class OutFormat(StrEnum):
+    PDF = "pdf"
+    HTML = "html"
+    JSON = "json"
+
+
+class Recipients(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Who is sent a scheduled report: people of ``notify.people`` with one of ``roles``
+    (and the report's unit in their ``units``, or no units), on each of ``channels``
+    (keys of ``notify.channels``; group channels get one message)."""
+
+    roles: tuple[str, ...]
+    channels: tuple[str, ...]
+
+
+class Schedule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One periodic report: made at ``at`` (HH:MM, site timezone) on the first day of the next period."""
+
+    every: ScheduleKind
+    at: str = "01:00"
+    units: tuple[str, ...] = ()  # unit keys; empty: every unit
+    formats: tuple[OutFormat, ...] = (OutFormat.PDF, OutFormat.HTML, OutFormat.JSON)
+    languages: tuple[str, ...] = ()  # zh | en; empty: reports.language, else the site's
+    recipients: tuple[Recipients, ...] = ()
+
+
+class LiveConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    enabled: bool = True
+    window_days: float = 30.0  # the trailing window the live score covers
+    refresh_s: float = 60.0  # new rollup buckets are scored at most this often (an alarm: at once)
+
+
 class ReportsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The site file's ``reports:`` section."""
 
     scoring: ScoringConfig = ScoringConfig()
     analysis: AnalysisConfig = AnalysisConfig()
     language: str = ""  # zh | en; empty: the site's language
+    schedule: tuple[Schedule, ...] = ()
+    live: LiveConfig = LiveConfig()
+    #: where generated reports are written; relative paths are relative to the database's folder
+    output_dir: str = "reports"
+    #: the panel's address as people reach it, for links in messages (e.g. https://fire.example.cn)
+    base_url: str = ""
 
 
 def load_config(data: object) -> ReportsConfig:

@@ -13,14 +13,15 @@ bench's 1 000-point unit (200 residual-current and 200 load points, 30-day windo
 28 more days for the load points' baseline) holds about 30 MB (bench/report.py
 prints it).
 
-How the core feeds it (phase 2): after each rollup merge (core/retention.py)
-call ``on_bucket`` for every merged row, or publish the rows as an event the
-plugin subscribes to; on every ``AlarmEvent`` call ``on_alarm`` with the alarm
-as it stands (the ``alarms`` row).  ``LiveScores`` keeps one state per unit.
+How it is fed in the running core: ``feed.LiveFeed`` seeds it from
+``CoreAPI.history`` once at start, then follows the journal (state changes →
+5-minute and hourly buckets → ``on_bucket``; alarm transitions → ``on_alarm``
+with the ``alarms`` row as it stands).  ``LiveScores`` keeps one state per unit.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -93,15 +94,37 @@ class LiveScore:
         self.hourly: dict[str, _Ring] = {}
         self.five: dict[str, _Ring] = {}
         for p in self.points:
-            span = trend + (lookback if p.point_class in ac.baseline_classes else 0)
-            self.hourly[p.id] = _Ring(HOUR, int(np.ceil(span / HOUR)) + 2)
-            if p.point_class in ac.sudden_jump:
-                self.five[p.id] = _Ring(FIVE, int(np.ceil((self.window + 2 * HOUR) / FIVE)) + 2)
+            self._rings_for(p, trend, lookback)
+        self._lookback, self._trend = lookback, trend
         self.alarms: dict[str, AlarmRecord] = {}
         self._device_ids = {d.id for d in self.devices}
         self._cache: tuple[float, Score, Evidence] | None = None
         self._dirty_at: float | None = None
         self._alarm_dirty = False
+
+    def _rings_for(self, p: PointRef, trend: float, lookback: float) -> None:
+        ac = self.config.analysis
+        span = trend + (lookback if p.point_class in ac.baseline_classes else 0)
+        self.hourly[p.id] = _Ring(HOUR, int(np.ceil(span / HOUR)) + 2)
+        if p.point_class in ac.sudden_jump:
+            self.five[p.id] = _Ring(FIVE, int(np.ceil((self.window + 2 * HOUR) / FIVE)) + 2)
+
+    def add_point(self, point: PointRef, device: DeviceRef) -> bool:
+        """A point that appeared while running (a device answered after start-up); False if not a circuit's."""
+        if point.id in self.hourly:
+            return True
+        devices = {d.id: d for d in self.devices}
+        devices.setdefault(device.id, device)
+        keep_devices, keep_points = circuits_of(list(devices.values()), [*self.points, point], self.config.analysis)
+        if point.id not in {p.id for p in keep_points}:
+            return False
+        self.devices, self.points = keep_devices, keep_points
+        self._device_ids = {d.id for d in self.devices}
+        for p in self.points:
+            if p.id not in self.hourly:
+                self._rings_for(p, self._trend, self._lookback)
+        self._alarm_dirty = True
+        return True
 
     # -- feeding --------------------------------------------------------------------------
 
@@ -133,8 +156,9 @@ class LiveScore:
     # -- reading --------------------------------------------------------------------------
 
     def evidence(self, now: float) -> Evidence:
-        end = float(now)
-        start = end - self.window
+        # The window includes ``now`` itself: an alarm raised this instant is in the live score.
+        end = math.nextafter(float(now), math.inf)
+        start = float(now) - self.window
         period = Period(PeriodKind.WINDOW, "live", start, end, self.tz)
         self._prune(start)
         alarms = sorted((a for a in self.alarms.values()
@@ -175,6 +199,19 @@ class LiveScores:
             self._unit_of_point[p.id] = live.unit.id
         for d in live.devices:
             self._unit_of_device[d.id] = live.unit.id
+
+    def add_point(self, unit_id: str, point: PointRef, device: DeviceRef) -> bool:
+        live = self.units.get(unit_id)
+        if live is None or not live.add_point(point, device):
+            return False
+        for p in live.points:
+            self._unit_of_point[p.id] = unit_id
+        for d in live.devices:
+            self._unit_of_device[d.id] = unit_id
+        return True
+
+    def unit_of_point(self, point_id: str) -> str | None:
+        return self._unit_of_point.get(point_id)
 
     def on_bucket(self, point_id: str, resolution: Resolution, bucket: int, n: int, mean: float | None,
                   lo: float | None, hi: float | None, last: float | None) -> None:

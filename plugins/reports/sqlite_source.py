@@ -139,6 +139,10 @@ class StorageSource:
             " AND (active = 1 OR coalesce(json_extract(data, '$.clear_ts'), start_ts) >= ?) ORDER BY start_ts, id",
             (unit_id, end, start),
         )
+        return self._alarm_records(rows)
+
+    @staticmethod
+    def _alarm_records(rows: list[tuple[Any, ...]]) -> list[AlarmRecord]:
         out = []
         for r in rows:
             d = _loads(r[9])
