@@ -1,0 +1,187 @@
+"""The centre's PostgreSQL schema: one journal for every site, telemetry by day, latest state.
+
+``(site_id, seq)`` is unique over ``journal`` (every entry but state changes)
+and ``telemetry`` (the state changes: the history, as at the site, is one copy
+of each reading).  ``telemetry`` is natively range-partitioned by the site's
+commit time, one partition per UTC day, created ahead; a row outside every
+partition lands in ``telemetry_default``.  ``journal``, ``telemetry`` and
+``alarms`` refuse UPDATE and DELETE (retention drops whole partitions).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+DDL = """
+CREATE TABLE IF NOT EXISTS journal (
+    site_id  text        NOT NULL,
+    seq      bigint      NOT NULL,
+    ts       timestamptz NOT NULL,
+    lane     text        NOT NULL,
+    type     text        NOT NULL,
+    subject  text,
+    context  jsonb,
+    data     jsonb       NOT NULL,
+    received timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site_id, seq)
+);
+CREATE INDEX IF NOT EXISTS journal_type_ts ON journal (type, ts);
+
+CREATE TABLE IF NOT EXISTS telemetry (
+    site_id  text        NOT NULL,
+    seq      bigint      NOT NULL,
+    ts       timestamptz NOT NULL,
+    point_id text        NOT NULL,
+    device_id text,
+    vts      timestamptz NOT NULL,
+    num      double precision,
+    val      jsonb,
+    fault    text,
+    late     boolean     NOT NULL DEFAULT false,
+    lane     text        NOT NULL,
+    PRIMARY KEY (site_id, seq, ts)
+) PARTITION BY RANGE (ts);
+CREATE INDEX IF NOT EXISTS telemetry_point ON telemetry (site_id, point_id, vts);
+CREATE TABLE IF NOT EXISTS telemetry_default PARTITION OF telemetry DEFAULT;
+
+CREATE TABLE IF NOT EXISTS latest_state (
+    site_id     text        NOT NULL,
+    point_id    text        NOT NULL,
+    device_id   text,
+    point_key   text,
+    point_class text,
+    num         double precision,
+    val         jsonb,
+    fault       text,
+    vts         timestamptz NOT NULL,
+    seq         bigint      NOT NULL,
+    updated     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site_id, point_id)
+);
+CREATE INDEX IF NOT EXISTS latest_state_device ON latest_state (site_id, device_id);
+
+CREATE TABLE IF NOT EXISTS alarms (
+    site_id     text        NOT NULL,
+    seq         bigint      NOT NULL,
+    alarm_id    text        NOT NULL,
+    transition  text        NOT NULL,
+    category    text,
+    severity    text,
+    rule        text,
+    device_id   text,
+    point_id    text,
+    unit_id     text,
+    location_id text,
+    value       jsonb,
+    message     text,
+    message_zh  text,
+    status      text,
+    ts          timestamptz NOT NULL,
+    received    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site_id, seq)
+);
+CREATE INDEX IF NOT EXISTS alarms_alarm ON alarms (site_id, alarm_id, seq);
+
+-- One row per alarm: its latest transition (supervision views read this).
+CREATE OR REPLACE VIEW alarms_current AS
+    SELECT DISTINCT ON (site_id, alarm_id) * FROM alarms ORDER BY site_id, alarm_id, seq DESC;
+
+-- Every entry of every site, as one relation (state changes from telemetry).
+CREATE OR REPLACE VIEW journal_all AS
+    SELECT site_id, seq, ts, lane, type, subject, data FROM journal
+    UNION ALL
+    SELECT site_id, seq, ts, lane, 'StateChanged', point_id,
+           jsonb_build_object('point_id', point_id, 'device_id', device_id, 'new_value', coalesce(val, to_jsonb(num)),
+                              'fault', fault, 'late', late, 'ts', extract(epoch FROM vts))
+    FROM telemetry;
+
+CREATE OR REPLACE FUNCTION firebus_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
+END $$;
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['journal', 'telemetry', 'alarms'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = t || '_append_only') THEN
+            EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE OR DELETE ON %I FOR EACH ROW
+                            EXECUTE FUNCTION firebus_append_only()', t || '_append_only', t);
+        END IF;
+    END LOOP;
+END $$;
+"""
+
+# The staging table a batch is copied into (per connection; emptied at commit).
+STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS fed_stage (
+    site_id text, seq bigint, ts double precision, lane text, type text, subject text,
+    context jsonb, data jsonb
+) ON COMMIT DELETE ROWS
+"""
+
+COPY_STAGE = "COPY fed_stage (site_id, seq, ts, lane, type, subject, context, data) FROM STDIN"
+
+# One statement moves a staged batch into every table; duplicates (a redelivery, a
+# re-send after a site restart) are absorbed by the keys.  Data-modifying CTEs all see
+# the same snapshot, so latest_state takes the newest row per point within the batch.
+INGEST = """
+WITH s AS (SELECT site_id, seq, to_timestamp(ts) AS ts, lane, type, subject, context, data FROM fed_stage),
+j AS (
+    INSERT INTO journal (site_id, seq, ts, lane, type, subject, context, data)
+    SELECT site_id, seq, ts, lane, type, subject, context, data FROM s WHERE type <> 'StateChanged'
+    ON CONFLICT DO NOTHING RETURNING 1
+),
+t AS (
+    INSERT INTO telemetry (site_id, seq, ts, point_id, device_id, vts, num, val, fault, late, lane)
+    SELECT site_id, seq, ts, data->>'point_id', data->>'device_id', to_timestamp((data->>'ts')::float8),
+           CASE WHEN jsonb_typeof(data->'new_value') = 'number' THEN (data->>'new_value')::float8 END,
+           CASE WHEN jsonb_typeof(data->'new_value') IN ('string', 'boolean', 'object', 'array')
+                THEN data->'new_value' END,
+           data->>'fault', coalesce((data->>'late')::boolean, false), lane
+    FROM s WHERE type = 'StateChanged'
+    ON CONFLICT DO NOTHING RETURNING 1
+),
+l AS (
+    INSERT INTO latest_state AS cur (site_id, point_id, device_id, point_key, point_class, num, val, fault, vts, seq)
+    SELECT DISTINCT ON (site_id, data->>'point_id')
+           site_id, data->>'point_id', data->>'device_id', data->>'point_key', data->>'point_class',
+           CASE WHEN jsonb_typeof(data->'new_value') = 'number' THEN (data->>'new_value')::float8 END,
+           CASE WHEN jsonb_typeof(data->'new_value') IN ('string', 'boolean', 'object', 'array')
+                THEN data->'new_value' END,
+           data->>'fault', to_timestamp((data->>'ts')::float8), seq
+    FROM s WHERE type = 'StateChanged' AND NOT coalesce((data->>'late')::boolean, false)
+    ORDER BY site_id, data->>'point_id', seq DESC
+    ON CONFLICT (site_id, point_id) DO UPDATE SET
+        device_id = excluded.device_id, point_key = excluded.point_key, point_class = excluded.point_class,
+        num = excluded.num, val = excluded.val, fault = excluded.fault, vts = excluded.vts,
+        seq = excluded.seq, updated = now()
+    WHERE excluded.seq > cur.seq
+    RETURNING 1
+),
+a AS (
+    INSERT INTO alarms (site_id, seq, alarm_id, transition, category, severity, rule, device_id, point_id,
+                        unit_id, location_id, value, message, message_zh, status, ts)
+    SELECT site_id, seq, data->>'alarm_id', data->>'transition', data->>'category', data->>'severity',
+           data->>'rule', data->>'device_id', data->>'point_id', data->>'unit_id', data->>'location_id',
+           data->'value', data->>'message', data->>'message_zh', data->>'status',
+           coalesce(to_timestamp((data->>'ts')::float8), ts)
+    FROM s WHERE type = 'AlarmEvent'
+    ON CONFLICT DO NOTHING RETURNING 1
+)
+SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM t), (SELECT count(*) FROM l), (SELECT count(*) FROM a)
+"""
+
+
+def day_of(ts: float) -> dt.date:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).date()
+
+
+def partition_name(day: dt.date) -> str:
+    return f"telemetry_{day:%Y%m%d}"
+
+
+def partition_ddl(day: dt.date) -> str:
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
+    end = start + dt.timedelta(days=1)
+    return (f"CREATE TABLE IF NOT EXISTS {partition_name(day)} PARTITION OF telemetry "
+            f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')")

@@ -1,0 +1,94 @@
+"""A site (a real firebus core with the federation plugin) and a centre, for the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+import psycopg
+
+from firebus.plugins import federation
+from firebus.plugins.federation.centre import Centre, CentreConfig
+from firebus.sdk import AlarmCategory, AlarmEvent, AlarmTransition, Lane, Severity, StateChanged
+from firebus.sdk.testing.harness import site_yaml, start_core
+
+
+def federated_site(db: Path, site_id: str, nats_url: str, extra: str = "") -> str:
+    return site_yaml(db, extra=(
+        f"federation:\n  site_id: {site_id}\n  servers: [{nats_url}]\n  ack_timeout_s: 1.0\n{extra}"))
+
+
+@asynccontextmanager
+async def running_site(tmp: Path, site_id: str, nats_url: str) -> AsyncIterator[Any]:
+    async with start_core(federated_site(tmp / f"{site_id}.db", site_id, nats_url),
+                          plugins={"federation": federation}) as core:
+        yield core
+
+
+@asynccontextmanager
+async def running_centre(pg: str, nats_url: str, **options: Any) -> AsyncIterator[Centre]:
+    centre = Centre(CentreConfig(pg=pg, nats=[nats_url], fetch_timeout_s=0.5, **options))
+    task = asyncio.create_task(centre.run())
+    try:
+        await asyncio.wait_for(centre.ready.wait(), 20)
+        yield centre
+    finally:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+
+_T0 = time.time()
+
+
+def reading(i: int, point: str = "p1", value: float | None = None) -> StateChanged:
+    """A reading with its own millisecond (the site keys readings by point and ms)."""
+    return StateChanged(point_id=point, device_id="d1", point_key="temp", point_class="temperature",
+                        ts=_T0 + i * 0.01, new_value=float(i) if value is None else value)
+
+
+def fire(alarm_id: str = "A1") -> AlarmEvent:
+    return AlarmEvent(alarm_id=alarm_id, transition=AlarmTransition.NEW, category=AlarmCategory.FIRE,
+                      severity=Severity.FIRE,
+                      rule="smoke", device_id="d9", point_id="smoke1", message="Fire", message_zh="火警")
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
+    """Poll ``check`` (sync or async) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}: last {last!r}")
+        await asyncio.sleep(0.05)
+
+
+async def query(pg: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    async with await psycopg.AsyncConnection.connect(pg) as conn:
+        cur = await conn.execute(sql, params)
+        return await cur.fetchall()
+
+
+async def centre_seqs(pg: str, site_id: str) -> list[int]:
+    rows = await query(pg, "SELECT seq FROM journal WHERE site_id = %s UNION ALL "
+                           "SELECT seq FROM telemetry WHERE site_id = %s ORDER BY 1", site_id, site_id)
+    return [r[0] for r in rows]
+
+
+async def site_seqs(core: Any) -> list[int]:
+    rows = await core.storage.fetchall("SELECT seq FROM journal ORDER BY seq")
+    return [r[0] for r in rows]
+
+
+__all__ = ["Lane", "centre_seqs", "eventually", "fire", "query", "reading", "running_centre", "running_site",
+           "site_seqs"]
