@@ -2,6 +2,7 @@
 frames/s the centre listener decodes and confirms; codec decode/encode rates.
 
     .venv/bin/python bench/uplink.py --json [--duration 20] [--rate 50] [--gap 0.1] [--blast 20000]
+    .venv/bin/python bench/uplink.py --json --core [--duration 20] [--telemetry 1000] [--gap 0.5]
 
 Phase 1 (no journal yet): the UITD side is ``UitdClient`` in this process, the centre is a
 ``CentreServer`` in a child process (its own CPU), both on 127.0.0.1.  The UITD submits
@@ -10,6 +11,14 @@ Phase 1 (no journal yet): the UITD side is ``UitdClient`` in this process, the c
 latency), so it includes the UITD's queue, both encoders and decoders, the centre's handler
 and two loopback hops.  Then a raw client pipelines ``blast`` upload frames on one connection
 and counts the confirms: the centre listener's decode-and-confirm ceiling on one core.
+
+``--core`` (phase 2): the whole path in a real core — ``telemetry`` temperature readings per
+second go through ingest into the journal (each an analog upload, type 3), a fire
+``AlarmEvent`` is journalled every ``gap`` seconds, and the uplink (a manual-ack journal
+consumer, ``max_unacked`` 1000) sends both to the child-process centre.  Latency = the
+alarm's publish → the centre's confirm back at the uplink (journal commit, consumer,
+translation, outbox, link, centre).  The telemetry the link cannot carry waits in the
+journal; the figures say how much was confirmed and how much was still waiting.
 """
 
 from __future__ import annotations
@@ -115,6 +124,93 @@ async def blast(port: int, count: int) -> dict[str, object]:
             "frames_per_s": round(got / elapsed)}
 
 
+async def core_latency(port: int, duration: float, telemetry: float, gap: float) -> dict[str, object]:
+    import tempfile
+
+    import firebus.plugins.gb26875 as plugin
+    from firebus.core.config import load_text
+    from firebus.core.runtime import running_core
+    from firebus.sdk import AlarmEvent, PointSpec, Reading
+    from firebus.sdk.events import AlarmTransition
+    from firebus.sdk.vocab import AlarmCategory, Severity
+
+    tmp = Path(tempfile.mkdtemp(prefix="fb-uplink-"))
+    site = f"""
+storage: {{path: '{tmp / "b.db"}', synchronous: NORMAL}}
+gb26875:
+  uplink: {{address: 889, centre_address: 88888, centres: [{{host: 127.0.0.1, port: {port}}}], heartbeat: 0}}
+"""
+    async with running_core(load_text(site, "bench.yaml"), extra_plugins={"gb26875": plugin}, autoload=False) as core:
+        up = plugin.uplink_for(core)
+        await asyncio.wait_for(up.client.connected.wait(), 10)
+        devices = []
+        for i in range(20):
+            d = await core.registry.resolve_device({"serial": f"T{i}"}, driver="leakage.bench", config_key=f"t{i}")
+            await core.registry.ensure_points(d.id, [PointSpec(key="t", point_class="temperature", unit="°C")])
+            devices.append(d)
+        published: dict[int, float] = {}  # id(event) → monotonic publish time
+        events: list[object] = []
+        fire_lat: list[float] = []
+        confirmed_telemetry = 0
+        orig = up._answered
+
+        def spy(sub: object, outcome: object) -> None:
+            nonlocal confirmed_telemetry
+            if getattr(sub, "priority", None) == Priority.FIRE:
+                for e in events:
+                    if getattr(e, "seq", 0) == sub.key:  # type: ignore[attr-defined]
+                        fire_lat.append(time.monotonic() - published[id(e)])
+                        break
+            elif getattr(outcome, "ok", False):
+                confirmed_telemetry += 1
+            orig(sub, outcome)  # type: ignore[arg-type]
+
+        up._answered = spy  # type: ignore[method-assign]
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        offered = 0
+
+        async def background() -> None:
+            nonlocal offered
+            tick, n = 0.01, 0
+            while loop.time() - start < duration:
+                n += 1
+                k = int(telemetry * tick)
+                for j in range(k):
+                    d = devices[(offered + j) % len(devices)]
+                    await core.ingest.ingest(d, [Reading(point_key="t", value=30 + ((offered + j) % 97) / 10)])
+                offered += k
+                await asyncio.sleep(max(0.0, start + n * tick - loop.time()))
+
+        async def alarms() -> None:
+            n = 0
+            while loop.time() - start < duration:
+                n += 1
+                e = core.bus.publish(AlarmEvent(alarm_id=f"bench-{n}", transition=AlarmTransition.NEW,
+                                                category=AlarmCategory.FIRE, severity=Severity.FIRE, rule="bench",
+                                                device_id=devices[n % len(devices)].id))
+                published[id(e)] = time.monotonic()
+                events.append(e)
+                await asyncio.sleep(max(0.0, start + n * gap - loop.time()))
+
+        await asyncio.gather(background(), alarms())
+        elapsed = loop.time() - start
+        deadline = time.monotonic() + 15
+        while len(fire_lat) < len(events) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        metrics = up.metrics()
+    return {
+        "fire": quantiles_ms(fire_lat),
+        "fire_ms_each": [round(x * 1000, 1) for x in fire_lat],
+        "fire_sent": len(events),
+        "telemetry_offered_per_s": round(offered / elapsed),
+        "telemetry_confirmed_per_s": round(confirmed_telemetry / elapsed),
+        "telemetry_waiting_at_end": metrics["unacked"],
+        "fire_gap_s": gap,
+        "budget_s": 10.0,
+    }
+
+
 def codec_rates(n: int = 20000) -> dict[str, int]:
     data = load_vectors()[0].data
     t0 = time.perf_counter()
@@ -141,6 +237,8 @@ def main() -> int:
     p.add_argument("--window", type=int, default=1)
     p.add_argument("--blast", type=int, default=20000)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--core", action="store_true", help="phase 2: journal → uplink → centre inside a real core")
+    p.add_argument("--telemetry", type=float, default=1000.0, help="--core: background readings per second")
     p.add_argument("--serve-centre", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve_centre:
@@ -151,6 +249,15 @@ def main() -> int:
     try:
         assert child.stdout is not None
         port = int(child.stdout.readline())
+        if args.core:
+            progress(f"centre on port {port}; core path: {args.duration:g} s of {args.telemetry:g} readings/s + "
+                     f"a fire alarm every {args.gap:g} s")
+            lat = asyncio.run(core_latency(port, args.duration, args.telemetry, args.gap))
+            progress(f"blasting {args.blast} frames (the centre listener's ceiling)")
+            ceiling = asyncio.run(blast(port, args.blast))
+            emit({"bench": "gb26875_uplink_core", "machine": machine(), "core_path": lat,
+                  "centre_listener": ceiling}, one_line=args.json)
+            return 0
         progress(f"centre on port {port}; {args.duration:g} s of {args.rate:g} state/s + a fire alarm every "
                  f"{args.gap:g} s")
         lat = asyncio.run(latency(port, args.duration, args.rate, args.gap, args.window))

@@ -316,11 +316,15 @@ class DurableConsumer:
         self._maybe_save()
 
     async def _call(self, events: list[Event]) -> None:
-        if self.manual:  # outstanding before the handler runs: it may acknowledge at once
-            for e in events:
-                if e.seq not in self._unacked:
-                    self._unacked.add(e.seq)
-                    heapq.heappush(self._unacked_heap, e.seq)
+        if self.manual:
+            # Once per process: a catch-up batch read from the journal and the live tail's
+            # alarm lane can both hold an entry committed meanwhile; the second is dropped.
+            events = [e for e in events if e.seq not in self._unacked and e.seq not in self._acked]
+            if not events:
+                return
+            for e in events:  # outstanding before the handler runs: it may acknowledge at once
+                self._unacked.add(e.seq)
+                heapq.heappush(self._unacked_heap, e.seq)
         self._inflight = events
         try:
             result = self.handler(events)
