@@ -419,13 +419,28 @@ class Registry:
             self._invalidate_device(device_id)
         return device
 
+    async def adopt_device(self, device_id: str, location_id: str, context: Context | None = None,
+                           **overrides: Any) -> DeviceEntry:
+        """A discovered device taken into the site from the panel: placed, trusted, and kept
+        across restarts though the site file does not list it (``overrides["adopted"]``)."""
+        device = self.devices[device_id]
+        old = {"location_id": device.location_id, "unit_id": device.unit_id, "discovered": device.discovered,
+               "overrides": dict(device.overrides)}
+        device.location_id, device.unit_id, device.discovered = location_id, self.unit_of(location_id), False
+        device.overrides.update({k: v for k, v in overrides.items() if v is not None}, adopted=True)
+        device.updated_at = time.time()
+        await self._save_device(device, {})
+        self._publish(RegistryAction.UPDATE, "device", device_id, old, context)
+        self._invalidate_device(device_id)
+        return device
+
     async def orphan_missing(self, configured_ids: Iterable[str]) -> list[str]:
         """Mark configured devices that left the site file as orphaned (kept, not deleted)."""
         keep = set(configured_ids)
         now = time.time()
         orphaned = []
         for device in self.devices.values():
-            if device.discovered or device.orphaned_at is not None or device.id in keep:
+            if device.discovered or device.orphaned_at is not None or device.id in keep or device.overrides.get("adopted"):
                 continue
             device.orphaned_at = now
             await self._save_device(device, {})

@@ -212,3 +212,35 @@ CORE_MIGRATIONS.append(
         """,
     )
 )
+
+# Floor plans (issue 22): one plan image per place (a floor, or a unit's site plan) and
+# where each device sits on it, as fractions of the image (0–1, so a re-drawn plan of the
+# same extent keeps the positions).  Images are small (≤ 5 MB) and few: kept in the
+# database so a backup of the file is a backup of the site.
+CORE_MIGRATIONS.append(
+    Migration(
+        component="core",
+        version=4,
+        description="floor plans: plan images per place and device positions on them",
+        sql="""
+        CREATE TABLE plan_images (
+            place_id TEXT PRIMARY KEY,        -- registry place (floor); not a foreign key: places are re-read from the site file
+            content_type TEXT NOT NULL,       -- image/png | image/jpeg | image/webp
+            image BLOB NOT NULL,
+            width INTEGER NOT NULL,           -- pixels
+            height INTEGER NOT NULL,
+            updated_ts REAL NOT NULL,
+            updated_by TEXT NOT NULL DEFAULT ''
+        );
+        CREATE TABLE plan_positions (
+            device_id TEXT PRIMARY KEY,       -- a device is on one plan at a time
+            place_id TEXT NOT NULL,
+            x REAL NOT NULL,                  -- 0 = left edge of the image, 1 = right edge
+            y REAL NOT NULL,                  -- 0 = top, 1 = bottom
+            updated_ts REAL NOT NULL,
+            updated_by TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX plan_positions_place ON plan_positions (place_id);
+        """,
+    )
+)

@@ -32,6 +32,8 @@ SESSION_COOKIE_TLS = "__Host-firebus_session"  # [ASVS 3.3.1/3.3.3]: Secure, Pat
 LOGIN_CSRF_COOKIE = "firebus_login_csrf"
 LANG_COOKIE = "firebus_lang"
 MAX_BODY = 64 * 1024
+#: Plan images are the one large body (core/web/plans.py checks the exact limit).
+MAX_UPLOAD = 5 * 1024 * 1024 + 1024
 
 
 class ApiError(Exception):
@@ -246,9 +248,11 @@ class BodyLimit:
 
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            path = scope.get("path", "")
+            limit = MAX_UPLOAD if path.startswith("/api/plans/") and path.endswith("/image") else MAX_BODY
             for key, value in scope.get("headers", []):
-                if key == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
-                    response = JSONResponse({"error": {"code": "too_large", "message": f"body over {MAX_BODY} bytes"}}, 413)
+                if key == b"content-length" and value.isdigit() and int(value) > limit:
+                    response = JSONResponse({"error": {"code": "too_large", "message": f"body over {limit} bytes"}}, 413)
                     await response(scope, receive, send)
                     return
         await self.app(scope, receive, send)
@@ -256,12 +260,15 @@ class BodyLimit:
 
 def create_app(core: Any) -> Starlette:
     """The panel + API for a running ``Core`` (its storage must be open, with WEB_MIGRATIONS)."""
-    from . import api, panel, stream
+    from . import api, commission, panel, plans, stream
 
     routes = [
+        *commission.routes(),  # before api's: /api/alarms/ack must not match /api/alarms/{alarm_id}
         *api.routes(),
+        *plans.api_routes(),
         *stream.routes(),
         *panel.routes(),
+        *plans.page_routes(),
         Mount("/static", StaticFiles(packages=[("firebus.core.web", "static")]), name="static"),
         *_plugin_mounts(core),
     ]

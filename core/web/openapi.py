@@ -6,6 +6,8 @@ from typing import Any
 
 from firebus.sdk.vocab import AlarmCategory
 
+from .i18n import DEVICE_TYPES
+
 
 def _param(name: str, where: str = "query", schema: dict[str, Any] | None = None, desc: str = "",
            required: bool = False) -> dict[str, Any]:
@@ -131,6 +133,15 @@ def openapi_document() -> dict[str, Any]:
                                                            "properties": {
                         "ts": {"type": "number"}, "transition": {"type": "string"}, "actor_kind": {"type": "string"},
                         "actor": {"type": "string"}, "detail": {"type": "object"}}}}}},
+                "Plan": {"type": "object", "required": ["place", "path", "image", "devices"], "properties": {
+                    "place": {"type": "object"}, "path": {"type": "string"}, "image": {"type": ["string", "null"]},
+                    "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]},
+                    "devices": {"type": "array", "items": {"type": "object", "required": ["id", "name", "status", "x", "y"],
+                                                           "properties": {
+                        "id": {"type": "string"}, "name": {"type": "string"},
+                        "status": {"type": "string", "enum": ["alarm", "fault", "offline", "never_reported", "normal"]},
+                        "location_path": {"type": "string"},
+                        "x": {"type": ["number", "null"]}, "y": {"type": ["number", "null"]}}}}}},
                 "Plugin": {"type": "object", "properties": {
                     "name": {"type": "string"}, "status": {"type": "string"}, "version": {"type": ["string", "null"]},
                     "error": {"type": ["string", "null"]}}},
@@ -182,6 +193,69 @@ def openapi_document() -> dict[str, Any]:
             "/api/alarms/{alarm_id}/silence": {"post": {"summary": "silence reminders and sounders", **action}},
             "/api/alarms/{alarm_id}/verdict": {"post": {"summary": "record a fire alarm's verdict",
                                                         **{**action, "requestBody": verdict_body}}},
+            "/api/alarms/ack": {"post": {
+                "summary": "acknowledge many alarms (roles that may act); one result per id",
+                "parameters": [_param("X-CSRF-Token", "header", desc="required with a session cookie")],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["ids"], "properties": {
+                        "ids": {"type": "array", "items": {"type": "string"}}, "note": {"type": "string", "maxLength": 1000}}}}}},
+                "responses": {**_ok("results", {"type": "object", "required": ["results", "acknowledged"], "properties": {
+                    "acknowledged": {"type": "integer"},
+                    "results": {"type": "array", "items": {"type": "object", "required": ["id", "ok", "error"], "properties": {
+                        "id": {"type": "string"}, "ok": {"type": "boolean"}, "error": {"type": ["string", "null"]}}}}}}),
+                    "403": {"$ref": "#/components/responses/Error"}}}},
+            "/api/devices/{device_id}/adopt": {"post": {
+                "summary": "adopt a discovered device: type and location (admin, integrator); it is then trusted",
+                "parameters": [_param("device_id", "path"), _param("X-CSRF-Token", "header", desc="with a session cookie")],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["device_type", "location"], "properties": {
+                        "device_type": {"type": "string", "enum": list(DEVICE_TYPES)},
+                        "location": {"type": "string", "description": "location id or site key"},
+                        "name": {"type": "string", "maxLength": 100}}}}}},
+                "responses": {**_ok("the device", {"$ref": "#/components/schemas/DeviceDetail"}),
+                              "403": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}}}},
+            "/api/points/{point_id}/thresholds": {"get": {
+                "summary": "threshold levels of the rules on the point (chart bands)",
+                "parameters": [_param("point_id", "path")],
+                "responses": _ok("levels", {"type": "object", "required": ["items"], "properties": {
+                    "point_id": {"type": "string"}, "unit": {"type": "string"},
+                    "items": {"type": "array", "items": {"type": "object", "required": ["name", "value"], "properties": {
+                        "rule": {"type": "string"}, "name": {"type": "string"}, "value": {"type": "number"},
+                        "direction": {"type": "string", "enum": ["high", "low"]},
+                        "category": {"type": ["string", "null"]}}}}}})}},
+            "/api/points/{point_id}/history.csv": {"get": {
+                "summary": "raw history as CSV (UTF-8 with BOM): time_iso, ts, value, fault; at most 31 days",
+                "parameters": [_param("point_id", "path"), _param("since", desc="epoch seconds or ISO 8601"),
+                               _param("until", desc="epoch seconds or ISO 8601")],
+                "responses": {"200": {"description": "CSV", "content": {"text/csv": {}}}, **ERRORS}}},
+            "/api/plans": {"get": {"summary": "floors the caller sees, whether each has a plan image",
+                                   "responses": _ok("floors")}},
+            "/api/plans/{place_id}": {"get": {
+                "summary": "a floor's plan: image URL and size, devices under the floor with status and position",
+                "parameters": [_param("place_id", "path")],
+                "responses": _ok("plan", {"$ref": "#/components/schemas/Plan"})}},
+            "/api/plans/{place_id}/image": {
+                "get": {"summary": "the plan image", "parameters": [_param("place_id", "path")],
+                        "responses": {"200": {"description": "image/png, image/jpeg or image/webp"}, **ERRORS}},
+                "put": {"summary": "upload the plan image as the raw body (PNG, JPEG, WebP; ≤ 5 MB; admin, integrator, unit manager)",
+                        "parameters": [_param("place_id", "path"), _param("X-CSRF-Token", "header", desc="with a session cookie")],
+                        "requestBody": {"required": True, "content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
+                        "responses": {**_ok("plan", {"$ref": "#/components/schemas/Plan"}),
+                                      "403": {"$ref": "#/components/responses/Error"},
+                                      "413": {"$ref": "#/components/responses/Error"},
+                                      "415": {"$ref": "#/components/responses/Error"}}}},
+            "/api/plans/{place_id}/devices/{device_id}": {
+                "put": {"summary": "place a device on the plan: x, y as fractions of the image (0–1)",
+                        "parameters": [_param("place_id", "path"), _param("device_id", "path"),
+                                       _param("X-CSRF-Token", "header", desc="with a session cookie")],
+                        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                            "type": "object", "required": ["x", "y"], "properties": {
+                                "x": {"type": "number", "minimum": 0, "maximum": 1},
+                                "y": {"type": "number", "minimum": 0, "maximum": 1}}}}}},
+                        "responses": {**_ok("position"), "403": {"$ref": "#/components/responses/Error"}}},
+                "delete": {"summary": "take a device off the plan",
+                           "parameters": [_param("place_id", "path"), _param("device_id", "path")],
+                           "responses": {**_ok("position"), "403": {"$ref": "#/components/responses/Error"}}}},
             "/api/notifications": {"get": {"summary": "notification delivery log (notify plugin outbox)",
                                            "parameters": PAGE, "responses": _list_of("#/components/schemas/Notification")}},
             "/api/events": {"get": {

@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from firebus.sdk.vocab import PlaceKind
+
 from . import views
 from .api import perform
 from .app import (
@@ -20,7 +22,7 @@ from .app import (
 from .auth import AuthError, Role
 from .human import Human
 from .priority import SECTIONS
-from .i18n import ALARM_BOOL_CLASSES, js_strings
+from .i18n import ALARM_BOOL_CLASSES, DEVICE_TYPES, js_strings
 
 
 async def form(request: Request) -> dict[str, str]:
@@ -137,7 +139,7 @@ async def overview(request: Request) -> Response:
     who = await require(request, api=False)
     core = web(request).core
     scope = views.Scope(core, who)
-    return render(request, "overview.html", units=views.unit_overview(core, scope),
+    return render(request, "overview.html", units=views.unit_overview(core, scope), can_act=who.can_act,
                   page_js=_page_js(request, view="overview", can_act=who.can_act))
 
 
@@ -146,7 +148,7 @@ async def alarms_page(request: Request) -> Response:
     status = request.query_params.get("status") or "open"
     if status not in ("active", "open", "all"):
         status = "open"
-    return render(request, "alarms.html", status=status,
+    return render(request, "alarms.html", status=status, can_act=who.can_act,
                   page_js=_page_js(request, view="alarms", status=status, can_act=who.can_act))
 
 
@@ -169,6 +171,8 @@ async def alarm_page(request: Request) -> Response:
     data = views.alarm_dict(core, alarm, lang)
     history = Human(lang).history(await core.alarms.history(alarm.id), data["point_unit"], data["point_class"])
     plan_place = data["floor"]["id"] if data["floor"] else None
+    if plan_place and not await core.storage.fetchone("SELECT 1 FROM plan_images WHERE place_id = ?", (plan_place,)):
+        plan_place = None
     return render(request, "alarm.html", alarm=data, history=history, can_act=who.can_act, plan_place=plan_place,
                   page_js=_page_js(request, view="alarm", alarm_id=alarm.id, plan_place=plan_place,
                                    highlight=[d["id"] for d in data["devices"]]))
@@ -220,7 +224,17 @@ async def device_page(request: Request) -> Response:
     if device is None or not scope.unit_visible(device.unit_id):
         raise ApiError(404, "device_not_found", "not_found")
     detail = await views.device_detail(core, device, scope, language(request))
-    return render(request, "device.html", device=detail,
+    commission = device.discovered and str(who.role) in ("admin", "integrator")
+    locations = []
+    if commission:
+        for place in core.registry.places.values():
+            unit_id = core.registry.unit_of(place.id)
+            if place.kind is PlaceKind.LOCATION and scope.unit_visible(unit_id):
+                unit = views.place_brief(core, unit_id)
+                label = " · ".join(x for x in ((unit["name"] if unit else ""), views.location_path(core, place.id)) if x)
+                locations.append({"id": place.id, "label": label})
+    return render(request, "device.html", device=detail, commission=commission,
+                  locations=sorted(locations, key=lambda x: x["label"]), device_types=DEVICE_TYPES,
                   page_js=_page_js(request, view="device", device_id=device.id, can_act=who.can_act,
                                    points=[{"id": p["id"], "name": p["name"], "unit": p["unit"]} for p in detail["points"]]))
 

@@ -141,11 +141,20 @@ def _last_report(core: Any, device_id: str) -> float | None:
     return best
 
 
+def display_name(device: Any) -> str:
+    """A device's name for people: never its bare id (a discovered device has no name yet:
+    its model and serial or first hardware identifier say what it is)."""
+    if device.name != device.id:
+        return device.name
+    ident = device.serial or next(iter(device.identifiers.values()), "")
+    return " ".join(x for x in (device.manufacturer, device.model, ident) if x) or device.driver
+
+
 def device_summary(core: Any, device: Any, statuses: dict[str, str], open_counts: dict[str, int]) -> dict[str, Any]:
     availability = core.availability.get(device.id)
     return {
         "id": device.id,
-        "name": device.name,
+        "name": display_name(device),
         "driver": device.driver,
         "manufacturer": device.manufacturer,
         "model": device.model,
@@ -248,7 +257,7 @@ def _location_devices(core: Any, alarm: Alarm) -> list[Any]:
            if a.device_id and a.category == alarm.category and a.id != alarm.id
            and (a.location_id == alarm.location_id
                 or (d := core.registry.devices.get(a.device_id)) is not None and d.location_id == alarm.location_id)}
-    return sorted((core.registry.devices[i] for i in ids if i in core.registry.devices), key=lambda d: d.name)
+    return sorted((core.registry.devices[i] for i in ids if i in core.registry.devices), key=display_name)
 
 
 def floor_of(core: Any, place_id: str | None) -> Any:
@@ -275,8 +284,8 @@ def alarm_dict(core: Any, alarm: Alarm, lang: str | None = None) -> dict[str, An
     data.update({
         "status": str(alarm.status),
         "open": alarm.open,
-        "device_name": device.name if device else ", ".join(d.name for d in by_devices),
-        "devices": [{"id": d.id, "name": d.name} for d in ([device] if device else by_devices)],
+        "device_name": display_name(device) if device else ", ".join(display_name(d) for d in by_devices),
+        "devices": [{"id": d.id, "name": display_name(d)} for d in ([device] if device else by_devices)],
         "point_name": point.name if point else "",
         "point_class": point.point_class if point else "",
         "point_unit": point.unit if point else "",

@@ -42,8 +42,19 @@
     var p = parts(ts);
     return p.year + "-" + p.month + "-" + p.day + " " + p.hour + ":" + p.minute + ":" + p.second;
   }
-  function fmtValue(v, unit) {
+  var alarmClasses = {}; (page.alarm_classes || []).forEach(function (c) { alarmClasses[c] = true; });
+  // Values as people read them (as core/web/human.py renders them server-side).
+  function fmtValue(v, unit, cls) {
     if (v === null || v === undefined) return "—";
+    cls = cls || "";
+    if (v === true || v === false) {
+      var key = (alarmClasses[cls] || /_alarm$/.test(cls)) ? (v ? "val_alarm" : "val_normal")
+        : (/_fault$|^fault$|^tamper$/.test(cls) ? (v ? "val_fault" : "val_normal")
+        : (/^(pump|fan)_state$/.test(cls) ? (v ? "val_running" : "val_stopped")
+        : (cls === "valve_state" ? (v ? "val_open" : "val_closed") : (v ? "val_on" : "val_off"))));
+      return S[key] || String(v);
+    }
+    if (typeof v === "string") return S["val_" + v] || v;
     if (typeof v === "number" && !Number.isInteger(v)) v = Math.round(v * 1000) / 1000;
     return (String(v) + " " + (unit || "")).trim();
   }
@@ -120,6 +131,11 @@
     }
     list.items.forEach(function (a) {
       var actions = el("td", {});
+      if (page.can_act && !a.acknowledged) {
+        var pick = el("input", { type: "checkbox", cls: "pick", "data-pick": a.id, "aria-label": S.ack_selected });
+        pick.addEventListener("change", syncBulk);
+        actions.appendChild(pick);
+      }
       if (page.can_act) {
         if (!a.acknowledged) actions.appendChild(actionButton(S.ack, "ack", a, "ack"));
         if (a.active && !a.silenced) actions.appendChild(actionButton(S.silence, "silence", a, "silence"));
@@ -134,16 +150,42 @@
         el("td", {}, [el("a", { href: "/alarms/" + a.id, text: fmtTime(a.start_ts) })]),
         el("td", {}, [el("span", { cls: "cat cat-" + a.category, text: S["cat_" + a.category] || a.category })]),
         el("td", {}, [(a.unit_name ? a.unit_name + " · " : "") + (a.location_path || "—")]),
-        el("td", {}, [a.device_id ? el("a", { href: "/devices/" + a.device_id, text: a.device_name || a.device_id }) : "—",
-                      a.message ? el("div", { cls: "muted", text: a.message }) : null]),
-        el("td", { cls: "val", text: fmtValue(a.last_value, a.point_unit) }),
+        el("td", {}, deviceLinks(a).concat([(a.text || a.message) ? el("div", { cls: "muted", text: a.text || a.message }) : null])),
+        el("td", { cls: "val", text: fmtValue(a.last_value, a.point_unit, a.point_class) }),
         el("td", { cls: "status", text: status }),
         actions,
       ]);
       rowsEl.appendChild(tr);
     });
     fresh = {};
+    syncBulk();
   }
+  function deviceLinks(a) {
+    var out = [];
+    (a.devices || []).forEach(function (d, i) {
+      if (i) out.push(", ");
+      out.push(el("a", { href: "/devices/" + d.id, text: d.name }));
+    });
+    return out.length ? out : ["—"];
+  }
+  // -- bulk acknowledge ---------------------------------------------------------------------
+  var pickAll = document.getElementById("pick-all"), ackSel = document.getElementById("ack-selected");
+  function picked() { return Array.prototype.map.call(document.querySelectorAll("input[data-pick]:checked"), function (c) { return c.dataset.pick; }); }
+  function syncBulk() { if (ackSel) ackSel.disabled = picked().length === 0; }
+  if (pickAll) pickAll.addEventListener("change", function () {
+    document.querySelectorAll("input[data-pick]").forEach(function (c) { c.checked = pickAll.checked; });
+    syncBulk();
+  });
+  if (ackSel) ackSel.addEventListener("click", function () {
+    var ids = picked();
+    if (!ids.length) return;
+    ackSel.disabled = true;
+    api("POST", "/api/alarms/ack", { ids: ids }).then(function (r) {
+      document.getElementById("bulk-msg").textContent = S.ack + ": " + r.acknowledged + " / " + ids.length;
+      if (pickAll) pickAll.checked = false;
+      return loadAlarms();
+    }).catch(function (e) { alert(e.message); syncBulk(); });
+  });
   function loadAlarms() {
     if (!rowsEl) return Promise.resolve();
     var status = page.status || "open";
@@ -171,7 +213,7 @@
     var row = document.querySelector('tr[data-point="' + ev.point_id + '"]');
     if (!row) return;
     var cell = row.querySelector(".val");
-    cell.textContent = ev.fault ? ev.fault : fmtValue(ev.value, cell.getAttribute("data-unit"));
+    cell.textContent = ev.fault ? ev.fault : fmtValue(ev.value, cell.getAttribute("data-unit"), cell.getAttribute("data-class"));
     row.querySelector(".ts").textContent = fmtTime(ev.ts);
     var last = document.getElementById("device-last-report");
     if (last) last.textContent = fmtTime(ev.ts);
@@ -189,8 +231,8 @@
         body.appendChild(el("tr", {}, [
           el("td", {}, [el("a", { href: "/alarms/" + a.id, text: fmtTime(a.start_ts) })]),
           el("td", {}, [el("span", { cls: "cat cat-" + a.category, text: S["cat_" + a.category] || a.category })]),
-          el("td", { text: a.message || "" }),
-          el("td", { text: fmtValue(a.last_value, a.point_unit) }),
+          el("td", { text: a.text || a.message || "" }),
+          el("td", { text: fmtValue(a.last_value, a.point_unit, a.point_class) }),
           el("td", { text: S["st_" + a.status] }),
         ]));
       });
@@ -212,8 +254,12 @@
     var rangeSel = document.getElementById("chart-range");
     if (!box || !pointSel || !pointSel.value) return;
     var until = Date.now() / 1000, since = until - Number(rangeSel.value);
-    api("GET", "/api/points/" + encodeURIComponent(pointSel.value) + "/history?since=" + since.toFixed(3) + "&until=" + until.toFixed(3))
-      .then(function (h) { renderChart(box, h, since, until); })
+    var pid = encodeURIComponent(pointSel.value), q = "?since=" + since.toFixed(3) + "&until=" + until.toFixed(3);
+    var csvLink = document.getElementById("chart-csv");
+    if (csvLink) csvLink.href = "/api/points/" + pid + "/history.csv" + q;
+    Promise.all([api("GET", "/api/points/" + pid + "/history" + q),
+                 api("GET", "/api/points/" + pid + "/thresholds").catch(function () { return { items: [] }; })])
+      .then(function (r) { r[0].thresholds = r[1].items; renderChart(box, r[0], since, until); })
       .catch(function (e) { box.textContent = e.message; });
   }
   function renderChart(box, h, since, until) {
@@ -248,6 +294,10 @@
     var lo = Infinity, hi = -Infinity;
     series.forEach(function (p) { lo = Math.min(lo, p[1]); hi = Math.max(hi, p[1]); });
     band.forEach(function (b) { lo = Math.min(lo, b[1]); hi = Math.max(hi, b[2]); });
+    var th = (h.thresholds || []).filter(function (t) { return typeof t.value === "number"; });
+    // Levels within reach of the data are drawn (a 300 mA line over a 20 mA trace would squash it).
+    th = th.filter(function (t) { return t.value <= hi + Math.max(hi - lo, Math.abs(hi)) * 1.5 + 1; });
+    th.forEach(function (t) { lo = Math.min(lo, t.value); hi = Math.max(hi, t.value); });
     if (lo === hi) { lo -= 1; hi += 1; }
     var pad = (hi - lo) * 0.08; lo -= pad; hi += pad;
     var x = function (t) { return L + (t - since) / (until - since) * (W - L - R); };
@@ -273,6 +323,16 @@
       var down = band.slice().reverse().map(function (b) { return x(b[0]).toFixed(1) + "," + y(b[1]).toFixed(1); });
       root.appendChild(svg("polygon", { points: up.concat(down).join(" "), "class": "band" }));
     }
+    th.forEach(function (t) {
+      var cls = /alarm$|level_2|^alarm/.test(t.name) && !/pre/.test(t.name) ? "alarm" : "warn";
+      var yy = y(t.value), edge = t.direction === "low" ? H - B : T;
+      root.appendChild(svg("rect", { x: L, width: W - L - R, y: Math.min(yy, edge), height: Math.abs(edge - yy), "class": "tband " + cls }));
+      root.appendChild(svg("line", { x1: L, x2: W - R, y1: yy, y2: yy, "class": "threshold " + cls, "data-threshold": t.value }));
+      var tl = svg("text", { x: W - R - 4, y: yy - 3, "text-anchor": "end", "class": "tlabel" });
+      tl.textContent = (S["val_" + t.name] || t.name) + " " + t.value + (h.point.unit ? " " + h.point.unit : "");
+      root.appendChild(tl);
+    });
+    root.setAttribute("data-thresholds", String(th.length));
     root.appendChild(svg("polyline", { points: series.map(function (p) { return x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1); }).join(" "), "class": "line" }));
   }
 
@@ -285,9 +345,12 @@
       loadAlarms();
       if (page.view === "overview") loadUnits();
       if (page.view === "device") reloadDevice();
+      if (page.view === "plan" && window.firebusPlan) window.firebusPlan.recolour(document.getElementById("plan-box"), page.place_id);
+      if (page.view === "alarm" && window.firebusPlan && page.plan_place) window.firebusPlan.recolour(document.getElementById("alarm-plan"), page.plan_place);
     }, 150);
   }
   function connect() {
+    if (page.view === "notifications") return;  // nothing live there
     var types = page.view === "device" ? "alarm,state,availability" : "alarm,availability";
     var es = new EventSource("/api/events?types=" + types);
     es.addEventListener("open", function () {
@@ -320,6 +383,36 @@
   }
 
   loadAlarms();
+  if (page.view === "plan" && window.firebusPlan) {
+    var planBox = document.getElementById("plan-box");
+    window.firebusPlan.show(planBox, page.place_id, page.highlight, page.editable);
+    var up = document.getElementById("plan-upload");
+    if (up) window.firebusPlan.upload(up, planBox, page.place_id);
+  }
+  if (page.view === "alarm" && window.firebusPlan && page.plan_place) {
+    window.firebusPlan.show(document.getElementById("alarm-plan"), page.plan_place, page.highlight, false);
+  }
+  // -- commissioning: adopt a discovered device; test a notification channel -------------------
+  var adoptForm = document.getElementById("adopt-form");
+  if (adoptForm) adoptForm.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    document.getElementById("adopt-button").disabled = true;
+    api("POST", "/api/devices/" + encodeURIComponent(adoptForm.dataset.device) + "/adopt", {
+      name: document.getElementById("adopt-name").value, device_type: document.getElementById("adopt-type").value,
+      location: document.getElementById("adopt-location").value,
+    }).then(function () { location.reload(); })
+      .catch(function (e) { document.getElementById("adopt-msg").textContent = e.message; document.getElementById("adopt-button").disabled = false; });
+  });
+  document.querySelectorAll("form.test-send").forEach(function (f) {
+    f.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var out = f.querySelector(".result"), addr = f.querySelector("input[name=address]").value;
+      // The notify plugin's own test endpoint (system roles; it queues one message).
+      api("POST", "/-/plugins/notify/channels/" + encodeURIComponent(f.dataset.channel) + "/test", addr ? { address: addr } : {})
+        .then(function () { out.textContent = S.test_sent; out.className = "result ok"; })
+        .catch(function (e) { out.textContent = e.message; out.className = "result err"; });
+    });
+  });
   if (page.view === "device") {
     document.getElementById("chart-point").addEventListener("change", drawChart);
     document.getElementById("chart-range").addEventListener("change", drawChart);
