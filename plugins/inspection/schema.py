@@ -134,7 +134,7 @@ MIGRATIONS = [
             note TEXT NOT NULL DEFAULT '',
             photos TEXT NOT NULL DEFAULT '[]',
             detail TEXT NOT NULL DEFAULT '{{}}'
-        ) WITHOUT ROWID;
+        );                                        -- rowid: the order actions were taken in
         CREATE INDEX insp_hazard_history_h ON insp_hazard_history (hazard_id, ts);
         {_append_only("insp_hazard_history")}
         CREATE TABLE insp_duty (

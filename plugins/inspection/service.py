@@ -376,7 +376,7 @@ class Service:
             if r.result is Result.FAULT:
                 item = self.items[r.item]
                 await self._open_hazard(
-                    hid=f"{body.id}/{r.item}", unit=unit, checkpoint=cp_key, location=cp.location, item=r.item,
+                    hid=f"{body.id}:{r.item}", unit=unit, checkpoint=cp_key, location=cp.location, item=r.item,
                     source="patrol", source_ref=body.id,
                     description=r.note or f"{item.name_zh} 异常 / {item.name_en} fault",
                     severity=Severity.MAJOR if r.major else Severity.GENERAL, criteria="", responsible="",
@@ -472,7 +472,7 @@ class Service:
         await self.storage.execute(
             "INSERT OR IGNORE INTO insp_hazard_history (id, hazard_id, ts, actor, action, from_state, to_state, note, "
             "photos, detail) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (f"{hid}/open", hid, now, user, "open", None, state.value, description, _j(photos),
+            (f"{hid}:open", hid, now, user, "open", None, state.value, description, _j(photos),
              _j({"source": source, "source_ref": source_ref, "severity": severity.value, "deadline": deadline,
                  "responsible": responsible})))
         self.poke()
@@ -616,7 +616,7 @@ class Service:
                     "INSERT OR IGNORE INTO insp_hazard_history (id, hazard_id, ts, actor, action, from_state, "
                     "to_state, note, photos, detail) VALUES (?,?,?,?,?,NULL,(SELECT state FROM insp_hazards "
                     "WHERE id = ?),?,'[]',?)",
-                    (f"{hid}/urge/{n}", hid, now, "system", "urge", hid, f"催促整改（第 {n} 次）/ urge #{n}",
+                    (f"{hid}:urge:{n}", hid, now, "system", "urge", hid, f"催促整改（第 {n} 次）/ urge #{n}",
                      _j({"overdue_h": round(late_h, 2), "responsible": resp})))
                 if last_urge is None:
                     self._publish(
@@ -633,7 +633,7 @@ class Service:
                         "INSERT OR IGNORE INTO insp_hazard_history (id, hazard_id, ts, actor, action, from_state, "
                         "to_state, note, photos, detail) VALUES (?,?,?,?,?,NULL,(SELECT state FROM insp_hazards "
                         "WHERE id = ?),?,'[]',?)",
-                        (f"{hid}/escalate", hid, now, "system", "escalate", hid, "逾期未整改，已上报监管 / escalated",
+                        (f"{hid}:escalate", hid, now, "system", "escalate", hid, "逾期未整改，已上报监管 / escalated",
                          _j({"overdue_h": round(late_h, 2)})))
                     self._publish(
                         f"hazard:{hid}", "escalated", True, unit=unit, place=place, value=round(late_h, 2),
