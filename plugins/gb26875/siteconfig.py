@@ -60,7 +60,7 @@ class CentreEndpoint(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
-            raise ValueError(f"port {self.port} outside 1 … 65535")
+            raise ValueError(f"port: {self.port} outside 1 … 65535")
 
 
 class ComponentOverride(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -76,9 +76,9 @@ class ComponentOverride(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
         for name in ("system_type", "system_address", "component_type"):
             v = getattr(self, name)
             if v is not None and not 0 <= v <= 255:
-                raise ValueError(f"{name} {v} outside 0 … 255")
+                raise ValueError(f"{name}: {v} outside 0 … 255")
         if self.device_number is not None and not 1 <= self.device_number <= 0xFFFF:
-            raise ValueError(f"device_number {self.device_number} outside 1 … 65535")
+            raise ValueError(f"device_number: {self.device_number} outside 1 … 65535")
 
 
 class UplinkConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -105,21 +105,25 @@ class UplinkConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     describe: bool = True
 
     def __post_init__(self) -> None:
-        parse_address(self.address)
-        parse_address(self.centre_address)
-        parse_tz(self.tz)
+        _field("address", parse_address, self.address)
+        _field("centre_address", parse_address, self.centre_address)
+        _field("tz", parse_tz, self.tz)
         if not self.centres:
-            raise ValueError("at least one centre is needed (primary first, then backups)")
+            raise ValueError("centres: at least one centre is needed (primary first, then backups)")
         if not 0 < self.timeout <= 60:
-            raise ValueError(f"timeout {self.timeout} outside 0 … 60 s")
+            raise ValueError(f"timeout: {self.timeout} outside 0 … 60 s")
         if not 0 <= self.resends <= 10:
-            raise ValueError(f"resends {self.resends} outside 0 … 10")
-        if self.window < 1 or self.fire_window < 1:
-            raise ValueError("window and fire_window are at least 1")
+            raise ValueError(f"resends: {self.resends} outside 0 … 10")
+        if self.window < 1:
+            raise ValueError("window: at least 1")
+        if self.fire_window < 1:
+            raise ValueError("fire_window: at least 1")
         if self.max_unacked < 1:
-            raise ValueError("max_unacked is at least 1")
-        if not 0 <= self.system_address <= 255 or not 0 <= self.operator <= 255:
-            raise ValueError("system_address and operator are 0 … 255")
+            raise ValueError("max_unacked: at least 1")
+        if not 0 <= self.system_address <= 255:
+            raise ValueError("system_address: 0 … 255")
+        if not 0 <= self.operator <= 255:
+            raise ValueError("operator: 0 … 255")
 
 
 class Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -148,11 +152,22 @@ class CentreOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
-            raise ValueError(f"port {self.port} outside 0 … 65535")
-        parse_address(self.address)
-        for a in self.allow_addresses:
-            parse_address(a)
-        parse_tz(self.tz)
+            raise ValueError(f"port: {self.port} outside 0 … 65535")
+        _field("address", parse_address, self.address)
+        for i, a in enumerate(self.allow_addresses):
+            _field(f"allow_addresses[{i}]", parse_address, a)
+        _field("tz", parse_tz, self.tz)
+
+
+def _field(name: str, check: Any, value: Any) -> None:
+    try:
+        check(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+_NAMED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\[\d+\])?): (.*)$", re.S)
+_UNKNOWN = re.compile(r"unknown field `([^`]+)`")
 
 
 def load_section(section: dict[str, Any]) -> Section:
@@ -165,4 +180,10 @@ def problem_path(exc: msgspec.ValidationError, prefix: str) -> tuple[str, str]:
     message, _, at = text.partition(" - at `")
     path = at.rstrip("`")
     path = prefix + path[1:] if path.startswith("$") else prefix
+    named = _NAMED.match(message)
+    if named:  # a check of one field: point at its line
+        path, message = f"{path}.{named.group(1)}", named.group(2)
+    unknown = _UNKNOWN.search(message)
+    if unknown:
+        path = f"{path}.{unknown.group(1)}"
     return path, message
