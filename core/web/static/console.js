@@ -10,7 +10,7 @@
   var SECTIONS = page.sections;  // [[key, [categories]], ...] in display order
   var sectionOf = {};
   SECTIONS.forEach(function (s) { s[1].forEach(function (c) { sectionOf[c] = s[0]; }); });
-  var alarms = [], selectedId = null, byId = {};
+  var alarms = [], selectedId = null, byId = {}, seenIds = null, picked = false;
 
   function el(tag, attrs, children) {
     var n = document.createElement(tag);
@@ -142,8 +142,13 @@
   function render() {
     byId = {};
     alarms.forEach(function (a) { byId[a.id] = a; });
-    if (selectedId && !byId[selectedId]) selectedId = null;
-    if (!selectedId && alarms.length) selectedId = alarms[0].id;  // the most urgent, by the API's order
+    if (selectedId && !byId[selectedId]) { selectedId = null; picked = false; }
+    // The most urgent alarm is selected (the API's order) until the operator picks one; a
+    // new unacknowledged fire takes the selection whatever was picked.
+    var newFire = alarms.filter(function (a) { return a.category === "fire" && !a.acknowledged && seenIds && !seenIds[a.id]; })[0];
+    if (newFire) { selectedId = newFire.id; picked = false; }
+    if ((!selectedId || !picked) && alarms.length) selectedId = alarms[0].id;
+    seenIds = {}; alarms.forEach(function (a) { seenIds[a.id] = true; });
     SECTIONS.forEach(function (s) {
       var list = document.querySelector('[data-list="' + s[0] + '"]');
       var mine = alarms.filter(function (a) { return sectionOf[a.category] === s[0]; });
@@ -205,6 +210,7 @@
   }
   function select(id) {
     selectedId = id;
+    picked = true;
     document.querySelectorAll(".crow").forEach(function (r) { r.classList.toggle("sel", r.dataset.alarm === id); });
     renderSelected();
   }

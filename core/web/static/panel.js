@@ -248,6 +248,7 @@
   function num(v) { return v === true ? 1 : v === false ? 0 : (typeof v === "number" ? v : null); }
   var chartTimer = null;
   function scheduleChart() { clearTimeout(chartTimer); chartTimer = setTimeout(drawChart, 500); }
+  drawChart.first = true;
   function drawChart() {
     var box = document.getElementById("chart");
     var pointSel = document.getElementById("chart-point");
@@ -259,7 +260,17 @@
     if (csvLink) csvLink.href = "/api/points/" + pid + "/history.csv" + q;
     Promise.all([api("GET", "/api/points/" + pid + "/history" + q),
                  api("GET", "/api/points/" + pid + "/thresholds").catch(function () { return { items: [] }; })])
-      .then(function (r) { r[0].thresholds = r[1].items; renderChart(box, r[0], since, until); })
+      .then(function (r) {
+        var h = r[0];
+        // A default range that shows data: a fresh point (history younger than an hour)
+        // opens on the last hour rather than a day with one spike at its right edge.
+        if (drawChart.first && rangeSel.value === "86400" && h.step === "raw" && !h.before && h.points.length &&
+            h.points[0].ts > until - 3600) {
+          drawChart.first = false; rangeSel.value = "3600"; return drawChart();
+        }
+        drawChart.first = false;
+        h.thresholds = r[1].items; renderChart(box, h, since, until);
+      })
       .catch(function (e) { box.textContent = e.message; });
   }
   function renderChart(box, h, since, until) {
