@@ -28,7 +28,7 @@
   function saveQueue(q) { localStorage.setItem(QKEY, JSON.stringify(q)); render.status(); }
   function itemName(key) { var i = (state.catalogue || {})[key]; return i ? (cfg.lang === "en" ? i.name_en : i.name_zh) : key; }
   function itemHint(key) { var i = (state.catalogue || {})[key]; return i ? (cfg.lang === "en" ? i.hint_en : i.hint_zh) : ""; }
-  function when(ts) { var d = new Date(ts * 1000); return d.toLocaleString(cfg.lang === "en" ? "en-GB" : "zh-CN", { hour12: false }); }
+  function when(ts) { var d = new Date(ts * 1000); return d.toLocaleString(cfg.lang === "en" ? "en-GB" : "zh-CN", { hour12: false, timeZone: cfg.tz }); }
 
   function api(method, path, body, type) {
     var headers = { "X-CSRF-Token": cfg.csrf };
@@ -256,7 +256,8 @@
     el("button", { type: "button", id: "scan-nfc", text: T.nfc, onclick: scanNfc }),
   ]));
   app.appendChild(el("form", { class: "manual", id: "manual", onsubmit: function (e) {
-    e.preventDefault(); var v = parseScanned(document.getElementById("code").value); if (v) open("qr", v, "manual");
+    e.preventDefault(); var input = document.getElementById("code"), v = parseScanned(input.value);
+    input.value = ""; if (v) open("qr", v, "manual");
   } }, [el("input", { id: "code", placeholder: T.code, autocomplete: "off" }), el("button", { type: "submit", text: T.go })]));
   app.appendChild(el("section", { id: "tasks" }));
   window.addEventListener("offline", render.status);

@@ -92,7 +92,7 @@ def routes(service_of: Callable[[], Any], site: dict[str, Any]) -> list[Route]:
     def page(request: Request, who: Caller, title_key: str, script: str, extra: dict[str, Any]) -> Response:
         lang = lang_of(request)
         cfg = {"lang": lang, "text": table(lang), "csrf": who.csrf, "user": who.name, "role": who.role,
-               "can_act": who.can_act, "base": "/-/plugins/inspection", **extra}
+               "can_act": who.can_act, "base": "/-/plugins/inspection", "tz": str(service_tz(service_of())), **extra}
         other = "en" if lang == "zh" else "zh"
         data = json.dumps(cfg, ensure_ascii=False).replace("</", "<\\/")
         body = f"""<!doctype html><html lang="{'zh-CN' if lang == 'zh' else 'en'}"><head><meta charset="utf-8">
@@ -325,6 +325,10 @@ def routes(service_of: Callable[[], Any], site: dict[str, Any]) -> list[Route]:
         Route("/export/{kind}.{fmt}", export),
     ]
     return [signed_in(r) for r in table_routes]
+
+
+def service_tz(service: Any) -> str:
+    return str(getattr(service, "tz", "") or "Asia/Shanghai")
 
 
 def label_list(service: Any, base: str, keep: Callable[[str], bool]) -> list[dict[str, str]]:
