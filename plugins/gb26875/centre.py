@@ -21,7 +21,9 @@ quantity, so the gateway's components live under the gateway's place:
 * type 1 system state → ``s<sys type>_<sys addr>_fire`` / ``_fault`` / ``_state``;
 * type 21 UITD state → ``uitd_fire`` / ``uitd_fault`` / ``uitd_state``;
 * type 3 analog value → ``c…_<point class>`` (``mapping.point_for_analog``: residual
-  current mA, °C, %LEL, MPa, m, V, A), so threshold rules apply as to any sensor.
+  current mA, °C, %LEL, MPa, m, V, A), so threshold rules apply as to any sensor;
+* the connection itself → ``link_fault`` (class ``fault``): true while the device is not
+  connected (closed, idle timeout, link fault), false once it is admitted again.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from .session import (
     CONFIRM,
     DENY,
     NO_REPLY,
+    Closed,
     Quarantine,
     Received,
     Reply,
@@ -81,6 +84,7 @@ class CentreTransport(Transport):
         self.tz = parse_tz(options.tz)
         self.server: CentreServer | None = None
         self._handlers: list[MessageHandler] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         self.counts = {"uploads": 0, "confirmed": 0, "refused_unknown": 0, "quarantined": 0, "slow_core": 0}
 
     def subscribe(self, pattern: str, handler: MessageHandler) -> Callable[[], None]:
@@ -162,9 +166,30 @@ class _Handler:
         return CONFIRM
 
     def on_peer(self, session: Session, address: bytes) -> bool:
-        return True  # the server checks the allow-list before this
+        # the server checked the allow-list before this: the device is connected
+        self._link(address, up=True)
+        return True
+
+    def _link(self, address: bytes, *, up: bool) -> None:
+        """The device's connection as a reading of its ``link_fault`` point (a fault while down)."""
+        if not self.t._handlers:
+            return
+        topic = f"gb26875/{address.hex().upper()}/link"
+        payload = b"up" if up else b"down"
+
+        async def push() -> None:
+            for handler in self.t._handlers:
+                await handler(topic, payload, lambda: None)
+
+        task = asyncio.get_running_loop().create_task(push())
+        self.t._tasks.add(task)
+        task.add_done_callback(self.t._tasks.discard)
 
     def on_event(self, session: Session | None, event: SessionEvent) -> None:
+        if isinstance(event, Closed) and session is not None and self.t.server is not None:
+            for address, current in list(self.t.server.by_address.items()):
+                if current is session:  # not replaced by a newer connection of the same device
+                    self._link(address, up=False)
         if isinstance(event, Quarantine):
             self.t.counts["quarantined"] += 1
             log.warning("gb26875 centre %s: quarantined a frame from %s: [%s] %s", self.t.key,
@@ -207,6 +232,10 @@ class GatewayDriver(PushDriver):
             self.specs[key] = PointSpec(key=key, point_class=point_class, unit=unit, name=name, alarm=alarm)
 
     def decode(self, topic: str, payload: bytes) -> list[DeviceReport]:
+        if topic.endswith("/link"):  # the transport: the device's connection came or went
+            self._spec("link_fault", "fault", name="与监控中心的连接中断 / connection to the centre lost", alarm=True)
+            return [DeviceReport(identifiers={"gb26875": topic.split("/")[1]},
+                                 readings=[Reading(point_key="link_fault", value=payload == b"down")])]
         try:
             decoded = decode(payload, Mode.TOLERANT)
         except CodecError as exc:

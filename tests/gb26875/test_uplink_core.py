@@ -286,6 +286,11 @@ async def test_centre_listener_turns_a_transmission_devices_fire_into_an_alarm(t
         finally:
             client.stop()
             await task
+        # the gateway's connection is gone: a fault of the gateway device
+        with anyio.fail_after(10):
+            while not [a for a in core.alarms._active.values()
+                       if a.category == AlarmCategory.FAULT and a.device_id == device.id]:
+                await anyio.sleep(0.05)
         # an address nobody configured is refused and counted
         stranger = (12345).to_bytes(6, "little")
         session = SessionConfig(role=Role.UITD, local_address=stranger, peer_address=CENTRE.to_bytes(6, "little"),
