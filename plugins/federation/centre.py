@@ -38,6 +38,9 @@ class CentreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_age_s: float = 7 * 86400  # the stream keeps an unread message this long
     max_bytes: int = -1  # … and at most this many bytes (-1: no limit)
     duplicate_window_s: float = 120.0  # JetStream drops a re-sent Nats-Msg-Id inside this window
+    # A batch delivered but not acknowledged (a centre killed mid-batch) comes again after this;
+    # it bounds how long a restarted centre waits for the batch its predecessor held.
+    ack_wait_s: float = 10.0
 
 
 LANES = ("alarm", "telemetry")
@@ -203,9 +206,13 @@ class Centre:
         batch = self.cfg.alarm_batch if lane == "alarm" else self.cfg.telemetry_batch
         config = ConsumerConfig(
             durable_name=f"centre-{lane}", ack_policy=AckPolicy.ALL, deliver_policy=DeliverPolicy.ALL,
-            filter_subject=envelope.subject("*", lane), ack_wait=60, max_deliver=-1,
+            filter_subject=envelope.subject("*", lane), ack_wait=self.cfg.ack_wait_s, max_deliver=-1,
             max_ack_pending=max(4 * batch, 20_000), max_waiting=16,
         )
+        try:  # create, or update the editable fields of an existing durable (ack_wait …)
+            await self.js.add_consumer(self.cfg.stream, config)
+        except Exception as exc:
+            log.warning("federation centre: consumer centre-%s kept as it is: %s", lane, exc)
         return await self.js.pull_subscribe(envelope.subject("*", lane), durable=f"centre-{lane}",
                                             stream=self.cfg.stream, config=config, pending_msgs_limit=0)
 

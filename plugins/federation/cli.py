@@ -21,6 +21,9 @@ def add_commands(cli: Any) -> None:
                         help="NATS server URL (repeat for a cluster) / NATS 服务器地址（集群可重复）")
     centre.add_argument("--stream", default="FIREBUS", help="JetStream stream (default FIREBUS) / 流名称")
     centre.add_argument("--creds", default=None, help="NATS credentials file / NATS 凭据文件")
+    centre.add_argument("--ack-wait", type=float, default=10.0,
+                        help="seconds before an unacknowledged batch is delivered again (default 10) "
+                             "/ 未确认批次重投等待秒数")
     centre.add_argument("--stats-every", type=float, default=0.0,
                         help="print a JSON line of counters every N seconds (0: never) / 每 N 秒输出计数")
     centre.set_defaults(func=run_centre)
@@ -36,7 +39,8 @@ def run_centre(args: argparse.Namespace) -> int:
         return 2
     from .centre import Centre, CentreConfig
 
-    centre = Centre(CentreConfig(pg=args.pg, nats=list(args.nats), stream=args.stream, credentials=args.creds))
+    centre = Centre(CentreConfig(pg=args.pg, nats=list(args.nats), stream=args.stream, credentials=args.creds,
+                                  ack_wait_s=args.ack_wait))
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

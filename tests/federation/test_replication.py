@@ -16,16 +16,16 @@ async def test_a_fire_alarm_at_the_site_appears_at_the_centre(tmp_path, nats_ser
             running_site(tmp_path, "school-01", nats_server.url) as core:
         for i in range(20):
             core.bus.publish(reading(i))
-        core.bus.publish(fire("A1"))
+        last = core.bus.publish(fire("A1"))
         rows = await eventually(lambda: query(pg_dsn, "SELECT site_id, alarm_id, transition, category, message_zh "
                                                       "FROM alarms"), what="the alarm at the centre")
         assert rows == [("school-01", "A1", "new", "fire", "火警")]
-        await eventually(lambda: _same(core, pg_dsn, "school-01"), what="every entry at the centre")
+        await eventually(lambda: _same(core, pg_dsn, "school-01", last), what="every entry at the centre")
         latest = await query(pg_dsn, "SELECT point_id, num FROM latest_state WHERE site_id = 'school-01'")
         assert latest == [("p1", 19.0)]
         pub = federation.publisher_for(core)
         assert pub.metrics()["connected"] and centre.errors == 0
 
 
-async def _same(core, pg, site_id) -> bool:
-    return await site_seqs(core) == await centre_seqs(pg, site_id)
+async def _same(core, pg, site_id, last) -> bool:
+    return bool(last.seq) and await site_seqs(core) == await centre_seqs(pg, site_id)
