@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import anyio
@@ -58,11 +59,29 @@ def _load_and_prepare(path: str) -> tuple[Any, Any]:
     return loaded, host
 
 
+def _print_errors(exc: Exception) -> None:
+    for error in getattr(exc, "errors", None) or [exc]:
+        print(f"error: {error}", file=sys.stderr)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     try:
         loaded, host = _load_and_prepare(args.config)
     except (ConfigError, PluginError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        errors = list(getattr(exc, "errors", None) or [exc])
+        partial = getattr(exc, "partial", None)
+        if partial is not None:  # the file's structure is broken: check the rest of it too
+            from .runtime import build_plugin_host, prepare
+
+            try:
+                prepare(partial, build_plugin_host(partial.site))
+            except (ConfigError, PluginError) as more:
+                known = {str(e) for e in errors}
+                errors += [e for e in getattr(more, "errors", None) or [more] if str(e) not in known]
+        errors.sort(key=lambda e: getattr(e, "line", None) or 0)
+        for error in errors:
+            print(f"error: {error}", file=sys.stderr)
+        print(f"{args.config}: {len(errors)} error(s)", file=sys.stderr)
         return 2
     site = loaded.site
     failed = [r for r in host.listing() if r["status"] in ("failed", "incompatible")]
@@ -123,6 +142,68 @@ async def run_site(loaded: Any, host: PluginHost, args: argparse.Namespace, demo
                 break
 
 
+def _site_database(args: argparse.Namespace) -> tuple[Path, Any]:
+    """The database ``--config`` (its storage.path) or ``--data`` (file or folder) names, and
+    the loaded site file (None with --data)."""
+    if args.config:
+        loaded = load_file(args.config)
+        path = Path(loaded.site.storage.path)
+        return (path if path.is_absolute() else loaded.path.parent / path), loaded
+    if args.data:
+        path = Path(args.data)
+        return (path / "firebus.db" if path.is_dir() or not path.suffix else path), None
+    raise ConfigError("firebus", None, "", "say which site: --config SITE.yaml or --data DIR")
+
+
+def _site_time(ts: float, loaded: Any) -> str:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(loaded.site.site.timezone) if loaded is not None else None
+    return dt.datetime.fromtimestamp(ts, tz).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %z")
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from .backup import BackupError, backup_folder, prune, take_backup
+
+    db, loaded = _site_database(args)
+    configured = loaded.site.backup if loaded is not None else None
+    dest = Path(args.to) if args.to else backup_folder(db, configured.to if configured else "backups")
+    try:
+        result = take_backup(db, dest)
+    except BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"backup: {result.path} ({result.size / 1e6:.1f} MB in {result.seconds:.1f} s, "
+          f"integrity ok; schema {', '.join(f'{k} {v}' for k, v in sorted(result.versions.items()))}; "
+          f"taken {_site_time(result.path.stat().st_mtime, loaded)})")
+    keep = args.keep if args.keep is not None else (configured.keep if configured and not args.to else None)
+    if keep:
+        for old in prune(result.path.parent, keep):
+            print(f"removed old backup {old}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from .backup import BackupError, restore, verify
+
+    db, loaded = _site_database(args)
+    try:
+        if args.check:
+            versions = verify(args.backup)
+            print(f"{args.backup}: integrity ok; schema {', '.join(f'{k} {v}' for k, v in sorted(versions.items()))}")
+            return 0
+        result = restore(args.backup, db)
+    except BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"restored {args.backup} to {result.db} (integrity ok)")
+    if result.moved_aside is not None:
+        print(f"the database it replaced is kept as {result.moved_aside}")
+    print("start the core; it migrates the schema if the backup is from an older release")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -149,6 +230,31 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="panel port (default: the site file's web.port)")
     p.add_argument("--no-web", action="store_true", help="run without the panel")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "backup", help="copy the site database while the core runs (verified; docs/configuration.md)",
+        description="A consistent online copy (SQLite backup API), checked with PRAGMA integrity_check "
+        "before it gets its name firebus-<UTC time>.db. Default folder: the site file's backup.to, "
+        "else backups/ beside the database.")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", "-c", help="site file (finds the database through storage.path)")
+    where.add_argument("--data", help="the site database file, or the folder holding firebus.db")
+    p.add_argument("--to", help="folder for the backup, or a file name ending in .db")
+    p.add_argument("--keep", type=int, help="then delete all but the KEEP newest backups in that folder "
+                   "(default: the site file's backup.keep, when backing up there)")
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser(
+        "restore", help="replace the site database with a backup (refused while the core runs)",
+        description="Verifies the backup (PRAGMA integrity_check), refuses while any firebus process has "
+        "the database open, moves the current database aside (never deletes it) and puts the backup "
+        "in its place. The core migrates an older schema when it starts.")
+    p.add_argument("backup", help="the backup file (firebus-….db)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", "-c", help="site file (finds the database through storage.path)")
+    where.add_argument("--data", help="the site database file, or the folder holding firebus.db")
+    p.add_argument("--check", action="store_true", help="only verify the backup; change nothing")
+    p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser(
         "demo",
@@ -205,7 +311,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:  # a missing or broken site file named by --config
+        _print_errors(exc)
+        return 2
 
 
 if __name__ == "__main__":

@@ -30,8 +30,40 @@ class ConfigError(Exception):
 
     def __init__(self, file: str, line: int | None, path: str, message: str) -> None:
         self.file, self.line, self.path, self.message = file, line, path, message
+        self.parts: tuple[Any, ...] = ()  # the path as keys and indices, when known
         where = f"{file}:{line}" if line else file
         super().__init__(f"{where}: {path}: {message}" if path else f"{where}: {message}")
+
+
+class ConfigErrors(ConfigError):
+    """Several problems at once (``firebus check`` reports them all); ``errors`` in file order."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        first = errors[0]
+        super().__init__(first.file, first.line, first.path, first.message)
+        self.errors = errors
+        self.args = ("\n".join(str(e) for e in errors),)
+        #: the site file with the broken parts left out (``firebus check`` checks the rest too)
+        self.partial: LoadedConfig | None = None
+
+
+class _Errors:
+    """Collects ConfigErrors so one pass reports every problem, not only the first."""
+
+    def __init__(self) -> None:
+        self.errors: list[ConfigError] = []
+
+    def add(self, exc: ConfigError) -> None:
+        self.errors.extend(exc.errors if isinstance(exc, ConfigErrors) else [exc])
+
+    def raise_any(self, partial: "LoadedConfig | None" = None) -> None:
+        if not self.errors:
+            return
+        if len(self.errors) == 1 and partial is None:
+            raise self.errors[0]
+        errors = ConfigErrors(sorted(self.errors, key=lambda e: e.line or 0))
+        errors.partial = partial
+        raise errors
 
 
 # -- schema ------------------------------------------------------------------------------
@@ -58,6 +90,15 @@ class StorageConfig(Strict):
     #: seconds between checkpoints of current point values (the journal holds every change
     #: in between, so a crash loses nothing; a longer interval writes less)
     state_checkpoint_s: float = 5.0
+
+
+class BackupConfig(Strict):
+    """``backup: {every: 1d, keep: 7, to: /mnt/backup/firebus}``: the core backs the database
+    up on its own (core/backup.py).  ``to`` is absolute or relative to the database's folder."""
+
+    every: str | float = "1d"  # 30m, 12h, 1d, 1w, or seconds
+    keep: int = 7  # newest backups kept in ``to``; older ones are deleted
+    to: str = "backups"
 
 
 class PluginsConfig(Strict):
@@ -124,6 +165,7 @@ class DeviceConfig(Strict):
 class SiteConfig(Strict):
     site: SiteInfo = SiteInfo()
     storage: StorageConfig = StorageConfig()
+    backup: BackupConfig | None = None
     plugins: PluginsConfig = PluginsConfig()
     web: WebConfig = WebConfig()
     units: list[UnitConfig] = []
@@ -209,7 +251,9 @@ def convert(data: Any, type_: type, source: SourceMap, base: tuple[Any, ...] = (
         value = _value_at(data, path[len(base):])
         if value is not _MISSING and "got" in message and not isinstance(value, (dict, list)):
             message = re.sub(r"got \w+$", f"got {value!r}", message)
-        raise source.error(path, message) from None
+        error = source.error(path, message)
+        error.parts = path
+        raise error from None
 
 
 _MISSING = object()
@@ -224,7 +268,7 @@ def _value_at(data: Any, path: tuple[Any, ...]) -> Any:
     return data
 
 
-def _substitute_env(node: yaml.Node, file: str, env: dict[str, str]) -> None:
+def _substitute_env(node: yaml.Node, file: str, env: dict[str, str], errors: _Errors | None = None) -> None:
     if isinstance(node, yaml.ScalarNode) and isinstance(node.value, str) and "${" in node.value:
         def repl(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
@@ -232,7 +276,11 @@ def _substitute_env(node: yaml.Node, file: str, env: dict[str, str]) -> None:
                 return env[name]
             if default is not None:
                 return default
-            raise ConfigError(file, node.start_mark.line + 1, "", f"environment variable {name} is not set")
+            error = ConfigError(file, node.start_mark.line + 1, "", f"environment variable {name} is not set")
+            if errors is None:
+                raise error
+            errors.add(error)
+            return ""
 
         node.value = _ENV.sub(repl, node.value)
         if node.tag == "tag:yaml.org,2002:str" and not node.style:  # plain scalar (None or "")
@@ -240,10 +288,10 @@ def _substitute_env(node: yaml.Node, file: str, env: dict[str, str]) -> None:
             node.tag = yaml.resolver.Resolver().resolve(yaml.ScalarNode, node.value, (True, False))
     elif isinstance(node, yaml.MappingNode):
         for key, value in node.value:
-            _substitute_env(value, file, env)
+            _substitute_env(value, file, env, errors)
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
-            _substitute_env(item, file, env)
+            _substitute_env(item, file, env, errors)
 
 
 @dataclass
@@ -262,16 +310,71 @@ def load_text(text: str, file: str = "<string>", env: dict[str, str] | None = No
         mark = exc.problem_mark or exc.context_mark
         raise ConfigError(file, mark.line + 1 if mark else None, "", f"YAML syntax: {exc.problem}") from None
     source = SourceMap(file, root)
+    errors = _Errors()
     if root is None:
         raw: Any = {}
     else:
-        _substitute_env(root, file, env)
+        _substitute_env(root, file, env, errors)
         raw = _Loader(text).construct_document(root)
     if not isinstance(raw, dict):
         raise ConfigError(file, 1, "", "the site file must be a mapping at the top level")
-    site = convert(raw, SiteConfig, source)
-    check_references(site, source)
+    site, doc = _convert_repairing(raw, source, errors)
+    check_references(site, source, errors)
+    _check_backup(site, source, errors)
+    # ``partial``: what could be read, so `firebus check` checks the rest of the file too.
+    errors.raise_any(LoadedConfig(site=site, source=source, raw=doc, path=Path(file)))
     return LoadedConfig(site=site, source=source, raw=raw, path=Path(file))
+
+
+def _convert_repairing(raw: dict[str, Any], source: SourceMap, errors: _Errors) -> tuple[SiteConfig, Any]:
+    """``convert`` to SiteConfig; on an error, record it, leave the bad value out (or stand in
+    for a missing required one) and try again, so every structural problem is reported with
+    the list indices (and lines) of the file as written.  msgspec stops at the first."""
+    import copy
+
+    doc: Any = raw
+    for _ in range(200):
+        try:
+            return convert(doc, SiteConfig, source), doc
+        except ConfigError as exc:
+            errors.add(exc)
+            if doc is raw:
+                doc = copy.deepcopy(raw)
+            if not _leave_out(doc, exc):
+                break
+    return SiteConfig(), doc
+
+
+def _leave_out(doc: Any, exc: ConfigError) -> bool:
+    parts = exc.parts
+    missing = re.match(r"object missing required field (\S+)", exc.message)
+    node = _value_at(doc, parts[:-1]) if parts else _MISSING
+    if missing:
+        target = _value_at(doc, parts)
+        if isinstance(target, dict) and missing.group(1) not in target:
+            target[missing.group(1)] = f"<missing {missing.group(1)}>"
+            return True
+        return False
+    if isinstance(node, dict) and parts[-1] in node:
+        del node[parts[-1]]
+        return True
+    if isinstance(node, list) and isinstance(parts[-1], int) and parts[-1] < len(node):
+        node[parts[-1]] = {}  # keeps the indices of the items after it
+        return True
+    return False
+
+
+def _check_backup(site: SiteConfig, source: SourceMap, errors: _Errors) -> None:
+    if site.backup is None:
+        return
+    from .backup import parse_duration
+
+    try:
+        parse_duration(site.backup.every)
+    except ValueError as exc:
+        errors.add(source.error(("backup", "every"), str(exc)))
+    if site.backup.keep < 1:
+        errors.add(source.error(("backup", "keep"), f"keep at least 1 backup, got {site.backup.keep}"))
 
 
 def load_file(path: str | Path, env: dict[str, str] | None = None) -> LoadedConfig:
@@ -285,13 +388,15 @@ def load_file(path: str | Path, env: dict[str, str] | None = None) -> LoadedConf
     return loaded
 
 
-def check_references(site: SiteConfig, source: SourceMap) -> None:
+def check_references(site: SiteConfig, source: SourceMap, errors: _Errors | None = None) -> None:
     """Cross-field checks msgspec cannot do: unique keys and references that resolve."""
+    collect = errors if errors is not None else _Errors()
     places: dict[str, tuple[Any, ...]] = {}
 
     def place(key: str, path: tuple[Any, ...]) -> None:
         if key in places:
-            raise source.error(path + ("key",), f"duplicate place key {key!r} (first at {format_path(places[key])})")
+            collect.add(source.error(path + ("key",), f"duplicate place key {key!r} (first at {format_path(places[key])})"))
+            return
         places[key] = path
 
     for u, unit in enumerate(site.units):
@@ -306,35 +411,71 @@ def check_references(site: SiteConfig, source: SourceMap) -> None:
         seen: dict[str, int] = {}
         for i, item in enumerate(getattr(site, section)):
             if item.key in seen:
-                raise source.error((section, i, "key"), f"duplicate key {item.key!r} (first at {section}[{seen[item.key]}])")
+                collect.add(source.error((section, i, "key"),
+                                         f"duplicate key {item.key!r} (first at {section}[{seen[item.key]}])"))
+                continue
             seen[item.key] = i
     transports = {t.key for t in site.transports}
     for i, device in enumerate(site.devices):
         if device.transport is not None and device.transport not in transports:
-            raise source.error(("devices", i, "transport"), f"no transport with key {device.transport!r}")
+            collect.add(source.error(("devices", i, "transport"), f"no transport with key {device.transport!r}"))
         if device.location is not None and device.location not in places:
-            raise source.error(("devices", i, "location"), f"no unit/building/floor/location with key {device.location!r}")
+            collect.add(source.error(("devices", i, "location"),
+                                     f"no unit/building/floor/location with key {device.location!r}"))
+    if errors is None:
+        collect.raise_any()
 
 
 def validate_options(loaded: LoadedConfig, plugin_host: Any) -> None:
     """Check each transport/device/rule type exists and its ``options`` fit its ``Options``."""
     site, source = loaded.site, loaded.source
+    errors = _Errors()
+    transport_types = {t.key: t.type for t in site.transports}
     checks = (("transports", "transport"), ("devices", "driver"))
     for section, kind in checks:
         for i, item in enumerate(getattr(site, section)):
             type_key = item.driver if kind == "driver" else item.type
+            if type_key.startswith("<missing"):
+                continue  # already reported
             try:
                 cls = plugin_host.lookup(kind, type_key)
             except KeyError as exc:
                 field = "driver" if kind == "driver" else "type"
-                raise source.error((section, i, field), str(exc.args[0])) from None
-            if kind == "driver" and issubclass(cls, PushDriver) and item.transport is None:
-                # Push drivers receive through a transport; polled ones may not need one.
-                raise source.error((section, i), f"driver {type_key!r} receives pushed messages: give it a transport")
+                errors.add(source.error((section, i, field), str(exc.args[0])))
+                continue
+            if kind == "driver":
+                _check_device_transport(source, i, item, cls, transport_types, errors)
             options_type = getattr(cls, "Options", None)
             if options_type is not None:
-                convert(item.options, options_type, source, (section, i, "options"))
-    alarm_config(loaded, plugin_host)
+                try:
+                    convert(item.options, options_type, source, (section, i, "options"))
+                except ConfigError as exc:
+                    errors.add(exc)
+    try:
+        alarm_config(loaded, plugin_host)
+    except ConfigError as exc:
+        errors.add(exc)
+    errors.raise_any()
+
+
+def _check_device_transport(source: SourceMap, i: int, device: DeviceConfig, cls: type,
+                            transport_types: dict[str, str], errors: _Errors) -> None:
+    """A driver that talks over a transport gets one of the kinds it declares
+    (``Driver.transports``), or it would fail at run time."""
+    kinds: tuple[str, ...] = tuple(getattr(cls, "transports", ()) or ())
+    if device.transport is None:
+        if issubclass(cls, PushDriver):
+            errors.add(source.error(("devices", i), f"driver {device.driver!r} receives pushed messages: "
+                                                    "give it a transport"))
+        elif kinds:  # e.g. a Modbus driver: it would fail on its first poll
+            errors.add(source.error(("devices", i), f"driver {device.driver!r} polls over "
+                                                    f"{' or '.join(kinds)}: give it a transport"))
+        return
+    kind = transport_types.get(device.transport)
+    if kinds and kind is not None and kind not in kinds:
+        errors.add(source.error(("devices", i, "transport"),
+                                f"transport {device.transport!r} is {kind}; driver {device.driver!r} runs on "
+                                f"{', '.join(kinds)}"))
 
 
 def alarm_config(loaded: LoadedConfig, plugin_host: Any) -> Any:

@@ -73,7 +73,7 @@ TIMELINE = [
 #: Files and folders the demo writes in its data folder; a folder holding anything else is
 #: not wiped (``--data`` might point at something precious).
 MARKER = ".firebus-demo"
-DEMO_FILES = {MARKER, "firebus.db", "firebus.db-wal", "firebus.db-shm", "firebus.db-journal", "broker",
+DEMO_FILES = {MARKER, "firebus.db", "firebus.db-wal", "firebus.db-shm", "firebus.db-journal", "firebus.db.lock", "broker",
               "simulators.log", "backups"}
 
 

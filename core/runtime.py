@@ -298,6 +298,12 @@ class Core:
                 configured.append(device_id)
         await self.registry.orphan_missing(configured)
         self.start_task(self._housekeeping, name="housekeeping")
+        if self.site.backup is not None:  # `backup:` in the site file (core/backup.py)
+            from .backup import backup_folder, parse_duration, run_schedule
+
+            b = self.site.backup
+            self.start_task(run_schedule, self.storage.path, parse_duration(b.every), b.keep,
+                            backup_folder(self.storage.path, b.to), name="backup")
         for name, result in self.plugins.call_each("firebus_startup", core=self):
             if inspect.isawaitable(result):
                 try:
@@ -561,12 +567,19 @@ def build_plugin_host(site: SiteConfig, *, extra_plugins: dict[str, object] | No
 
 def prepare(loaded: LoadedConfig, host: PluginHost, core: "Core | None" = None) -> None:
     """Declarations, then every check that can fail before anything starts."""
+    from .config import ConfigError, _Errors
+
     host.collect_declarations(core)
-    validate_options(loaded, host)
+    errors = _Errors()  # `firebus check` lists every problem, the core's and the plugins'
+    try:
+        validate_options(loaded, host)
+    except ConfigError as exc:
+        errors.add(exc)
     for plugin, problems in host.call_each("firebus_validate_site", core=core, site=loaded.raw):
         for problem in problems or []:
             path = parse_msgspec_path("$." + problem.path)
-            raise loaded.source.error(path, f"{problem.message} (plugin {plugin})")
+            errors.add(loaded.source.error(path, f"{problem.message} (plugin {plugin})"))
+    errors.raise_any()
 
 
 @asynccontextmanager

@@ -116,6 +116,12 @@ class Storage:
 
     async def open(self, migrations: Iterable[Migration] = ()) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        from ..backup import DatabaseLock  # shared; `firebus restore` takes it exclusively (core/backup.py)
+
+        lock = DatabaseLock(self.path, exclusive=False)
+        if not lock.acquire():
+            raise StorageError(f"{self.path} is being restored (firebus restore); start again once it has finished")
+        self._lock: DatabaseLock | None = lock
         writer = WriterThread(
             str(self.path), synchronous=self.synchronous, batch_max=self.batch_max, on_commit=self._from_writer,
         )
@@ -196,6 +202,9 @@ class Storage:
         if self._writer is not None and not self._writer.alive and self._writer.db is not None:
             self._writer.db.close()
             self._writer.db = None
+        lock, self._lock = getattr(self, "_lock", None), None
+        if lock is not None:
+            lock.release()
 
     # -- writes ----------------------------------------------------------------------------
 

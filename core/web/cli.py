@@ -23,7 +23,11 @@ DB_NAME = "firebus.db"
 def database_path(args: argparse.Namespace) -> Path:
     if getattr(args, "data", None):
         path = Path(args.data)
-        return path / DB_NAME if path.is_dir() or not path.suffix else path
+        path = path / DB_NAME if path.is_dir() or not path.suffix else path
+        # A mistyped --data must not quietly start an empty site database (docs/configuration.md).
+        if not path.is_file() and not getattr(args, "init", False):
+            raise AuthError(f"no site database at {path} (check --data, or pass --init to create one)")
+        return path
     if getattr(args, "config", None):
         from ..config import load_file
 
@@ -44,8 +48,15 @@ def _site_units(args: argparse.Namespace) -> set[str] | None:
 def _run(args: argparse.Namespace, job: Callable[[AuthStore], Awaitable[int]]) -> int:
     from ..storage import Storage
 
+    global _TZ
     try:
         path = database_path(args)
+        if getattr(args, "config", None):
+            from zoneinfo import ZoneInfo
+
+            from ..config import load_file
+
+            _TZ = ZoneInfo(load_file(args.config).site.site.timezone)
     except Exception as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -61,8 +72,12 @@ def _run(args: argparse.Namespace, job: Callable[[AuthStore], Awaitable[int]]) -
     return anyio.run(main)
 
 
+#: the site's timezone when --config names the site file (the panel shows times in it too)
+_TZ: dt.tzinfo | None = None
+
+
 def _when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
+    return dt.datetime.fromtimestamp(ts, _TZ).astimezone(_TZ).strftime("%Y-%m-%d %H:%M %z") if ts else "-"
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
@@ -168,7 +183,8 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 
 def _where(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", help="site file (finds the database through storage.path)")
-    p.add_argument("--data", help="the site database file, or the folder holding firebus.db")
+    p.add_argument("--data", help="the site database file, or the folder holding firebus.db (it must exist)")
+    p.add_argument("--init", action="store_true", help="with --data: create the database if there is none")
 
 
 def add_web_commands(subparsers: Any) -> None:

@@ -221,7 +221,7 @@ def _cli(argv: list[str]) -> int:
 
 def test_cli_user_and_token_commands(tmp_path: Path, capsys) -> None:
     data = str(tmp_path)
-    assert _cli(["user", "add", "Zhang.Wei", "--role", "duty_officer", "--unit", "plant-a", "--data", data]) == 0
+    assert _cli(["user", "add", "Zhang.Wei", "--role", "duty_officer", "--unit", "plant-a", "--data", data, "--init"]) == 0
     out = capsys.readouterr().out
     assert "one-time password:" in out and "zhang.wei" in out
     assert _cli(["user", "add", "zhang.wei", "--role", "admin", "--data", data]) == 2
@@ -273,7 +273,7 @@ async def test_demo_credentials_are_fresh_at_every_start(tmp_path: Path) -> None
 
 def test_cli_reset_password(tmp_path: Path, capsys) -> None:
     data = str(tmp_path)
-    assert _cli(["user", "add", "wang", "--role", "admin", "--data", data]) == 0
+    assert _cli(["user", "add", "wang", "--role", "admin", "--data", data, "--init"]) == 0
     first = capsys.readouterr().out.split("one-time password: ")[1].split()[0]
     assert _cli(["user", "reset-password", "wang", "--data", data]) == 0
     second = capsys.readouterr().out.split("one-time password for wang: ")[1].split()[0]
