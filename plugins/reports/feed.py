@@ -24,6 +24,7 @@ import logging
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from firebus.sdk import AlarmEvent, Event, PointInfo, StateChanged
 from firebus.sdk.core_api import HistoryBucket
@@ -31,9 +32,10 @@ from firebus.sdk.core_api import HistoryBucket
 from .config import ReportsConfig
 from .core_source import CoreSource
 from .live import FIVE, HOUR, LiveScore, LiveScores
-from .model import DeviceRef, PointRef, Resolution
+from .model import DeviceRef, PointRef, Resolution, Series
 
 OPEN_S = 2 * 3600
+SEED_CHUNK = 100  # points per history read while seeding
 _RES = {FIVE: Resolution.FIVE_MIN, HOUR: Resolution.HOUR}
 _BUCKET = {FIVE: HistoryBucket.FIVE_MIN, HOUR: HistoryBucket.HOUR}
 
@@ -55,6 +57,10 @@ class LiveFeed:
         self.consumer: Any = None
         self.entries = 0
         self.alarm_reads = 0
+        self._closed_at = 0.0
+        self._kick = anyio.Event()
+        self.scored = anyio.Event()  # set after each refresh pass
+        self.computed = 0
 
     # -- start ------------------------------------------------------------------------------
 
@@ -74,6 +80,10 @@ class LiveFeed:
         initial = max(self.through.values(), default=self.core.journal.last_seq)
         self.consumer = self.core.journal.subscribe(self.NAME, self._on_entries, [StateChanged, AlarmEvent],
                                                     initial=initial)
+        self.core.start_task(self.refresher, name="reports:live-score")
+        self.kick()
+        with anyio.fail_after(600):
+            await self.scored.wait()  # the first scores: pages answer from here on
         self.ready.set()
 
     def _classes(self) -> set[str]:
@@ -81,20 +91,45 @@ class LiveFeed:
         return {*ac.circuit_classes, *ac.baseline_classes, *ac.sudden_jump}
 
     async def _seed(self, live: LiveScore, point_ids: list[str], now: float) -> None:
-        """Fill the rings from history and open the recent buckets at their counts."""
+        """Fill the rings from history and open the recent buckets at their counts.
+
+        In chunks of ``SEED_CHUNK`` points with a checkpoint between them, and one numpy
+        assignment per point: seeding 1,000 points must not hold the event loop.
+        """
         for step, rings in ((HOUR, live.hourly), (FIVE, live.five)):
             ids = [pid for pid in point_ids if pid in rings]
-            if not ids:
-                continue
-            longest = max(rings[pid].size for pid in ids) * step
-            history = await self.core.history(ids, now - longest, now + step, _BUCKET[step])
-            for pid in ids:
-                self.through[(pid, step)] = history.through_seq
-            for pid, rows in history.rows.items():
-                for b, n, mean, lo, hi, last in rows:
-                    live.on_bucket(pid, _RES[step], b, n, mean, lo, hi, last)
-                    if b >= now - OPEN_S:
-                        self.acc[(pid, step, b)] = [n, mean * n, lo, hi, last, history.through_seq]
+            for k in range(0, len(ids), SEED_CHUNK):
+                chunk = ids[k:k + SEED_CHUNK]
+                longest = max(rings[pid].size for pid in chunk) * step
+                history = await self.core.history(chunk, now - longest, now + step, _BUCKET[step])
+                for pid in chunk:
+                    self.through[(pid, step)] = history.through_seq
+                for pid, rows in history.rows.items():
+                    series = Series.from_rows(rows)
+                    rings[pid].put_many(series.bucket, series.mean, series.min, series.max, series.last)
+                    for b, n, mean, lo, hi, last in rows[-(OPEN_S // step + 1):]:
+                        if b >= now - OPEN_S:
+                            self.acc[(pid, step, b)] = [n, mean * n, lo, hi, last, history.through_seq]
+                    await anyio.lowlevel.checkpoint()
+            live.touch()
+
+    async def refresher(self) -> None:
+        """Score stale units in a worker thread; a page reads the last result (never computes)."""
+        while True:
+            await self._kick.wait()
+            self._kick = anyio.Event()
+            for live in list(self.scores.units.values()):
+                if not live.stale:
+                    continue
+                now = self.core.clock.time()
+                copy = live.take(now)
+                live.put(await anyio.to_thread.run_sync(copy.compute, now))
+                self.computed += 1
+            self.scored.set()
+            self.scored = anyio.Event()
+
+    def kick(self) -> None:
+        self._kick.set()
 
     # -- the journal ------------------------------------------------------------------------
 
@@ -119,6 +154,8 @@ class LiveFeed:
             if record is not None:
                 self.scores.on_alarm(record)
         self._close_old()
+        if alarms or any(live.stale for live in self.scores.units.values()):
+            self.kick()
 
     def _state(self, seq: int, p: StateChanged, touched: set[tuple[str, int, int]]) -> None:
         value = p.new_value
@@ -177,9 +214,12 @@ class LiveFeed:
                 self.not_circuit.add(pid)
 
     def _close_old(self) -> None:
-        if len(self.acc) < 4096:
+        """Forget buckets past ``OPEN_S`` (at most every 5 minutes of clock time: it walks them all)."""
+        now = self.core.clock.time()
+        if now - self._closed_at < 300:
             return
-        cutoff = self.core.clock.time() - OPEN_S
+        self._closed_at = now
+        cutoff = now - OPEN_S
         for key in [k for k in self.acc if k[2] < cutoff]:
             del self.acc[key]
 

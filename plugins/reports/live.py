@@ -66,6 +66,27 @@ class _Ring:
             self.lo[i] = lo
             self.last[i] = last
 
+    def put_many(self, bucket: np.ndarray, mean: np.ndarray, lo: np.ndarray, hi: np.ndarray, last: np.ndarray) -> None:
+        """Many rows at once (the seed from history), in bucket order: a later row wins a slot."""
+        n = (bucket // self.step).astype(np.int64)
+        keep = n >= n.max(initial=0) - self.size + 1 if n.size else n.astype(bool)
+        n = n[keep]
+        i = n % self.size
+        self.slot[i] = n
+        self.mean[i] = mean[keep]
+        if self.hi is not None:
+            self.hi[i] = hi[keep]
+            self.lo[i] = lo[keep]
+            self.last[i] = last[keep]
+
+    def copy(self) -> "_Ring":
+        c = object.__new__(_Ring)
+        c.step, c.size = self.step, self.size
+        for name in ("slot", "mean", "hi", "lo", "last"):
+            a = getattr(self, name)
+            setattr(c, name, None if a is None else a.copy())
+        return c
+
     def arrays(self) -> tuple[np.ndarray, ...]:
         return tuple(a for a in (self.slot, self.mean, self.hi, self.lo, self.last) if a is not None)
 
@@ -148,6 +169,10 @@ class LiveScore:
         self.alarms[alarm.id] = alarm
         self._alarm_dirty = True
 
+    def touch(self) -> None:
+        """Mark the state changed so the next refresh scores it (after a seed)."""
+        self._alarm_dirty = True
+
     def _prune(self, start: float) -> None:
         for aid in [a.id for a in self.alarms.values() if not a.active and a.clear_ts is not None and a.clear_ts < start
                     and a.start_ts < start - self.config.analysis.baseline_weeks * 7 * 86400]:
@@ -171,6 +196,38 @@ class LiveScore:
         st = stage1(inputs, period, hourly, self.config)
         five = [self.five[p.id].series(s, e) if p.id in self.five else Series.empty() for p, s, e in st.windows]
         return stage2(st, five, self.config)
+
+    # -- off the event loop (the running plugin) -------------------------------------------
+
+    @property
+    def stale(self) -> bool:
+        """An alarm arrived, or buckets did and ``refresh_s`` has passed (or nothing is cached)."""
+        return self._alarm_dirty or self._cache is None or (
+            self._dirty_at is not None and time.monotonic() - self._dirty_at >= self.refresh_s)
+
+    def take(self, now: float) -> "LiveScore":
+        """A copy to score in a worker thread while this one goes on being fed (about 30 MB for 1,000 points)."""
+        self._prune(float(now) - self.window)
+        c = object.__new__(LiveScore)
+        c.__dict__.update(self.__dict__)
+        c.hourly = {k: r.copy() for k, r in self.hourly.items()}
+        c.five = {k: r.copy() for k, r in self.five.items()}
+        c.alarms = dict(self.alarms)
+        c.points, c.devices = list(self.points), list(self.devices)
+        self._alarm_dirty = False
+        self._dirty_at = None
+        return c
+
+    def compute(self, now: float) -> tuple[float, Score, Evidence]:
+        ev = self.evidence(now)
+        return now, score(ev, self.config.scoring), ev
+
+    def put(self, result: tuple[float, Score, Evidence]) -> None:
+        self._cache = result
+
+    @property
+    def cached(self) -> tuple[float, Score, Evidence] | None:
+        return self._cache
 
     def score(self, now: float) -> Score:
         """The cached score, recomputed after an alarm, or after buckets once ``refresh_s`` has passed."""

@@ -35,8 +35,11 @@ def _error(code: int, text: str) -> JSONResponse:
     return JSONResponse({"error": {"code": {404: "not_found", 503: "unavailable"}.get(code, "bad_request"), "message": text}}, code)
 
 
-def score_json(live: LiveScore, now: float) -> dict[str, Any]:
-    sc = live.score(now)
+def score_json(live: LiveScore) -> dict[str, Any]:
+    """The last computed score (the feed's refresher recomputes it off the event loop)."""
+    cached = live.cached
+    assert cached is not None
+    now, sc, _ = cached
     deductions = [
         {"item": item.key, "element": e.key, "name_zh": e.name_zh, "name_en": e.name_en, "deducted": e.deducted,
          "input": e.input, "input_zh": e.input_zh, "input_en": e.input_en,
@@ -53,7 +56,7 @@ def score_json(live: LiveScore, now: float) -> dict[str, Any]:
         "deductions": deductions,
         "direct": [{"key": d.key, "zh": d.zh, "en": d.en, "device_id": d.device_id, "point_id": d.point_id, "ts": d.ts}
                    for d in sc.direct],
-        "points": len(live.points), "devices": len(live.devices),
+        "points": len(live.points), "devices": len(live.devices), "computed": now,
     }
 
 
@@ -89,7 +92,12 @@ def routes(service_of: Callable[[], Any]) -> list[Route]:
         live = unit_live(s, ref)
         if live is None:
             return _error(404, i18n.t("err_unit", "en", unit=ref))
-        return JSONResponse(score_json(live, s.core.clock.time()))
+        if live.cached is None:
+            s.feed.kick()
+            return _error(503, i18n.t("live_not_ready", "en"))
+        if live.stale:
+            s.feed.kick()  # answered from the cache now; the refresher catches up off the loop
+        return JSONResponse(score_json(live))
 
     async def unit_page(request: Request) -> Response:
         s = service_of()
@@ -101,7 +109,10 @@ def routes(service_of: Callable[[], Any]) -> list[Route]:
         live = unit_live(s, ref)
         if live is None:
             return _page(i18n.t("live_title", lang), f"<p>{t('err_unit', unit=ref)}</p>", lang)
-        data = score_json(live, s.core.clock.time())
+        if live.cached is None:
+            s.feed.kick()
+            return _page(i18n.t("live_title", lang), f"<p>{t('live_not_ready')}</p>", lang)
+        data = score_json(live)
         zh = lang == "zh"
         rows = "".join(
             f"<tr><td>{html.escape(d['name_zh'] if zh else d['name_en'])}</td><td>{i18n.num(d['deducted'], 2)}</td>"
