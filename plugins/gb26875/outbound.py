@@ -168,6 +168,8 @@ class Translator:
         return []
 
     def _alarm(self, a: AlarmEvent, actor: ActorKind | None) -> list[Adu]:
+        if a.rule.startswith("gb26875."):
+            return []  # the link's own prompts (duty check): answered by their own records
         out: list[Adu] = []
         t = a.transition
         by_person = actor == ActorKind.USER

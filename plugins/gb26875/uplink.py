@@ -35,6 +35,7 @@ from firebus.sdk import (
     ActorKind,
     AlarmEvent,
     AvailabilityChanged,
+    ConditionReported,
     Context,
     Event,
     Lane,
@@ -43,6 +44,8 @@ from firebus.sdk import (
     StateChanged,
     new_id,
 )
+
+from firebus.sdk.events import AlarmTransition
 
 from .client import ClientConfig, Endpoint, UitdClient
 from .model import (
@@ -88,6 +91,8 @@ log = logging.getLogger("firebus.gb26875.uplink")
 LINK = "gb26875.uplink"  # the name the uplink's link faults carry (LinkChanged.transport)
 CONSUMER = "gb26875.uplink"
 OP_DUTY_ANSWERED = 0b100000
+DUTY_RULE = "gb26875.duty_check"  # ConditionReported source.key → the alarm's rule
+DUTY_TIMEOUT_S = 600.0  # the prompt stays on the board for 10 minutes (GB 26875.1 practice)
 
 
 class DutyCheckRequested(Payload):
@@ -249,6 +254,11 @@ class Uplink:
         assert self.client is not None
         planned: list[tuple[Event, list[Adu]]] = []
         for event in events:
+            data = event.data
+            if (isinstance(data, AlarmEvent) and data.rule == DUTY_RULE and data.transition == AlarmTransition.ACKNOWLEDGED
+                    and event.context.actor == ActorKind.USER and isinstance(data.value, str)
+                    and data.value not in ("answered", "expired")):
+                self.answer_duty_check(str(data.value), operator=self.cfg.operator, by=event.context.actor_id or "")
             try:
                 adus = self.translator.adus(event.data, event.context.actor)
             except Exception:
@@ -312,11 +322,26 @@ class Uplink:
         self.core.bus.publish(DutyCheckAnswered(request_id=request_id, operator=operator, by=by),
                               Context(actor=ActorKind.USER if by else ActorKind.PLUGIN, actor_id=by or "gb26875"))
 
+    def _duty_prompt(self, request_id: str, *, active: bool, value: str = "") -> None:
+        """The duty check as an alarm on the panel's board (supervisory): acknowledging it answers."""
+        self.core.bus.publish(ConditionReported(
+            source="gb26875", subject=f"duty:{request_id}", key="duty_check", active=active,
+            value=value or request_id,
+            message="duty check (查岗) from the monitoring centre: acknowledge this alarm to answer",
+            message_zh="监控中心查岗：请确认此报警以应答"), Context(actor=ActorKind.PLUGIN, actor_id="gb26875"))
+
+    async def _duty_expiry(self, request_id: str) -> None:
+        await self.core.clock.sleep(DUTY_TIMEOUT_S)
+        if self.duty_requests.pop(request_id, None) is not None:
+            log.warning("gb26875 uplink: duty check %s not answered within %.0f s", request_id, DUTY_TIMEOUT_S)
+            self._duty_prompt(request_id, active=False, value="expired")
+
     async def _on_duty_answer(self, event: Event) -> None:
         data = event.data
         if not isinstance(data, DutyCheckAnswered) or self.client is None:
             return
         self.duty_requests.pop(data.request_id, None)
+        self._duty_prompt(data.request_id, active=False, value="answered")  # also after a restart
         op = UitdOperation(operation=OP_DUTY_ANSWERED, operator=data.operator & 0xFF, time=self._tag())
         self.operations.append(op)
         del self.operations[:-200]
@@ -346,6 +371,8 @@ class Uplink:
                 self.core.bus.publish(
                     DutyCheckRequested(request_id=request_id, parameter=obj.parameter, centre=session.peer),
                     Context(actor=ActorKind.PLUGIN, actor_id="gb26875"))
+                self._duty_prompt(request_id, active=True)
+                self.core.start_task(self._duty_expiry, request_id, name="gb26875:duty")
                 return CONFIRM
             return CONFIRM  # initialise (89): nothing to reset in firebus; confirmed
         if cmd == Command.REQUEST and isinstance(adu, Adu):

@@ -237,10 +237,26 @@ async def test_centre_queries_duty_check_and_clock(tmp_path: Path) -> None:
                 await anyio.sleep(0.02)
         request = asked[0].data
         assert isinstance(request, DutyCheckRequested)
-        up.answer_duty_check(request.request_id, operator=2, by="wang")
+        # the prompt is an alarm on the board; the duty officer acknowledging it is the answer
+        with anyio.fail_after(5):
+            while not (prompt := [a for a in core.alarms._active.values() if a.rule == "gb26875.duty_check"]):
+                await anyio.sleep(0.02)
+        await core.alarms.acknowledge(prompt[0].id, "wang")
         await rec.wait(lambda: rec.objects(24))
         op = rec.objects(24)[0]
-        assert isinstance(op, UitdOperation) and op.operation == 0b100000 and op.operator == 2
+        assert isinstance(op, UitdOperation) and op.operation == 0b100000 and op.operator == 1
+        with anyio.fail_after(5):  # answered: the prompt leaves the board
+            while any(a.rule == "gb26875.duty_check" for a in core.alarms._active.values()):
+                await anyio.sleep(0.02)
+        assert not rec.objects(1) and not rec.objects(4)  # the prompt itself is not uploaded
+        # the Python API answers too (a panel button would call it)
+        assert (await session.control(Adu(91, (DutyCheck(parameter=10),)))).ok
+        with anyio.fail_after(5):
+            while len(asked := await core.journal.read(0, 10, types=["DutyCheckRequested"])) < 2:
+                await anyio.sleep(0.02)
+        up.answer_duty_check(asked[1].data.request_id, operator=2, by="li")
+        await rec.wait(lambda: len(rec.objects(24)) == 2)
+        assert rec.objects(24)[1].operator == 2
 
 
 def gateway_site(db: Path, port: int, gw: bytes) -> str:
