@@ -127,7 +127,7 @@ class Framer:
             candidate = bytes(buf[pos:pos + total])
             if candidate[-2:] != END:
                 self._candidate_failed(out, pos, candidate, error(
-                    Problem.END, "end", total - 2, f"no 23 23 ('##') where the length field puts the end",
+                    Problem.END, "end", total - 2, "no 23 23 ('##') where the length field puts the end",
                     "长度字段所指位置没有结束符 23 23（##）"))
                 self._skip(buf, pos, pos + 1)
                 pos += 1

@@ -126,7 +126,7 @@ async def test_alarms_pass_a_full_window_and_telemetry_waits(tmp_path: Path) -> 
 async def test_restart_backlog_delivers_alarm_entries_first(tmp_path: Path) -> None:
     db = tmp_path / "j.db"
     async with site(db) as s:
-        c = s.journal.subscribe("up", s.handler, [StateChanged, AlarmEvent], ack="manual", initial="earliest")
+        s.journal.subscribe("up", s.handler, [StateChanged, AlarmEvent], ack="manual", initial="earliest")
         for n in range(5):
             s.reading(n)
         s.fire(7)

@@ -153,7 +153,7 @@ async def test_fire_alarm_reaches_the_centre_within_budget_and_is_acknowledged(t
         await rec.wait(lambda: rec.objects(4))
         assert isinstance(rec.objects(4)[0], SystemOperation) and rec.objects(4)[0].operation == 0b100000
         await settled(core)
-        cursor, ahead = up.consumer.acked_position()
+        cursor, _ = up.consumer.acked_position()
         assert cursor >= max(e.seq for e in await core.journal.read(0, 100, types=["AlarmEvent"]))
 
 
