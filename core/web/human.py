@@ -31,7 +31,8 @@ class Human:
     def point(self, name: str, key: str, point_class: str, *, qualify: bool = False) -> str:
         """A point's name: a person's (or a Chinese driver's) name as given; otherwise, in
         Chinese, the name of what it measures (with the key when two points share it)."""
-        if self.lang != "zh" or _CJK.search(name or "") or not has(f"pc_{point_class}"):
+        unnamed = not name or name == key  # the driver gave no name: say what it measures
+        if (self.lang != "zh" and not unnamed) or _CJK.search(name or "") or not has(f"pc_{point_class}"):
             return name or key
         label = self.t(f"pc_{point_class}")
         return f"{label}（{key}）" if qualify and key != point_class else label

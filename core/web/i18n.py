@@ -257,6 +257,7 @@ STRINGS.update({
     "val_running": ("运行", "running"), "val_stopped": ("停止", "stopped"),
     "val_auto": ("自动", "auto"), "val_manual": ("手动", "manual"),
     "val_open": ("开启", "open"), "val_closed": ("关闭", "closed"),
+    "val_pre_alarm": ("预警", "pre-alarm"),
     "val_level_1": ("一级报警", "level 1"), "val_level_2": ("二级报警", "level 2"),
     "val_low": ("低", "low"), "val_high": ("高", "high"), "val_ok": ("正常", "ok"),
     "pc_residual_current": ("剩余电流", "Residual current"), "pc_temperature": ("温度", "Temperature"),

@@ -87,8 +87,6 @@ def run(url: str, ids: dict, shots: Path, shoot: bool) -> dict:
                                                     " return !b.hidden && [b.innerText, getComputedStyle(b).animationName];"))
         wait.until(lambda d: js(d, "return document.body.dataset.sounding;") == "fire")
         seen["audio"] = js(driver, "return document.body.dataset.audio;")
-        if shoot:
-            driver.save_screenshot(str(shots / "panel-console.png"))
         # Reload: the sound choice is remembered.
         driver.refresh()
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '[data-list=fire] .crow'))
@@ -153,6 +151,12 @@ def run(url: str, ids: dict, shots: Path, shoot: bool) -> dict:
         driver.find_element(By.ID, "adopt-button").click()
         wait.until(lambda d: not d.find_elements(By.ID, "adopt-form") and "Kitchen heat" in d.find_element(By.TAG_NAME, "h1").text)
         seen["adopted_page"] = driver.find_element(By.CSS_SELECTOR, "dl.facts").text
+        if shoot:  # the docs' console: a new fire on a floor with a plan, selected, banner flashing
+            VALUES["B1"]["smoke"] = True
+            driver.get(f"{url}/console")
+            wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#selected .plan .dev.hl"))
+            wait.until(lambda d: js(d, "return !document.getElementById('fire-banner').hidden;"))
+            driver.save_screenshot(str(shots / "panel-console.png"))
     finally:
         driver.quit()
     return seen
@@ -168,6 +172,11 @@ async def test_console_plan_and_adoption_in_a_real_browser(site, tmp_path: Path)
     async with site.client("admin") as c:
         r = await c.put(f"/api/plans/{floor}/image", content=plan_png(), headers={"Content-Type": "image/png"})
         assert r.status_code == 200
+    if shoot:  # a second floor with a plan and its detector placed, for the console screenshot
+        async with site.client("admin") as c:
+            f3 = registry.place_by_key("b-f3").id
+            await c.put(f"/api/plans/{f3}/image", content=plan_png(), headers={"Content-Type": "image/png"})
+            await c.put(f"/api/plans/{f3}/devices/{site.device('det-b')}", json={"x": 0.22, "y": 0.35})
     ids = {"floor": floor, "det_a": site.device("det-a"), "found": found.id, "room_a": registry.place_by_key("room-a").id}
     async with anyio.create_task_group() as tg:
         server = await tg.start(serve, site.core, "127.0.0.1", 0)

@@ -65,6 +65,8 @@ async def test_notification_log_is_scoped_by_the_alarm_unit(tmp_path: Path) -> N
             assert (await c.get("/api/notifications?limit=1&offset=1")).json()["items"][0]["channel"] == "wecom"
             page = await c.get("/notifications")
             assert "HTTP 500" in page.text and "Down" in page.text
+            # A test-message button per channel (it posts to the notify plugin's own test endpoint).
+            assert '<form class="test-send inline" data-channel="wecom">' in page.text
             assert (await c.get("/-/plugins/extra/hello")).text == "hello from a plugin"
         async with site.client("duty_a") as c:
             log = (await c.get("/api/notifications")).json()
