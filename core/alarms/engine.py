@@ -244,6 +244,11 @@ class AlarmEngine:
         self._version = 0
         self._dirty_rules: dict[tuple[str, str], int] = {}
         self._dirty_alarms: dict[str, int] = {}
+        # The version of each dirty item already handed to the writer: the writer commits
+        # what it was given, in order, so a later checkpoint need not carry it again (at
+        # 10,000 open alarms re-sending every unconfirmed row with every flush was O(n²)).
+        self._sent_rules: dict[tuple[str, str], int] = {}
+        self._sent_alarms: dict[str, int] = {}
         self._history: list[tuple[Any, ...]] = []
         # Flushes submitted but not yet durable: history() waits for them so a reader
         # who saw an alarm in memory also finds its transitions on disk.
@@ -468,33 +473,44 @@ class AlarmEngine:
         """Rows of every change not yet confirmed on disk, stamped with this checkpoint's number."""
         version = self._version
         parts: list[tuple[str, list[tuple[Any, ...]]]] = []
+        rules: dict[tuple[str, str], int] = {}
+        alarms: dict[str, int] = {}
+        sent_rules, sent_alarms = self._sent_rules, self._sent_alarms
         if self._dirty_rules:
             rows = []
-            for skey in self._dirty_rules:
+            for skey, v in self._dirty_rules.items():
+                if sent_rules.get(skey) == v:
+                    continue
+                sent_rules[skey] = rules[skey] = v
                 entry = self._states.get(skey)
                 if entry is not None:
                     rows.append(rule_state_row(skey[0], skey[1], entry.point_id, entry.context_id, entry.state,
                                                entry.wake_at, version))
-            parts.append((SQL_RULE_STATE, rows))
+            if rows:
+                parts.append((SQL_RULE_STATE, rows))
         if self._dirty_alarms:
             rows = []
-            for alarm_id in self._dirty_alarms:
+            for alarm_id, v in self._dirty_alarms.items():
+                if sent_alarms.get(alarm_id) == v:
+                    continue
+                sent_alarms[alarm_id] = alarms[alarm_id] = v
                 alarm = self._open.get(alarm_id) or self._closed.get(alarm_id)
                 if alarm is not None:
                     rows.append(alarm_row(alarm, version))
-            parts.append((SQL_ALARM, rows))
-        if not parts:
+            if rows:
+                parts.append((SQL_ALARM, rows))
+        if not rules and not alarms:
             return parts, None
-        rules = dict(self._dirty_rules)
-        alarms = dict(self._dirty_alarms)
 
         def confirmed() -> None:
             for skey, v in rules.items():
                 if self._dirty_rules.get(skey) == v:
                     del self._dirty_rules[skey]
+                    sent_rules.pop(skey, None)
             for alarm_id, v in alarms.items():
                 if self._dirty_alarms.get(alarm_id) == v:
                     del self._dirty_alarms[alarm_id]
+                    sent_alarms.pop(alarm_id, None)
                     if alarm_id in self._closed and alarm_id not in self._open:
                         del self._closed[alarm_id]
 
