@@ -124,7 +124,8 @@ def _import_fresh(base: Path, module: str) -> Any:
         forget()
 
 
-def _check_hooks(report: CheckReport, where: str, plugin: Any) -> None:
+def _check_hooks(report: CheckReport, where: str, plugin: Any) -> list[type]:
+    """Hook names, markers and signatures; returns the classes the declaring hooks return."""
     import pluggy
 
     from . import hookspecs
@@ -151,13 +152,13 @@ def _check_hooks(report: CheckReport, where: str, plugin: Any) -> None:
         pm.check_pending()
     except Exception as exc:  # pluggy.PluginValidationError: names the hook and the bad argument
         report.error(where, f"hook signatures: {exc}")
-        return
+        return []
     impls = sorted(c.name for c in pm.get_hookcallers(plugin) or [])
     if not impls:
         report.error(where, "implements no firebus hook")
     else:
         report.ok(f"hooks: {', '.join(impls)}")
-    _check_declarations(report, where, pm)
+    return _check_declarations(report, where, pm)
 
 
 #: register_* hooks whose results are classes keyed by ``type_key``
@@ -165,10 +166,11 @@ _DECLARING = ("firebus_register_drivers", "firebus_register_transports", "firebu
               "firebus_register_notifiers", "firebus_register_detectors")
 
 
-def _check_declarations(report: CheckReport, where: str, pm: Any) -> None:
+def _check_declarations(report: CheckReport, where: str, pm: Any) -> list[type]:
     """Call the declaring hooks (with no core) and check what they return."""
     plugin_name = where.split()[2] if where.startswith("entry point ") else ""
     keys: dict[str, str] = {}
+    classes: list[type] = []
     for hook in _DECLARING:
         for impl in getattr(pm.hook, hook).get_hookimpls():
             try:
@@ -184,11 +186,27 @@ def _check_declarations(report: CheckReport, where: str, pm: Any) -> None:
                 if key in keys:
                     report.error(where, f"type_key {key!r} declared twice ({keys[key]} and {hook})")
                 keys[key] = hook
+                classes.append(cls)
                 if plugin_name and not key.startswith(plugin_name + ".") and not key.startswith(plugin_name + "_"):
                     report.warning(where, f"type_key {key!r} is not namespaced: use '{plugin_name}.{key}' "
                                           "(keys are unique across every installed plugin)")
     if keys:
         report.ok(f"declarations: {', '.join(sorted(keys))}")
+    return classes
+
+
+def profile_point_classes(profile: Any) -> set[str]:
+    """The point classes a Modbus register map or JSON payload map gives its points."""
+    specs = getattr(profile, "point_specs", None)
+    return {str(spec.point_class) for spec in specs()} if callable(specs) else set()
+
+
+def _check_point_classes(report: CheckReport, where: str, what: str, classes: set[str], known: set[str]) -> None:
+    """The contract suites' ``test_points_are_known_classes`` / ``…_declared_points``, before any test runs."""
+    for point_class in sorted(classes - known):
+        report.error(where, f"{what}: point class {point_class!r} is not a firebus.sdk.PointClass and not "
+                            "declared (add it to FIREBUS_MANIFEST.point_classes and return it from "
+                            "firebus_register_point_classes); the contract suite fails the same way")
 
 
 def _check_manifest(report: CheckReport, where: str, plugin: Any, ep_name: str) -> None:
@@ -219,6 +237,11 @@ def _check_manifest(report: CheckReport, where: str, plugin: Any, ep_name: str) 
     report.ok(f"manifest: {manifest.name} requires SDK {manifest.requires_sdk} (this SDK: {API_VERSION})")
 
 
+def _manifest_of(plugin: Any) -> Manifest | None:
+    manifest = getattr(plugin, "FIREBUS_MANIFEST", None)
+    return manifest if isinstance(manifest, Manifest) else None
+
+
 def _profile_kind(data: Any) -> str | None:
     if not isinstance(data, dict):
         return None
@@ -230,7 +253,9 @@ def _profile_kind(data: Any) -> str | None:
     return None
 
 
-def check_profiles(report: CheckReport, base: Path, package_dirs: Sequence[Path]) -> None:
+def check_profiles(report: CheckReport, base: Path, package_dirs: Sequence[Path],
+                   known: set[str] | None = None) -> None:
+    """Every shipped profile parses; with ``known``, its point classes are known ones."""
     from . import jsonmap, modbus
 
     seen = 0
@@ -248,10 +273,11 @@ def check_profiles(report: CheckReport, base: Path, package_dirs: Sequence[Path]
                 continue
             kind = _profile_kind(data)
             try:
+                profile: Any
                 if kind == "modbus":
-                    modbus.profile_from_data(data, str(rel))
+                    profile = modbus.profile_from_data(data, str(rel))
                 elif kind == "json":
-                    jsonmap.profile_from_data(data, str(rel))
+                    profile = jsonmap.profile_from_data(data, str(rel))
                 else:
                     report.warning(str(rel), "not a Modbus register map (points with address) "
                                              "nor a JSON payload map (topics, identity)")
@@ -259,6 +285,8 @@ def check_profiles(report: CheckReport, base: Path, package_dirs: Sequence[Path]
             except ValueError as exc:
                 report.error(str(rel), str(exc).removeprefix(f"{rel}: "))
                 continue
+            if known is not None:
+                _check_point_classes(report, str(rel), "profile", profile_point_classes(profile), known)
             seen += 1
     if seen:
         report.ok(f"profiles: {seen} parse")
@@ -322,6 +350,10 @@ def check_tests(report: CheckReport, root: Path) -> None:
 
 
 def check_package(path: str | Path = ".") -> CheckReport:
+    # The contract suites' own rule for point classes (imported here: it needs pytest, which a
+    # site box running `firebus` has no use for).
+    from .testing.contracts import known_point_classes
+
     root = Path(path).resolve()
     report = CheckReport(root)
     pyproject = root / "pyproject.toml"
@@ -356,6 +388,7 @@ def check_package(path: str | Path = ".") -> CheckReport:
                                        "the core will never find the plugin")
     package_dirs: list[Path] = []
     base_seen: Path | None = None
+    known: set[str] | None = None  # point classes the plugins may use (None: no plugin imported)
     for ep_name, target in eps.items():
         where = f'entry point {ep_name} = "{target}"'
         module, _, attr = str(target).partition(":")
@@ -379,8 +412,18 @@ def check_package(path: str | Path = ".") -> CheckReport:
             continue
         report.ok(f"entry point {ep_name} -> {target}")
         _check_manifest(report, where, plugin, ep_name)
-        _check_hooks(report, where, plugin)
-    check_profiles(report, base_seen or root, package_dirs)
+        classes = _check_hooks(report, where, plugin)
+        try:
+            plugin_known = known_point_classes(manifest=_manifest_of(plugin), plugin=plugin)
+        except Exception as exc:  # firebus_register_point_classes(core=None) raised
+            report.error(where, f"firebus_register_point_classes raised {type(exc).__name__}: {exc}")
+            continue
+        known = (known or set()) | plugin_known
+        for cls in classes:
+            profile = getattr(cls, "profile", None)
+            if profile is not None:
+                _check_point_classes(report, where, f"{cls.type_key}", profile_point_classes(profile), plugin_known)
+    check_profiles(report, base_seen or root, package_dirs, known)
     check_package_data(report, meta, root, base_seen, package_dirs)
     check_tests(report, root)
     return report
@@ -588,8 +631,36 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_tests(report: CheckReport, timeout: float = 600) -> None:
+    """Run the package's own tests (its contract suites included) against this firebus, with the
+    package importable from its folder as it would be once installed."""
+    import os
+    import subprocess
+
+    root = report.root
+    src = root / "src" if (root / "src").is_dir() else root
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")]))}
+    try:
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+                              cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        report.error("tests/", f"the plugin's tests did not finish within {timeout:.0f} s")
+        return
+    summary = (done.stdout.strip().splitlines() or ["(no output)"])[-1]
+    if done.returncode != 0:
+        failed = [line for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+        for line in failed[:10]:
+            report.error("tests/", line)
+        report.error("tests/", f"the plugin's tests fail: {summary}")
+    else:
+        report.ok(f"tests pass: {summary}")
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    return print_report(check_package(args.path))
+    report = check_package(args.path)
+    if args.tests and not report.errors:
+        run_tests(report)
+    return print_report(report)
 
 
 def add_sdk_commands(subparsers: Any) -> None:
@@ -602,6 +673,8 @@ def add_sdk_commands(subparsers: Any) -> None:
     p.set_defaults(func=cmd_new)
     p = sub.add_parser("check", help="validate a plugin package: manifest, entry point, hooks, pins, profiles, tests")
     p.add_argument("path", nargs="?", default=".", help="the package folder (default: here)")
+    p.add_argument("--tests", action="store_true",
+                   help="then run the package's tests (its contract suites) with pytest")
     p.set_defaults(func=cmd_check)
 
 
