@@ -79,7 +79,7 @@ class ModbusWriteVerifyError(ModbusError):
 
 
 class ModbusSkipped(ModbusError):
-    """A telemetry read could not start before its deadline: the line is saturated.
+    """A telemetry read could not be done by its deadline: the line is saturated.
 
     Not a device failure: the hub counts it (``stats()["telemetry_skipped"]``) and
     the driver reads the block again on its next cycle.  Only reads made with
@@ -347,7 +347,7 @@ def plan_blocks(
 
 # --------------------------------------------------------------------------- schedules
 
-#: share of a poll cycle a poll may spend waiting for telemetry reads on a busy line: the
+#: share of a poll cycle by which its telemetry reads must have finished on a busy line: the
 #: rest is left so the poll ends before the next cycle's alarm reads are due
 TELEMETRY_BUDGET = 0.8
 
@@ -689,7 +689,8 @@ class ModbusLine(Protocol):
     ``read(..., lane=Lane.ALARM)`` goes ahead of everything queued on the line
     and is never skipped; ``lane=Lane.TELEMETRY`` with a ``deadline``
     (``time.monotonic()`` seconds) goes after everything else and raises
-    ``ModbusSkipped`` if the line cannot start it by then; without a lane a
+    ``ModbusSkipped`` if the line cannot finish it by then (the hub estimates
+    the exchange's duration); without a lane a
     read ranks between the two and is never skipped.  Writes rank with alarm
     reads (commands, linkage).  A line without ``lanes`` is called with the
     four positional arguments only.
@@ -788,12 +789,14 @@ class ModbusProfileDriver(PolledDriver):
     in the device's options.
 
     Each ``poll`` is one cycle of the device's ``PollSchedule``: it reads the
-    alarm-class points that are due first, at alarm priority on the line, then
-    the telemetry points that are due, each read allowed to wait for the line
-    until ``TELEMETRY_BUDGET`` of the cycle has passed.  A telemetry read the
-    saturated line could not start in time is deferred (counted in
+    alarm-class points that are due first, at alarm priority on the line, and
+    hands their readings to the core at once (``ctx.report``, see
+    ``report_alarms_early``) when telemetry reads follow; then the telemetry points that are due, each read required to
+    finish by ``TELEMETRY_BUDGET`` of the cycle, counted from its start, so the
+    poll ends before the next cycle's alarm reads are due.  A telemetry read the
+    saturated line could not fit in time is deferred (counted in
     ``telemetry_deferred`` and in the hub's stats) and read first next cycle;
-    an alarm read is never skipped.  ``poll`` raises a ``ModbusError`` when the
+    an alarm read is never skipped.  ``poll`` returns what it did not report.  ``poll`` raises a ``ModbusError`` when the
     line or the unit fails, so the core's poller marks the device unavailable;
     the poll after a failure reads every point.
     """
@@ -802,6 +805,11 @@ class ModbusProfileDriver(PolledDriver):
     Options: ClassVar[type[msgspec.Struct]] = ModbusDeviceOptions
     transports: ClassVar[tuple[str, ...]] = ("modbus_tcp", "modbus_rtu")
     profile: ClassVar[ModbusProfile | None] = None
+    #: hand a cycle's alarm readings to the core (``ctx.report``) before its telemetry reads.
+    #: None: yes, unless a subclass overrides ``poll`` — it may combine alarm and telemetry
+    #: readings (a wiring-fault flag with the value it voids, a level with what derives from
+    #: it) and would then see only half; such a subclass sets True once it copes with that.
+    report_alarms_early: ClassVar[bool | None] = None
 
     def __init__(self, options: msgspec.Struct, ctx: Any) -> None:
         super().__init__(options, ctx)
@@ -899,6 +907,8 @@ class ModbusProfileDriver(PolledDriver):
 
     async def poll(self) -> list[Reading]:
         planner = self.planner
+        # The budget counts from the start of the cycle, not from the end of its alarm reads.
+        deadline = time.monotonic() + TELEMETRY_BUDGET * self.schedule.tick
         cycle = planner.begin()
         readings: list[Reading] = []
         try:
@@ -906,7 +916,12 @@ class ModbusProfileDriver(PolledDriver):
                 readings.extend(self._decode(block, await self._read_block(block, Lane.ALARM)))
                 planner.read(block)
             if cycle.telemetry:
-                deadline = time.monotonic() + TELEMETRY_BUDGET * self.schedule.tick
+                report = getattr(self.ctx, "report", None) if self._reports_early() else None
+                if readings and report is not None:
+                    # Alarm bits go to the core now, not after this cycle's telemetry reads
+                    # (up to TELEMETRY_BUDGET of the cycle on a saturated line).
+                    await report(readings)
+                    readings = []
                 for block in cycle.telemetry:
                     try:
                         data = await self._read_block(block, Lane.TELEMETRY, deadline)
@@ -919,6 +934,10 @@ class ModbusProfileDriver(PolledDriver):
             planner.refresh()  # the next successful poll reads every point again
             raise
         return readings
+
+    def _reports_early(self) -> bool:
+        early = type(self).report_alarms_early
+        return early if early is not None else type(self).poll is ModbusProfileDriver.poll
 
     async def write(self, point_key: str, value: Any) -> None:
         try:

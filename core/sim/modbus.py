@@ -1,4 +1,4 @@
-"""A real Modbus TCP server (pymodbus) that serves profiles with scripted values.
+"""A real Modbus TCP or RTU server (pymodbus) that serves profiles with scripted values.
 
 Every register a client reads is computed from the device's profile and its
 scenario at that instant, so a test, the demo or a vendor sees exactly the
@@ -12,6 +12,11 @@ unit behind a gateway; ``stop()`` makes the whole gateway vanish.
 
 Every request is recorded in ``requests`` so tests can prove batching
 (one FC03 for a contiguous block, not one per point).
+
+On a serial port (``serial_port=``, e.g. ``PacedSerialLine.device_port``) the
+server speaks RTU like the units on an RS-485 line; ``latency`` is then the
+unit's turnaround (time from the end of a request to the start of its answer,
+on top of t3.5).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.framer import FramerType
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
 from firebus.sdk.modbus import (
     DType,
@@ -294,26 +299,31 @@ class _SimContext(ModbusServerContext):
 
 
 class ModbusSimulator:
-    """Serve ``SimDevice``s on a real Modbus TCP (or RTU-over-TCP) listener.
+    """Serve ``SimDevice``s on a real Modbus TCP (or RTU-over-TCP) listener, or as RTU units on a serial port.
 
     ``port=0`` picks a free port; read it back from ``port`` after ``start``.
+    ``serial_port`` (a device path, e.g. ``PacedSerialLine.device_port``) serves
+    RTU there instead, with ``baudrate``/``bytesize``/``parity``/``stopbits``.
     ``clock`` returns simulated seconds (default: wall time since start ×
     ``speed``).
     """
 
     def __init__(self, devices: Sequence[SimDevice] = (), *, host: str = "127.0.0.1", port: int = 0,
                  framer: str = "socket", latency: float = 0.0, speed: float = 1.0,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None, serial_port: str | None = None,
+                 baudrate: int = 9600, bytesize: int = 8, parity: str = "N", stopbits: int = 1) -> None:
         self.devices: dict[int, SimDevice] = {d.unit: d for d in devices}
         self.host = host
         self.port = port
-        self.framer = FramerType.RTU if framer == "rtu" else FramerType.SOCKET
+        self.serial_port = serial_port
+        self.serial = {"baudrate": baudrate, "bytesize": bytesize, "parity": parity, "stopbits": stopbits}
+        self.framer = FramerType.RTU if framer == "rtu" or serial_port else FramerType.SOCKET
         self.latency = latency
         self.speed = speed
         self._clock = clock
         self._t0 = time.monotonic()
         self.requests: list[Request] = []
-        self._server: ModbusTcpServer | None = None
+        self._server: ModbusTcpServer | ModbusSerialServer | None = None
 
     @classmethod
     def from_scenario(cls, scenario: Scenario, **kwargs: Any) -> "ModbusSimulator":
@@ -330,6 +340,11 @@ class ModbusSimulator:
         return (time.monotonic() - self._t0) * self.speed
 
     async def start(self) -> None:
+        if self.serial_port:
+            self._server = ModbusSerialServer(_SimContext(self), framer=FramerType.RTU, port=self.serial_port,
+                                              ignore_missing_devices=True, **self.serial)  # type: ignore[arg-type]
+            await self._server.serve_forever(background=True)
+            return
         self._server = ModbusTcpServer(_SimContext(self), address=(self.host, self.port),
                                        framer=self.framer, ignore_missing_devices=True)
         await self._server.serve_forever(background=True)

@@ -10,9 +10,13 @@ RTU line it also always keeps the protocol's 3.5-character silence.
 Who goes next is a priority queue, not a lock (``LineScheduler``): alarm reads
 and writes first, then reads that name no lane, then telemetry reads, first
 come first served within each.  A telemetry read carries a deadline (its
-poll's budget); if the line cannot start it by then — the line is saturated —
-it is skipped with ``ModbusSkipped`` and counted (``stats()``); the driver
-reads it again on its next cycle.  Alarm reads are never skipped: a fire,
+poll's budget) by which it must have *finished*; the hub estimates how long the
+exchange takes (on RTU the line time from ``RtuTiming``, plus the overhead it
+has measured on this line) and, if the read cannot start in time — the line is
+saturated — skips it with ``ModbusSkipped`` and counts it (``stats()``); the
+driver reads it again on its next cycle.  Finishing by the deadline, not just
+starting, is what keeps a device's poll inside its cycle, so the next cycle's
+alarm reads are never late because of a telemetry read.  Alarm reads are never skipped: a fire,
 gas or leakage alarm bit waits at most for the exchange already on the wire
 and for other alarm reads.
 
@@ -158,6 +162,8 @@ class LineScheduler:
     async def acquire(self, rank: int, deadline: float | None = None) -> float | None:
         """Wait for the line: seconds waited once the caller owns it, None if ``deadline``
         (telemetry only) passed first.  The owner must call ``release``."""
+        if deadline is not None and rank == RANK_TELEMETRY and time.monotonic() >= deadline:
+            return None  # too late even on an idle line: it would end after the caller's budget
         if not self._busy:
             self._busy = True
             self._granted_at = time.monotonic()
@@ -222,6 +228,11 @@ class LineScheduler:
         }
 
 
+#: weight of the newest exchange in the hub's overhead average
+_OVERHEAD_ALPHA = 0.2
+#: how late the event loop's timers may wake (epoll's millisecond resolution, plus scheduling)
+_TIMER_SLACK_S = 0.0012
+
 _READS: dict[Table, str] = {
     Table.HOLDING: "read_holding_registers",
     Table.INPUT: "read_input_registers",
@@ -245,6 +256,9 @@ class ModbusLineTransport(Transport):
         #: silence kept between two exchanges: message_wait_ms, and on RTU at least t3.5
         self._gap_s = options.message_wait_ms / 1000
         self._last_io = 0.0
+        #: measured exchange time beyond the line time (host, client library, device turnaround):
+        #: a moving average, for estimating whether a telemetry read still fits its deadline
+        self.overhead_s = 0.0
         self._delay = options.reconnect_delay
         self._next_attempt = 0.0
         self._link_up: bool | None = None  # None: not known yet (no event before the first verdict)
@@ -333,25 +347,36 @@ class ModbusLineTransport(Transport):
         raise ModbusConnectionError(f"{self.key}: cannot connect to {self.describe()} ({reason})")
 
     # -- requests
+    def line_s(self, table: Table, count: int) -> float:
+        """Time the bytes of one read occupy the line (0 where the wire is not the limit: TCP)."""
+        return 0.0
+
+    def estimate_s(self, table: Table, count: int) -> float:
+        """Expected duration of one read, from its line time and the overhead measured so far."""
+        return self.line_s(table, count) + self.overhead_s
+
     async def _call(self, what: str, fn: Callable[[], Awaitable[Any]], rank: int = RANK_ALARM,
-                    deadline: float | None = None) -> Any:
+                    deadline: float | None = None, line_s: float | None = None) -> Any:
         waited = await self.scheduler.acquire(rank, deadline)
         stats = self.scheduler.ranks[rank]
         if waited is None:
             stats.skipped += 1
             raise ModbusSkipped(f"{self.key}: {what}: line saturated, telemetry read deferred")
         stats.granted(waited)
+        began = time.monotonic()
         try:
-            return await self._exchange(what, fn)
+            rr = await self._exchange(what, fn)
         finally:
             self.scheduler.release()
+        if line_s is not None:  # reads only; and only answered ones (a timeout says nothing of the next)
+            extra = max(0.0, time.monotonic() - began - line_s)
+            self.overhead_s += _OVERHEAD_ALPHA * (extra - self.overhead_s)
+        return rr
 
     async def _exchange(self, what: str, fn: Callable[[], Awaitable[Any]]) -> Any:
         # The caller owns the line (LineScheduler) for the whole exchange, gap included.
         await self._ensure_connected()
-        gap = self._gap_s - (time.monotonic() - self._last_io)
-        if gap > 0:
-            await asyncio.sleep(gap)
+        await self._keep_silence()
         self.requests += 1
         try:
             rr = await fn()
@@ -382,17 +407,33 @@ class ModbusLineTransport(Transport):
         self._set_link(True)
         return rr
 
+    async def _keep_silence(self) -> None:
+        """Wait until ``_gap_s`` has passed since the last exchange ended, and not much longer.
+
+        The loop's timers wake up to ~1 ms late (epoll counts milliseconds), which at
+        115,200 baud is a sixth of an exchange: sleep the bulk, then yield to the loop
+        (other tasks run) until the silence is over."""
+        until = self._last_io + self._gap_s
+        while (left := until - time.monotonic()) > 0:
+            await asyncio.sleep(left - _TIMER_SLACK_S if left > _TIMER_SLACK_S + 0.0005 else 0)
+
     async def read(self, unit: int, table: Table | str, address: int, count: int, *,
                    lane: Lane | None = None, deadline: float | None = None) -> list[int] | list[bool]:
         """Read ``count`` values.  ``lane``: ``Lane.ALARM`` first and never skipped;
-        ``Lane.TELEMETRY`` last, and skipped (``ModbusSkipped``) if it cannot start by
-        ``deadline`` (``time.monotonic()`` seconds); None in between, never skipped."""
+        ``Lane.TELEMETRY`` last, and skipped (``ModbusSkipped``) if it cannot *finish* by
+        ``deadline`` (``time.monotonic()`` seconds; the hub starts it only while
+        ``deadline - estimate_s()`` has not passed); None in between, never skipped."""
         table = Table(table)
         if count < 1:
             raise ValueError("count must be ≥ 1")
         method = getattr(self._client_or_raise(), _READS[table])
         what = f"read {table} {address}+{count} unit {unit}"
-        rr = await self._call(what, lambda: method(address, count=count, device_id=unit), _RANK_OF[lane], deadline)
+        line_s = self.line_s(table, count)
+        start_by = None
+        if deadline is not None and lane is Lane.TELEMETRY:
+            start_by = deadline - line_s - self.overhead_s
+        rr = await self._call(what, lambda: method(address, count=count, device_id=unit), _RANK_OF[lane],
+                              start_by, line_s)
         if table.is_bits:
             bits = list(rr.bits[:count])
             if len(bits) < count:
@@ -430,13 +471,14 @@ class ModbusLineTransport(Transport):
 
     def stats(self) -> dict[str, Any]:
         """Counters for ``/api/metrics``: requests, failures, queue, line utilisation, per-lane waits,
-        telemetry reads skipped because the line was saturated."""
+        telemetry reads skipped because the line was saturated, measured overhead per exchange."""
         return {
             "type": self.type_key,
             "line": self.describe(),
             "connected": self.connected,
             "requests": self.requests,
             "failures": self.failures,
+            "overhead_ms": round(1000 * self.overhead_s, 3),
             **self.scheduler.figures(),
         }
 
@@ -479,6 +521,10 @@ class ModbusRtuTransport(ModbusLineTransport):
             # last answer, whatever message_wait_ms says (the gap counts from when the answer
             # was handled, which is never before its last byte left the wire).
             self._gap_s = max(self._gap_s, self.timing.silence_s)
+
+    def line_s(self, table: Table, count: int) -> float:
+        # both t3.5 silences are in it: the hub's own gap overlaps the one after the answer
+        return self.timing.read_s(table, count) if self.options.framer == "rtu" else 0.0
 
     def stats(self) -> dict[str, Any]:
         return {**super().stats(), "baudrate": self.options.baudrate,
