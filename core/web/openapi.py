@@ -264,6 +264,34 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": {"description": "text/event-stream; events 'alarm', 'state', 'availability', "
                                                      "'resync' (reload and reconnect), 'logout'",
                                       "content": {"text/event-stream": {}}}}}},
+            "/api/journal": {"get": {
+                "summary": "journal entries after a seq, oldest first, for outside consumers (admin, integrator)",
+                "parameters": [
+                    _param("after", desc="return entries with seq > after (default 0)", schema={"type": "integer"}),
+                    _param("limit", desc="1–5000, default 500", schema={"type": "integer"}),
+                    _param("types", desc="comma list of entry types, e.g. AlarmEvent,StateChanged"),
+                    _param("lanes", desc="comma list of alarm,telemetry"),
+                    _param("wait", desc="long poll: hold up to this many seconds (≤ 30) until an entry exists",
+                           schema={"type": "number"})],
+                "responses": {**_ok("entries", {"type": "object", "required": ["entries", "last_seq", "next_after"],
+                                                "properties": {
+                    "entries": {"type": "array", "items": {"type": "object", "required": [
+                        "seq", "type", "lane", "time", "context", "data"], "properties": {
+                        "seq": {"type": "integer"}, "type": {"type": "string"},
+                        "lane": {"type": "string", "enum": ["alarm", "telemetry"]}, "time": {"type": "number"},
+                        "context": {"type": "object"}, "data": {"type": "object"}}}},
+                    "last_seq": {"type": "integer"}, "next_after": {"type": "integer"}}}),
+                              "400": {"$ref": "#/components/responses/Error"},
+                              "403": {"$ref": "#/components/responses/Error"}}}},
+            "/api/journal/cursors": {"get": {"summary": "outside consumers' stored cursors (admin, integrator)",
+                                             "responses": _ok("cursors")}},
+            "/api/journal/cursors/{name}": {"put": {
+                "summary": "store an outside consumer's cursor; it never moves back",
+                "parameters": [_param("name", "path")],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["seq"], "properties": {"seq": {"type": "integer"}}}}}},
+                "responses": {**_ok("the stored cursor"), "400": {"$ref": "#/components/responses/Error"},
+                              "403": {"$ref": "#/components/responses/Error"}}}},
             "/api/openapi.json": {"get": {"summary": "this document", "security": [],
                                           "responses": {"200": {"description": "OpenAPI 3.1"}}}},
         },
