@@ -13,6 +13,7 @@ import csv
 import datetime as dt
 import html
 import io
+import re
 from typing import Any, Iterable
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -30,7 +31,8 @@ def qr_svg(data: str) -> str:
     img = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, error_correction=qrcode.constants.ERROR_CORRECT_M,
                       box_size=10, border=2)
     svg = img.to_string(encoding="unicode")
-    return svg[svg.index("<svg"):]
+    # every code on a sheet would carry the same element id; ids are not needed for drawing
+    return re.sub(r'\sid="[^"]*"', "", svg[svg.index("<svg"):])
 
 
 def label_url(base_url: str, code: str) -> str:
@@ -63,6 +65,10 @@ body {{ font-family: {FONTS}; margin: 0; }}
 
 
 def pdf(document_html: str) -> bytes:
+    import logging
+
+    for name in ("weasyprint", "weasyprint.progress"):  # its per-step INFO lines drown a CLI's output
+        logging.getLogger(name).setLevel(logging.WARNING)
     from weasyprint import HTML
 
     return HTML(string=document_html).write_pdf()

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import csv
 import io
-import subprocess
-import sys
-from pathlib import Path
 
+import anyio
 import pytest
+
+import firebus.plugins.inspection as inspection
+from firebus.core.config import ConfigError, load_text
+from firebus.core.runtime import running_core
 
 from .conftest import INSPECTION, local, site_yaml
 
 pytestmark = pytest.mark.anyio
-FIREBUS = str(Path(sys.executable).with_name("firebus"))
 
 
 async def test_session_writes_need_csrf_and_pages_redirect_to_login(site) -> None:
@@ -35,18 +36,45 @@ async def test_session_writes_need_csrf_and_pages_redirect_to_login(site) -> Non
         assert r.status_code == 303 and r.headers["location"] == "/login?next=/-/plugins/inspection/patrol%3Fcode%3DFB-A1"
 
 
-def test_site_file_errors_name_file_line_and_field(tmp_path) -> None:
-    bad = INSPECTION.replace("items: [pump, sprinkler_valve]", "items: [pump, sprinkler]").replace(
-        "within: 4h}", "within: 4 hours}")
-    path = tmp_path / "site.yaml"
-    path.write_text(site_yaml(tmp_path / "fb.db", bad))
-    out = subprocess.run([FIREBUS, "check", str(path)], capture_output=True, text=True, timeout=60)
-    assert out.returncode != 0
-    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "sprinkler]" in text)
-    assert f"site.yaml:{line}: inspection.checkpoints[1].items[1]: unknown item 'sprinkler'" in out.stderr + out.stdout
+async def test_site_file_errors_name_file_line_and_field(tmp_path) -> None:
+    """What ``firebus check`` and ``firebus run`` report (the same check, before anything starts)."""
+    bad = INSPECTION.replace("items: [pump, sprinkler_valve]", "items: [pump, sprinkler]")
+    text = site_yaml(tmp_path / "fb.db", bad)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "sprinkler]" in t)
+    with pytest.raises(ConfigError) as err:
+        async with running_core(load_text(text, "site.yaml"), autoload=False, extra_plugins={"inspection": inspection}):
+            pass
+    assert str(err.value).startswith(f"site.yaml:{line}: inspection.checkpoints[1].items[1]: unknown item 'sprinkler'")
+    for fragment, where, says in [
+        ("within: 4h}", "inspection.plans[1].schedule.within", "'4 hours' is not a duration"),
+        ("every: daily, at: \"08:00\", within: 10h", "inspection.plans[0].schedule.at", "'8am' is not a time of day"),
+        ("location: room-b", "inspection.checkpoints[2].location", "no unit, building, floor or location 'room-z'"),
+        ("code: FB-B1", "inspection.checkpoints[2].tags[0].code", "already checkpoint 'cp-a1'"),
+    ]:
+        broken = {"within: 4h}": INSPECTION.replace("within: 4h}", "within: 4 hours}"),
+                  "location: room-b": INSPECTION.replace("location: room-b", "location: room-z"),
+                  "code: FB-B1": INSPECTION.replace("code: FB-B1", "code: FB-A1")}.get(
+            fragment, INSPECTION.replace('at: "08:00", within: 10h', 'at: "8am", within: 10h'))
+        with pytest.raises(ConfigError) as err:
+            async with running_core(load_text(site_yaml(tmp_path / "fb.db", broken), "site.yaml"), autoload=False,
+                                    extra_plugins={"inspection": inspection}):
+                pass
+        assert f": {where}: " in str(err.value) and says in str(err.value), str(err.value)
 
 
-async def test_duty_records_and_monthly_forms(site) -> None:
+def cli(*argv: str) -> int:
+    """``firebus inspection …`` in-process (the same parser and functions the CLI entry point runs)."""
+    import argparse
+
+    from firebus.plugins.inspection.cli import add_commands
+
+    parser = argparse.ArgumentParser(prog="firebus")
+    add_commands(parser.add_subparsers())
+    args = parser.parse_args(["inspection", *argv])
+    return args.func(args)
+
+
+async def test_duty_records_and_monthly_forms(site, tmp_path) -> None:
     await site.clock.advance_to(local(1, 9))
     async with site.client("duty_a") as c:
         duty = {"id": "shift-0601", "unit": "plant-a", "shift_start": local(1, 8), "shift_end": local(1, 20),
@@ -78,3 +106,14 @@ async def test_duty_records_and_monthly_forms(site) -> None:
         rows = list(csv.reader(io.StringIO((await c.get("/export/patrol.csv", params={"month": "2026-12"}))
                                            .content.decode("utf-8-sig"))))
         assert rows[1:] == []
+    # the same form from the command line, reading the live site's database read-only
+    config = tmp_path / "site.yaml"
+    config.write_text(site_yaml(tmp_path / "fb.db"))
+    out = tmp_path / "patrol.csv"
+    assert await anyio.to_thread.run_sync(cli, "export", "--config", str(config), "--month", "2026-12", "--out", str(out)) == 0
+    assert "闭门器损坏" in out.read_text(encoding="utf-8-sig")
+    assert await anyio.to_thread.run_sync(cli, "export", "--config", str(config), "--month", "2026-13", "--out", str(out)) == 1
+    sheet = tmp_path / "labels.pdf"
+    assert await anyio.to_thread.run_sync(cli, "labels", "--config", str(config), "--base-url", "https://fire.example.cn",
+                                          "--out", str(sheet)) == 0
+    assert sheet.read_bytes().startswith(b"%PDF")
