@@ -12,6 +12,7 @@ from typing import Any
 from .i18n import ALARM_BOOL_CLASSES, has, translate
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
+_ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 FAULT_BOOL_CLASSES = frozenset({"fault", "tamper"})
 RUN_BOOL_CLASSES = frozenset({"pump_state", "fan_state"})
 OPEN_BOOL_CLASSES = frozenset({"valve_state"})
@@ -118,6 +119,12 @@ class Human:
         return [{"ts": tr.ts, "what": self.transition(tr.transition), "who": self.actor(tr.actor_kind, tr.actor),
                  "detail": self.detail(tr.detail, unit, point_class), "transition": tr.transition}
                 for tr in transitions]
+
+    def subscriber(self, name: str) -> str:
+        """A bus subscriber's name without the per-connection id (``web-events-01J…``)."""
+        base = _ULID.sub("", name).rstrip("-_: ")
+        key = "sub_" + base.replace("-", "_")
+        return self.t(key) if has(key) else base or name
 
     def kind(self, prefix: str, value: Any) -> str:
         """A stored state word (``ns_sent``, ``kind_floor`` …) or the word itself if unknown."""

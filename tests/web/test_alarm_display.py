@@ -133,3 +133,10 @@ async def test_confirmed_fire_names_its_place_and_detectors(site2) -> None:
     assert confirmed["location_path"] == "Main hall / F1 / Switch room A"
     assert confirmed["floor"]["name"] == "F1" and confirmed["floor"]["level"] == 1
     assert by_rule(zh, "confirmed")["text"] == "Switch room A 确认火警：2 只探测器报警"
+    # Its notification names the place, not the place's id.
+    from types import SimpleNamespace
+
+    from firebus.plugins.notify.routing import describe
+
+    event = SimpleNamespace(device_id=None, point_id=None, location_id=confirmed["location_id"])
+    assert describe(event, site.core.registry)["where"] == "Switch room A"
