@@ -81,7 +81,7 @@ def run(url: str, ids: dict, shots: Path, shoot: bool) -> dict:
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '[data-list=fire] .crow.unacked'))
         seen["sections"] = js(driver, "return Array.from(document.querySelectorAll('.csec')).map(function (s) {"
                                       " return [s.dataset.section, s.querySelector('[data-count]').textContent]; });")
-        seen["first_row"] = js(driver, "var r = document.querySelector('.crow'); return [r.dataset.category, r.innerText];")
+        seen["first_row"] = js(driver, "var r = document.querySelector('.crow'); return [r.dataset.category, r.innerText, r.dataset.alarm];")
         seen["selected"] = js(driver, "return document.getElementById('selected').dataset.alarm;")
         seen["banner"] = wait.until(lambda d: js(d, "var b = document.getElementById('fire-banner');"
                                                     " return !b.hidden && [b.innerText, getComputedStyle(b).animationName];"))
@@ -195,6 +195,7 @@ async def test_console_plan_and_adoption_in_a_real_browser(site, tmp_path: Path)
     assert [s for s, _ in seen["sections"]] == ["fire", "leakage", "supervisory", "fault"]
     assert dict(seen["sections"])["fire"] == "1" and int(dict(seen["sections"])["leakage"]) >= 1
     assert seen["first_row"][0] == "fire" and "Switch room A" in seen["first_row"][1] and "F1" in seen["first_row"][1]
+    assert seen["selected"] == seen["first_row"][2], "a new unacknowledged fire takes the selection"
     assert seen["banner"][1] == "blink" and "unacknowledged fire" in seen["banner"][0]
     assert seen["audio"] == "running"
     assert seen["after_reload"] == ["on", "running"], "the sound choice survives a reload"

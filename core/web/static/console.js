@@ -177,12 +177,22 @@
     b.addEventListener("click", function () { act(action, body); });
     return b;
   }
+  // The side panel: the alarm's facts and actions (re-drawn on every change), and its floor
+  // plan (drawn once per floor and highlight, re-coloured otherwise: no flicker).
+  var side = document.getElementById("selected"), info = el("div", {}), planBox = el("div", { cls: "plan-mini" }), planKey = "";
+  side.textContent = "";
+  side.appendChild(info);
+  side.appendChild(planBox);
   function renderSelected() {
-    var box = document.getElementById("selected");
+    var box = info;
     box.textContent = "";
     var a = byId[selectedId];
-    if (!a) { box.appendChild(el("p", { cls: "muted", text: S.no_selection })); return; }
-    box.dataset.alarm = a.id;
+    if (!a) {
+      box.appendChild(el("p", { cls: "muted", text: S.no_selection }));
+      planBox.textContent = ""; planKey = ""; delete side.dataset.alarm;
+      return;
+    }
+    side.dataset.alarm = a.id;
     box.appendChild(el("h2", {}, [el("span", { cls: "cat cat-" + a.category, text: S["cat_" + a.category] || a.category }), " ",
       el("a", { href: "/alarms/" + a.id, text: a.text || a.message || "" })]));
     var dl = el("dl", { cls: "facts" });
@@ -202,11 +212,10 @@
       }
       box.appendChild(acts);
     }
-    if (a.floor && window.firebusPlan) {
-      var planBox = el("div", { cls: "plan-mini" });
-      box.appendChild(planBox);
-      window.firebusPlan.show(planBox, a.floor.id, (a.devices || []).map(function (d) { return d.id; }), false);
-    }
+    var hl = (a.devices || []).map(function (d) { return d.id; }), key = a.floor ? a.floor.id + "|" + hl.join(",") : "";
+    if (!key || !window.firebusPlan) { planBox.textContent = ""; planKey = ""; }
+    else if (key !== planKey) { planKey = key; window.firebusPlan.show(planBox, a.floor.id, hl, false); }
+    else window.firebusPlan.recolour(planBox, a.floor.id);
   }
   function select(id) {
     selectedId = id;
@@ -221,7 +230,7 @@
     if (action === "silence" && (!a.active || a.silenced)) return;
     if (action === "verdict" && a.category !== "fire") return;
     api("POST", "/api/alarms/" + encodeURIComponent(a.id) + "/" + action, body || {}).then(load)
-      .catch(function (e) { document.getElementById("selected").appendChild(el("p", { cls: "err", text: e.message })); });
+      .catch(function (e) { info.appendChild(el("p", { cls: "err", text: e.message })); });
   }
   function load() {
     return api("GET", "/api/alarms?status=open&limit=500").then(function (list) { alarms = list.items; render(); });
