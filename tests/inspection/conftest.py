@@ -140,11 +140,12 @@ async def wait_until(predicate, timeout: float = 10.0) -> None:
 
 
 @asynccontextmanager
-async def open_site(db: Path, section: str = INSPECTION, start: float = START) -> AsyncIterator[Site]:
+async def open_site(db: Path, section: str = INSPECTION, start: float = START,
+                    extra: dict[str, Any] | None = None) -> AsyncIterator[Site]:
     clock = ManualClock(start)
     loaded = load_text(site_yaml(db, section), "site.yaml")
     async with running_core(loaded, clock=clock, autoload=False,
-                            extra_plugins={"inspection": inspection, **web_plugins()}) as core:
+                            extra_plugins={"inspection": inspection, **web_plugins(), **(extra or {})}) as core:
         auth = AuthStore(core.storage)
         s = Site(core=core, app=create_app(core), clock=clock, auth=auth)
         for name, (role, units) in ROLES.items():
