@@ -829,6 +829,7 @@ class ModbusProfileDriver(PolledDriver):
         self._planner: PollPlanner | None = None
         #: telemetry reads deferred because the line was saturated (read again next cycle)
         self.telemetry_deferred = 0
+        self._too_long: set[Block] = set()  # blocks whose read alone exceeds the telemetry budget (warned)
         self.schedule  # noqa: B018 — sets poll_interval (the cycle) for the core's poller
 
     @property
@@ -924,7 +925,7 @@ class ModbusProfileDriver(PolledDriver):
                     readings = []
                 for block in cycle.telemetry:
                     try:
-                        data = await self._read_block(block, Lane.TELEMETRY, deadline)
+                        data = await self._read_block(block, Lane.TELEMETRY, self._deadline_for(block, deadline))
                     except ModbusSkipped:
                         self.telemetry_deferred += 1  # still due: read first next cycle
                         continue
@@ -934,6 +935,25 @@ class ModbusProfileDriver(PolledDriver):
             planner.refresh()  # the next successful poll reads every point again
             raise
         return readings
+
+    def _deadline_for(self, block: Block, deadline: float) -> float | None:
+        """``deadline``, unless the line says this read alone takes longer than the whole budget:
+        such a block could never be read, so it is read anyway, at telemetry rank without a
+        deadline (the poll then overruns its cycle — said once in the log)."""
+        estimate = getattr(self.line, "estimate_s", None)
+        if estimate is None:
+            return deadline
+        budget = TELEMETRY_BUDGET * self.schedule.tick
+        if estimate(block.table, block.count) <= budget:
+            return deadline
+        if block not in self._too_long:
+            self._too_long.add(block)
+            self.ctx.logger.warning(
+                "%s unit %s: reading %s %s+%s takes ~%.2f s on this line, more than %.0f %% of the %.2f s "
+                "poll cycle; read anyway, the cycle overruns (set a longer alarm_interval/poll_interval or a "
+                "smaller max_count)", self.type_key, self.unit, block.table, block.address, block.count,
+                estimate(block.table, block.count), 100 * TELEMETRY_BUDGET, self.schedule.tick)
+        return None
 
     def _reports_early(self) -> bool:
         early = type(self).report_alarms_early

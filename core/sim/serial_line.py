@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import heapq
 import os
+from collections import deque
 import select
 import threading
 import time
@@ -41,12 +42,12 @@ from firebus.sdk.modbus import RtuTiming
 class PacedSerialLine:
     """Two pty pairs and a paced half-duplex relay between them; a context manager."""
 
-    def __init__(self, baudrate: int = 9600, *, bytesize: int = 8, parity: str = "N", stopbits: int = 1,
-                 trace: bool = False) -> None:
+    def __init__(self, baudrate: int = 9600, *, bytesize: int = 8, parity: str = "N", stopbits: int = 1) -> None:
         self.timing = RtuTiming.of(baudrate, bytesize, parity, stopbits)
         self.baudrate = baudrate
-        #: with ``trace``: (monotonic, "w" written / "d" delivered, "c" client side / "s" device side, bytes)
-        self.trace: list[tuple[float, str, str, int]] | None = [] if trace else None
+        #: recent turnarounds, s: last byte handed to a side → first byte of that side's next frame
+        #: (the units': their processing; the client's: its processing plus the t3.5 it keeps)
+        self.turnaround: dict[str, deque[float]] = {"devices": deque(maxlen=4096), "client": deque(maxlen=4096)}
         self._fds: list[int] = []
         self._thread: threading.Thread | None = None
         self._stop_r = self._stop_w = -1
@@ -104,6 +105,7 @@ class PacedSerialLine:
         seq = 0
         wire_end = -1.0  # when the last byte put on the wire has left it
         last_source = -1
+        delivered: dict[int, float] = {}  # fd → when bytes were last handed to it
         while True:
             timeout = 0.2
             if pending:
@@ -129,12 +131,13 @@ class PacedSerialLine:
                 else:
                     start = max(now, wire_end + silence)  # a new frame waits for t3.5 of silence
                     self.frames += 1
+                    handed = delivered.get(src)
+                    if handed is not None and handed >= wire_end - 1e-9:  # answering what it was handed last
+                        self.turnaround["client" if src == mc else "devices"].append(now - handed)
                 end = start + len(data) * char
                 self.busy_s += end - start
                 wire_end, last_source = end, src
                 to_devices = src == mc
-                if self.trace is not None:
-                    self.trace.append((now, "w", "c" if to_devices else "s", len(data)))
                 self.bytes["to_devices" if to_devices else "to_client"] += len(data)
                 at = end + silence if to_devices else end
                 seq += 1
@@ -147,8 +150,7 @@ class PacedSerialLine:
                 self._deliveries += 1
                 if late > self.late_max_s:
                     self.late_max_s = late
-                if self.trace is not None:
-                    self.trace.append((now, "d", "s" if dst == md else "c", len(data)))
+                delivered[dst] = now
                 try:
                     os.write(dst, data)
                 except OSError:
@@ -163,4 +165,10 @@ class PacedSerialLine:
             "wire_busy_s": round(self.busy_s, 4),
             "relay_late_ms_max": round(1000 * self.late_max_s, 3),
             "relay_late_ms_avg": round(1000 * self._late_sum / self._deliveries, 3) if self._deliveries else 0.0,
+            **{f"{side}_turnaround_ms_p50": _median_ms(v) for side, v in self.turnaround.items()},
         }
+
+
+def _median_ms(values: "deque[float]") -> float | None:
+    ordered = sorted(values)
+    return round(1000 * ordered[len(ordered) // 2], 3) if ordered else None

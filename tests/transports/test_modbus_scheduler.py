@@ -1,8 +1,9 @@
-"""The line scheduler and the hub's deadline arithmetic (pure logic: no line, no server)."""
+"""The line scheduler (pure logic), and the hub's finish-by deadlines against a slow pymodbus unit."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
@@ -67,3 +68,45 @@ async def test_cancelled_waiter_is_passed_over_and_the_line_not_lost():
     assert await nxt is not None
     s.release()
     assert await s.acquire(RANK_OTHER) == 0.0  # idle again
+
+
+async def test_telemetry_deadline_is_finish_by_from_the_measured_exchange_time(ctx, caplog):
+    """A slow unit (0.15 s per answer): a telemetry read that cannot end by its deadline is not
+    started; one that can is; a block that could never fit its poll's budget is read anyway."""
+    from firebus.core.sim.modbus import ModbusSimulator, SimDevice, resolve_profile
+    from firebus.core.transports.modbus import ModbusTcpOptions, ModbusTcpTransport
+    from firebus.sdk.events import Lane
+    from firebus.sdk.modbus import ModbusDeviceOptions, ModbusProfileDriver, ModbusSkipped
+
+    async with ModbusSimulator([SimDevice(1, resolve_profile("pump_controller"))], latency=0.15) as sim:
+        line = ModbusTcpTransport("slow", ModbusTcpOptions(host="127.0.0.1", port=sim.port, timeout=2, retries=0), ctx)
+        await line.start()
+        try:
+            for _ in range(8):  # learn the exchange time
+                await line.read(1, "discrete", 0, 2)
+            assert 0.1 < line.estimate_s("discrete", 2) < 1.0
+            n = sim.count()
+            with pytest.raises(ModbusSkipped):  # idle line, but 0.1 s is too short for a 0.15 s exchange
+                await line.read(1, "discrete", 0, 2, lane=Lane.TELEMETRY, deadline=time.monotonic() + 0.1)
+            assert sim.count() == n  # never sent
+            assert line.stats()["telemetry_skipped"] == 1
+            await line.read(1, "discrete", 0, 2, lane=Lane.TELEMETRY, deadline=time.monotonic() + 1.0)
+
+            class Driver(ModbusProfileDriver):
+                type_key = "slow_test"
+                profile = resolve_profile("pump_controller")
+
+            class Ctx:
+                transport = line
+                device_id = None
+                logger = logging.getLogger("firebus.test.slow")
+
+            # a 0.1 s cycle leaves 0.08 s for telemetry: less than one exchange on this line
+            drv = Driver(ModbusDeviceOptions(unit=1, poll_interval=0.1, alarm_interval=0.1), Ctx())
+            with caplog.at_level(logging.WARNING, logger="firebus.test.slow"):
+                got = await drv.poll()
+            assert {r.point_key for r in got} == {p.point_key for p in Driver.profile.points}
+            assert drv.telemetry_deferred == 0
+            assert "cycle overruns" in caplog.text
+        finally:
+            await line.stop()
