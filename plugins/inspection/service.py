@@ -447,6 +447,15 @@ class Service:
             "VALUES (?,?,?,?,?,?,?,?)", (pid, content_type, len(data), sha, data, user, unit, self.clock.time()))
         return True
 
+    async def photo_units(self, pid: str, uploader_unit: str | None) -> set[str | None]:
+        """The units that may see a photo: the uploader's, and those of the records and hazards showing it."""
+        like = f'%"{pid}"%'
+        rows = await self.storage.fetchall(
+            "SELECT unit_key FROM insp_records WHERE photos LIKE ? UNION "
+            "SELECT h.unit_key FROM insp_hazard_history x JOIN insp_hazards h ON h.id = x.hazard_id "
+            "WHERE x.photos LIKE ?", (like, like))
+        return {uploader_unit, *(r[0] for r in rows)}
+
     async def photo(self, pid: str) -> tuple[str, bytes, str | None] | None:
         row = await self.storage.fetchone("SELECT content_type, data, unit_key FROM insp_photos WHERE id = ?", (pid,))
         return (row[0], bytes(row[1]), row[2]) if row else None

@@ -217,7 +217,7 @@ def routes(service_of: Callable[[], Any], site: dict[str, Any]) -> list[Route]:
     async def get_photo(request: Request, who: Caller, service: Any) -> Response:
         found = await service.photo(request.path_params["id"])
         seen = units(who)
-        if found is None or (seen is not None and found[2] not in seen and found[2] is not None):
+        if found is None or (seen is not None and not seen & await service.photo_units(request.path_params["id"], found[2])):
             raise Refused(404, "not_found", "no such photo", "没有此照片")
         return Response(found[1], media_type=found[0], headers={"cache-control": "private, max-age=86400"})
 

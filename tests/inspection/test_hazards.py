@@ -47,6 +47,7 @@ async def test_fault_opens_hazard_rectified_with_photo_and_closed(site) -> None:
         assert r.status_code == 403
     async with site.client("manager_b") as c:  # another unit: as if it did not exist
         assert (await c.get(f"/api/hazards/{hid}")).status_code == 404
+        assert (await c.get("/api/photos/ph-1")).status_code == 404
         assert (await c.get("/api/hazards")).json()["items"] == []
     async with site.client("manager_a") as c:
         r = await c.post(f"/api/hazards/{hid}/actions", json={"action": "assign", "responsible": "li", "id": "a-1"})
