@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from firebus.sdk.core_api import HistoryBucket
+from firebus.sdk.core_api import History, HistoryBucket
 
 from .model import AlarmRecord, Resolution, Series
 from .settings import ThresholdSettings
@@ -21,7 +21,14 @@ class CoreSource(StorageSource):
         self.core = core
 
     async def rollups(self, point_ids: Sequence[str], start: float, end: float, resolution: Resolution) -> dict[str, Series]:
-        history = await self.core.history(list(point_ids), start, end, _BUCKET[resolution])
+        return self.to_series(await self.rollup_rows(point_ids, start, end, resolution))
+
+    async def rollup_rows(self, point_ids: Sequence[str], start: float, end: float, resolution: Resolution) -> History:
+        return await self.core.history(list(point_ids), start, end, _BUCKET[resolution])
+
+    @staticmethod
+    def to_series(history: History) -> dict[str, Series]:
+        """Rows → numpy (CPU: the scheduler does it in its worker thread, not on the event loop)."""
         return {pid: Series.from_rows(rows) for pid, rows in history.rows.items() if rows}
 
     async def alarm(self, alarm_id: str) -> AlarmRecord | None:

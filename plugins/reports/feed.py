@@ -35,7 +35,9 @@ from .live import FIVE, HOUR, LiveScore, LiveScores
 from .model import DeviceRef, PointRef, Resolution, Series
 
 OPEN_S = 2 * 3600
-SEED_CHUNK = 100  # points per history read while seeding
+# Rows per history read while seeding: few live tuples at a time keep GC passes (which hold the
+# interpreter, so the event loop) short.
+SEED_ROWS = 50_000
 _RES = {FIVE: Resolution.FIVE_MIN, HOUR: Resolution.HOUR}
 _BUCKET = {FIVE: HistoryBucket.FIVE_MIN, HOUR: HistoryBucket.HOUR}
 
@@ -93,13 +95,14 @@ class LiveFeed:
     async def _seed(self, live: LiveScore, point_ids: list[str], now: float) -> None:
         """Fill the rings from history and open the recent buckets at their counts.
 
-        In chunks of ``SEED_CHUNK`` points with a checkpoint between them, and one numpy
+        In chunks of about ``SEED_ROWS`` rows with a checkpoint between them, and one numpy
         assignment per point: seeding 1,000 points must not hold the event loop.
         """
         for step, rings in ((HOUR, live.hourly), (FIVE, live.five)):
             ids = [pid for pid in point_ids if pid in rings]
-            for k in range(0, len(ids), SEED_CHUNK):
-                chunk = ids[k:k + SEED_CHUNK]
+            per = max(1, SEED_ROWS // max(r.size for r in rings.values())) if rings else 1
+            for k in range(0, len(ids), per):
+                chunk = ids[k:k + per]
                 longest = max(rings[pid].size for pid in chunk) * step
                 history = await self.core.history(chunk, now - longest, now + step, _BUCKET[step])
                 for pid in chunk:
