@@ -248,8 +248,6 @@ class Service:
             if due > now:
                 wake = min(wake, due)
                 continue
-            await self.storage.execute(
-                "UPDATE insp_tasks SET status = 'missed', missed_ts = ? WHERE id = ? AND status = 'open'", (now, tid))
             skipped = [r[0] for r in await self.storage.fetchall(
                 "SELECT checkpoint_key FROM insp_task_stops WHERE task_id = ? AND record_id IS NULL ORDER BY seq",
                 (tid,))]
@@ -263,6 +261,10 @@ class Service:
                 message=f"patrol {pname} of {when} not done in time: {len(skipped)} checkpoint(s) skipped ({names})",
                 message_zh=f"巡查任务 {pname}（{when}）未按时完成：漏检 {len(skipped)} 个点位（{names}）",
             )
+            # Marked after the alarm is published (alarm lane, committed first): a crash in between
+            # publishes it again at the next start, and the engine keeps one alarm per task.
+            await self.storage.execute(
+                "UPDATE insp_tasks SET status = 'missed', missed_ts = ? WHERE id = ? AND status = 'open'", (now, tid))
         return wake
 
     async def list_tasks(self, units: set[str] | None, status: str | None, since: float | None,
@@ -619,36 +621,36 @@ class Service:
             major = "重大" if sev == "major" else ""
             if last_urge is None or now >= last_urge + self.urge_s:
                 n = urges + 1
-                await self.storage.execute(
-                    "UPDATE insp_hazards SET last_urge_ts = ?, urges = ? WHERE id = ?", (now, n, hid))
+                if last_urge is None:  # published first: a crash before the rows below publishes it again
+                    self._publish(
+                        f"hazard:{hid}", "overdue", True, unit=unit, place=place, value=round(late_h, 2),
+                        message=f"{'major ' if major else ''}hazard rectification overdue: {desc} "
+                                f"(responsible: {resp or 'unassigned'})",
+                        message_zh=f"{major}隐患整改逾期：{desc}（责任人：{resp or '未指派'}），请督促整改")
                 await self.storage.execute(
                     "INSERT OR IGNORE INTO insp_hazard_history (id, hazard_id, ts, actor, action, from_state, "
                     "to_state, note, photos, detail) VALUES (?,?,?,?,?,NULL,(SELECT state FROM insp_hazards "
                     "WHERE id = ?),?,'[]',?)",
                     (f"{hid}:urge:{n}", hid, now, "system", "urge", hid, f"催促整改（第 {n} 次）/ urge #{n}",
                      _j({"overdue_h": round(late_h, 2), "responsible": resp})))
-                if last_urge is None:
-                    self._publish(
-                        f"hazard:{hid}", "overdue", True, unit=unit, place=place, value=round(late_h, 2),
-                        message=f"{'major ' if major else ''}hazard rectification overdue: {desc} "
-                                f"(responsible: {resp or 'unassigned'})",
-                        message_zh=f"{major}隐患整改逾期：{desc}（责任人：{resp or '未指派'}），请督促整改")
+                await self.storage.execute(
+                    "UPDATE insp_hazards SET last_urge_ts = ?, urges = ? WHERE id = ?", (now, n, hid))
                 last_urge = now
             wake = min(wake, last_urge + self.urge_s)
             if not escalated:
                 if now >= deadline + self.escalate_s:
-                    await self.storage.execute("UPDATE insp_hazards SET escalated = 1 WHERE id = ?", (hid,))
+                    self._publish(
+                        f"hazard:{hid}", "escalated", True, unit=unit, place=place, value=round(late_h, 2),
+                        severity=self.escalate_severity,
+                        message=f"hazard still not rectified {late_h:.0f} h after its deadline, escalated: {desc}",
+                        message_zh=f"{major}隐患逾期 {late_h:.0f} 小时仍未整改，已上报监管：{desc}")
                     await self.storage.execute(
                         "INSERT OR IGNORE INTO insp_hazard_history (id, hazard_id, ts, actor, action, from_state, "
                         "to_state, note, photos, detail) VALUES (?,?,?,?,?,NULL,(SELECT state FROM insp_hazards "
                         "WHERE id = ?),?,'[]',?)",
                         (f"{hid}:escalate", hid, now, "system", "escalate", hid, "逾期未整改，已上报监管 / escalated",
                          _j({"overdue_h": round(late_h, 2)})))
-                    self._publish(
-                        f"hazard:{hid}", "escalated", True, unit=unit, place=place, value=round(late_h, 2),
-                        severity=self.escalate_severity,
-                        message=f"hazard still not rectified {late_h:.0f} h after its deadline, escalated: {desc}",
-                        message_zh=f"{major}隐患逾期 {late_h:.0f} 小时仍未整改，已上报监管：{desc}")
+                    await self.storage.execute("UPDATE insp_hazards SET escalated = 1 WHERE id = ?", (hid,))
                 else:
                     wake = min(wake, deadline + self.escalate_s)
         return wake

@@ -149,7 +149,8 @@ async def open_site(db: Path, section: str = INSPECTION, start: float = START,
         auth = AuthStore(core.storage)
         s = Site(core=core, app=create_app(core), clock=clock, auth=auth)
         for name, (role, units) in ROLES.items():
-            await auth.create_user(name, role, units=units, password=PASSWORD)
+            if await auth.get_user(name) is None:  # a restart on the same database keeps them
+                await auth.create_user(name, role, units=units, password=PASSWORD)
             s.tokens[name], _ = await auth.create_token(name, label="test")
         yield s
 

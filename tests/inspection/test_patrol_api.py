@@ -112,3 +112,26 @@ async def test_records_are_append_only_and_bad_input_is_a_clear_400(site, tmp_pa
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         db.execute("DELETE FROM insp_records")
     db.close()
+
+
+async def test_windows_while_the_core_was_down_are_made_and_missed_after_restart(tmp_path) -> None:
+    from .conftest import open_site
+
+    async with open_site(tmp_path / "fb.db", start=local(1, 8, 30)) as site:
+        async with site.client("duty_a") as c:
+            tasks = (await c.get("/api/tasks")).json()["items"]
+            assert [t["id"] for t in tasks] == [f"daily-a@{int(local(1, 8))}"]
+            await c.post("/api/records", json={"id": "before-stop", "checkpoint": "cp-a1"})
+    # down from 08:30 on the 1st to 09:00 on the 3rd: day 1's and day 2's patrols of both units were due
+    async with open_site(tmp_path / "fb.db", start=local(3, 9, 0)) as site:
+        await wait_until(lambda: len(site.alarms()) == 4)
+        async with site.client("admin") as c:
+            tasks = (await c.get("/api/tasks")).json()["items"]
+        by_id = {t["id"]: t for t in tasks}
+        assert {t["status"] for t in tasks if t["start"] < local(3, 0)} == {"missed"}
+        assert by_id[f"daily-a@{int(local(1, 8))}"]["stops"][0]["record_id"] == "before-stop"
+        assert {t["id"] for t in tasks if t["status"] == "open"} == {f"daily-a@{int(local(3, 8))}",
+                                                                    f"daily-b@{int(local(3, 8))}"}
+        # every due time passed while the core was down: each missed task is alarmed once it is back
+        assert sorted(a.subject for a in site.alarms()) == sorted(
+            f"inspection:task:{p}@{int(local(d, 8))}" for p in ("daily-a", "daily-b") for d in (1, 2))
