@@ -123,6 +123,9 @@ class ReportsService:
             units = [u for u in units if u.key in schedule.units]
         made = []
         for unit in units:
+            if not await self.source.points(unit.id, self.cfg.analysis.circuit_classes):
+                log.info("%s report %s: unit %s has no electrical-fire circuits; none made", schedule.every, label, unit.key)
+                continue
             try:
                 stored = await self.make(schedule, unit, period)
             except Exception:

@@ -1,4 +1,6 @@
-"""The plugin's routes, mounted by the core under ``/-/plugins/reports/`` (system roles only).
+"""The plugin's routes, mounted by the core under ``/-/plugins/reports/``, open to every
+signed-in role (``firebus.sdk.web.signed_in``) and scoped by the caller's units: a unit
+manager sees their units' scores and reports, admin and integrator every unit.
 
 * ``GET units/{unit}/score`` — the live score as JSON (``unit``: registry id or site-file key):
   score, grade, items, every deduction with its evidence, direct criteria, the window;
@@ -19,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from firebus.sdk.web import caller, signed_in
+
 from . import i18n
 from .live import LiveScore
 from .store import get, listing
@@ -33,6 +37,12 @@ def _lang(request: Request, default: str) -> str:
 
 def _error(code: int, text: str) -> JSONResponse:
     return JSONResponse({"error": {"code": {404: "not_found", 503: "unavailable"}.get(code, "bad_request"), "message": text}}, code)
+
+
+def _sees(request: Request, unit_key: str) -> bool:
+    """Another unit's data is answered like a missing one (404): its existence is not told either."""
+    who = caller(request)
+    return who is not None and who.sees(unit_key)
 
 
 def score_json(live: LiveScore) -> dict[str, Any]:
@@ -65,8 +75,8 @@ _CSS = ("body{font-family:'WenQuanYi Micro Hei','Noto Sans CJK SC',sans-serif;ma
         "vertical-align:top}.big{font-size:2rem;font-weight:bold}.ev{color:#555;font-size:.9em}")
 
 
-def _page(title: str, body: str, lang: str) -> HTMLResponse:
-    return HTMLResponse(f'<!doctype html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
+def _page(title: str, body: str, lang: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(status_code=status, content=f'<!doctype html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
                         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>{body}</body></html>")
 
 
@@ -90,7 +100,7 @@ def routes(service_of: Callable[[], Any]) -> list[Route]:
             return _error(503, i18n.t("live_not_ready", "en"))
         ref = request.path_params["unit"]
         live = unit_live(s, ref)
-        if live is None:
+        if live is None or not _sees(request, live.unit.key):
             return _error(404, i18n.t("err_unit", "en", unit=ref))
         if live.cached is None:
             s.feed.kick()
@@ -107,8 +117,8 @@ def routes(service_of: Callable[[], Any]) -> list[Route]:
             return _page(i18n.t("live_title", lang), f"<p>{t('live_not_ready')}</p>", lang)
         ref = request.path_params["unit"]
         live = unit_live(s, ref)
-        if live is None:
-            return _page(i18n.t("live_title", lang), f"<p>{t('err_unit', unit=ref)}</p>", lang)
+        if live is None or not _sees(request, live.unit.key):
+            return _page(i18n.t("live_title", lang), f"<p>{t('err_unit', unit=ref)}</p>", lang, 404)
         if live.cached is None:
             s.feed.kick()
             return _page(i18n.t("live_title", lang), f"<p>{t('live_not_ready')}</p>", lang)
@@ -141,7 +151,7 @@ def routes(service_of: Callable[[], Any]) -> list[Route]:
             s = service()
         except LookupError as exc:
             return _error(503, str(exc))
-        found = await listing(s.core.storage, request.query_params.get("unit"))
+        found = [r for r in await listing(s.core.storage, request.query_params.get("unit")) if _sees(request, r.unit_key)]
         return JSONResponse({"reports": [
             {"id": r.id, "schedule": r.schedule, "unit_id": r.unit_id, "unit": r.unit_key, "period": r.period,
              "grade": r.grade, "score": r.score, "created": r.created, "sent": r.sent,
@@ -151,7 +161,7 @@ def routes(service_of: Callable[[], Any]) -> list[Route]:
         s = service_of()
         lang = _lang(request, s.language if s else "zh")
         t = lambda key, **kw: html.escape(i18n.t(key, lang, **kw))  # noqa: E731
-        found = await listing(s.core.storage) if s else []
+        found = [r for r in await listing(s.core.storage) if _sees(request, r.unit_key)] if s else []
         if not found:
             return _page(i18n.t("list_title", lang), f"<h1>{t('list_title')}</h1><p>{t('list_none')}</p>", lang)
         rows = []
@@ -174,7 +184,7 @@ def routes(service_of: Callable[[], Any]) -> list[Route]:
             return _error(503, str(exc))
         rid, name = request.path_params["id"], request.path_params["name"]
         r = await get(s.core.storage, rid)
-        if r is None:
+        if r is None or not _sees(request, r.unit_key):
             return _error(404, i18n.t("err_report", "en", id=rid))
         path = r.files.get(name)
         if path is None or not Path(path).is_file():
@@ -182,10 +192,10 @@ def routes(service_of: Callable[[], Any]) -> list[Route]:
         fmt = name.split("-")[0]
         return FileResponse(path, media_type=_MIME.get(fmt, "application/octet-stream"), filename=Path(path).name)
 
-    return [
+    return [signed_in(r) for r in (
         Route("/units/{unit}/score", score),
         Route("/units/{unit}", unit_page),
         Route("/reports.json", reports_json),
         Route("/reports", reports_page),
         Route("/files/{id}/{name}", file),
-    ]
+    )]

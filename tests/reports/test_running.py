@@ -119,6 +119,8 @@ units:
       - key: main
         name: 教学楼
         floors: [{{key: f1, name: 1F, locations: [{{key: dist-1, name: 一层配电间}}]}}]
+  - key: mall
+    name: 万达广场
 devices:
   - {{key: al-1, driver: reportstest.arcm, location: dist-1, name: AL-1, options: {{serial: S1}}}}
 notify:
@@ -142,15 +144,18 @@ async def wait_for(predicate: Any, what: str, timeout: float = 20.0) -> None:
             await anyio.sleep(0.02)
 
 
+USERS = {"admin": ("admin", []), "wang": ("unit_manager", ["school"]), "li": ("unit_manager", ["mall"])}
+
+
 class Running:
-    def __init__(self, core: Any, clock: ManualClock, token: str) -> None:
+    def __init__(self, core: Any, clock: ManualClock, tokens: dict[str, str]) -> None:
         self.core, self.clock = core, clock
         self.app = create_app(core)
-        self.headers = {"Authorization": f"Bearer {token}"}
+        self.tokens = tokens
 
-    def client(self) -> httpx.AsyncClient:
+    def client(self, who: str = "admin") -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://panel",
-                                 headers=self.headers)
+                                 headers={"Authorization": f"Bearer {self.tokens[who]}"})
 
     @property
     def service(self) -> Any:
@@ -167,9 +172,11 @@ async def running(tmp_path: Path, receiver: Receiver) -> AsyncIterator[Running]:
     loaded = load_text(site_yaml(tmp_path / "fb.db", receiver.url), str(tmp_path / "site.yaml"))
     async with running_core(loaded, clock=clock, extra_plugins={"reportstest": ArcmPlugin()}, autoload=None) as core:
         auth = AuthStore(core.storage)
-        await auth.create_user("admin", "admin", units=[], password="correct horse battery staple")
-        token, _ = await auth.create_token("admin", label="test")
-        r = Running(core, clock, token)
+        tokens = {}
+        for name, (role, units) in USERS.items():
+            await auth.create_user(name, role, units=units, password="correct horse battery staple")
+            tokens[name], _ = await auth.create_token(name, label="test")
+        r = Running(core, clock, tokens)
         await wait_for(lambda: r.service is not None and r.service.feed.ready.is_set(), "live feed ready")
         await clock.advance(60)  # the detector answers and reports
         await wait_for(lambda: r.service.feed.scores.unit_of_point(core.registry.point(core.device_ids["al-1"], "rc").id),
@@ -200,6 +207,13 @@ async def test_live_score_follows_the_journal_and_drops_after_an_alarm(running: 
         assert "Live health check" in page_en.text and "Deductions" in page_en.text
         missing = await http.get("/-/plugins/reports/units/nowhere/score")
         assert missing.status_code == 404 and "nowhere" in missing.json()["error"]["message"]
+    # Open to every signed-in role, scoped by the caller's units.
+    async with running.client("wang") as http:
+        assert (await http.get("/-/plugins/reports/units/school/score")).json()["score"] == after["score"]
+    async with running.client("li") as http:
+        assert (await http.get("/-/plugins/reports/units/school/score")).status_code == 404
+        assert (await http.get("/-/plugins/reports/units/school?lang=en")).status_code == 404
+        assert (await http.get("/-/plugins/reports/units/mall/score")).json()["devices"] == 0
     # The readings went into the live state from the journal, bucket by bucket, not from a history scan.
     feed = running.service.feed
     rc = core.registry.point(core.device_ids["al-1"], "rc").id
@@ -257,6 +271,12 @@ async def test_schedule_fires_on_the_clock_stores_lists_and_sends(running: Runni
         page = await http.get("/-/plugins/reports/reports?lang=en")
         assert "Health-check reports" in page.text and f'files/{r["id"]}/pdf-zh' in page.text
         assert (await http.get(f"/-/plugins/reports/files/{r['id']}/docx")).status_code == 404
+    async with running.client("wang") as http:
+        assert [x["id"] for x in (await http.get("/-/plugins/reports/reports.json")).json()["reports"]] == [r["id"]]
+        assert (await http.get("/-/plugins/reports/" + r["files"]["html-en"])).status_code == 200
+    async with running.client("li") as http:
+        assert (await http.get("/-/plugins/reports/reports.json")).json()["reports"] == []
+        assert (await http.get("/-/plugins/reports/" + r["files"]["pdf-zh"])).status_code == 404
     [body] = receiver.bodies
     assert body["data"]["report_id"] == r["id"] and label in body["title"]
     assert f"https://fire.example.cn/-/plugins/reports/files/{r['id']}/pdf-zh" in body["text"]
