@@ -122,6 +122,8 @@ def openapi_document() -> dict[str, Any]:
                     "first_value": {}, "last_value": {}, "peak_value": {}, "count": {"type": "integer"},
                     "message": {"type": "string"}, "message_zh": {"type": "string"},
                     "text": {"type": "string", "description": "the message in the reader's language (?lang=zh|en)"},
+                    "text_original": {"type": "string", "description": "the rule's own (English) text when "
+                                                                          "'text' had to be composed in Chinese"},
                     "start_ts": {"type": "number"}, "last_ts": {"type": "number"},
                     "ack_ts": {"type": ["number", "null"]}, "ack_by": {"type": ["string", "null"]},
                     "clear_ts": {"type": ["number", "null"]}, "cleared_by": {"type": ["string", "null"]},

@@ -268,6 +268,17 @@ def floor_of(core: Any, place_id: str | None) -> Any:
     return None
 
 
+def _zh_summary(alarm: Alarm, point: Any, device_name: str) -> str:
+    from .human import Human
+
+    h = Human("zh")
+    what = h.point(point.name, point.key, point.point_class) if point else ""
+    value = h.value(alarm.last_value, point.unit if point else "", point.point_class if point else "")
+    head = h.t(f"cat_{alarm.category}")
+    body = " ".join(x for x in (device_name, what, value if alarm.last_value is not None else "") if x)
+    return f"{head}：{body}" if body else ""
+
+
 def alarm_dict(core: Any, alarm: Alarm, lang: str | None = None) -> dict[str, Any]:
     """An alarm for the API and the pages.
 
@@ -295,8 +306,13 @@ def alarm_dict(core: Any, alarm: Alarm, lang: str | None = None) -> dict[str, An
         "unit_name": (u["name"] if (u := place_brief(core, alarm.unit_id)) else ""),
     })
     if lang is not None:
-        # The reader's language: rules give both texts; the English one is the fallback.
-        data["text"] = (alarm.message_zh or alarm.message) if lang == "zh" else (alarm.message or alarm.message_zh)
+        # The reader's language: rules give both texts.  A rule that wrote only English gets
+        # a Chinese line made of what the panel knows (category, point, value), and its own
+        # text is kept beside it as ``text_original``.
+        data["text"], data["text_original"] = alarm.message or alarm.message_zh, ""
+        if lang == "zh":
+            data["text"] = alarm.message_zh or _zh_summary(alarm, point, data["device_name"]) or alarm.message
+            data["text_original"] = alarm.message if not alarm.message_zh and data["text"] != alarm.message else ""
     return data
 
 

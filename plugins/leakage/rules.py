@@ -105,6 +105,9 @@ class LeakageJumpRule(ForDrivers, AlarmRule):
             )
             if active
             else "",
+            message_zh=f"{where(point)}：剩余电流突变 {before:g} → {after:g}{point.unit}（相邻两次读数相差 {after - before:+g}{point.unit}）"
+            if active
+            else "",
         )
         return Evaluation(state=new_state, conditions=[condition], wake_at=until if active else None)
 

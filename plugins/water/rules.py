@@ -139,6 +139,7 @@ class HydrantMisuseRule(AlarmRule):
                         category=AlarmCategory.SUPERVISORY, severity=opts.severity, active=True, value=True,
                         group="misuse", message=f"{point.device_name or point.device_id} at {where}: "
                         "hydrant opened with no fire alarm (misuse or water theft?)",
+                        message_zh=f"{where}：{point.device_name or point.device_id} 在无火警时被打开（误用或盗水？）",
                     ))
             elif not on and misused.pop(point.point_id, False):
                 conditions.append(Condition(category=AlarmCategory.SUPERVISORY, severity=opts.severity,

@@ -66,6 +66,8 @@ class RateOfRiseRule(AlarmRule):
                     value=jump[1],
                     message=f"{point.name or point.key} rose {jump[1] - jump[0]:g}{point.unit} "
                     f"({jump[0]:g} → {jump[1]:g}) within {opts.window:g} s",
+                    message_zh=f"{point.name or point.key} {opts.window:g} 秒内上升 {jump[1] - jump[0]:g}{point.unit}"
+                    f"（{jump[0]:g} → {jump[1]:g}）",
                 )
             )
         else:

@@ -62,6 +62,7 @@ class SensorSanityRule(AlarmRule):
             value=inp.value,
             group="sensor",
             message=f"{point.name or point.key}: sensor fault: {why}" if why else "",
+            message_zh=f"{point.name or point.key}：传感器故障（{why}）" if why else "",
         )
         return Evaluation(state={"fault": why}, conditions=[condition], invalid=why, steady=steady)
 
