@@ -208,13 +208,15 @@ class AlarmRule(ABC):
     # -- which points, which options ------------------------------------------------------
 
     def point_override(self, point: PointInfo) -> Mapping[str, Any] | None:
-        rules = point.overrides.get("rules") if point.overrides else None
-        if not isinstance(rules, Mapping):
+        if not point.overrides:
+            return None  # the common case, asked for every rule of every point: no isinstance
+        rules = point.overrides.get("rules")
+        if rules is None or not (type(rules) is dict or isinstance(rules, Mapping)):
             return None
         found = rules.get(self.key)
         if found is None:
             found = rules.get(self.type_key)
-        if found is not None and not isinstance(found, Mapping):
+        if found is not None and type(found) is not dict and not isinstance(found, Mapping):
             raise RuleConfigError(
                 f"rule {self.key!r}: override for point {point.point_id} must be a mapping, got {found!r}"
             )
