@@ -160,6 +160,7 @@ STRINGS.update({
     "test_sent": ("测试消息已排队", "Test message queued"),
     "address": ("地址", "Address"),
     "export_csv": ("导出 CSV", "Export CSV"),
+    "compare": ("对比", "Compare with"),
     "thresholds": ("阈值", "Thresholds"),
     "uptime": ("运行时间", "Uptime"),
     "published": ("已发布事件", "Events published"),

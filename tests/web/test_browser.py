@@ -96,9 +96,10 @@ def run_in_browser(url: str, device_a: str, device_b: str, rc_point: str, shots:
         driver.get(f"{url}/devices/{device_a}")
         Select(driver.find_element(By.ID, "chart-point")).select_by_value(rc_point)
         chart = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart svg polyline.line"))
-        seen["chart_step"], seen["chart_points"] = wait.until(lambda d: d.execute_script(
+        seen["chart_step"], seen["chart_points"], seen["thresholds"] = wait.until(lambda d: d.execute_script(
             "var s = document.querySelector('#chart svg');"
-            " return s && [s.getAttribute('data-step'), Number(s.getAttribute('data-points'))];"))
+            " return s && [s.getAttribute('data-step'), Number(s.getAttribute('data-points')),"
+            " Array.from(s.querySelectorAll('line.threshold')).map(function (l) { return l.dataset.threshold; })];"))
         VALUES["A1"]["rc"] = 123
         wait.until(lambda d: "123 mA" in d.find_element(By.CSS_SELECTOR, f'tr[data-point="{rc_point}"] .val').text)
         seen["live_value"] = True
@@ -151,6 +152,7 @@ async def test_panel_in_a_real_browser(site, tmp_path: Path) -> None:
     stamps = [dt.datetime.strptime(t, "%Y-%m-%d %H:%M:%S") for t in seen["times"]]
     assert len(stamps) == 2 and abs((stamps[0] - stamps[1]).total_seconds()) < 120, seen["times"]
     assert seen["chart_step"] == "raw" and seen["chart_points"] > 100
+    assert seen["thresholds"] == ["200", "300"], "the residual-current rule's pre-alarm and alarm levels"
     assert seen["week_points"] > 100
     assert not seen["mobile_overflow"], "the alarm list must fit a phone's width"
     alarm = next(a for a in site.core.alarms.open_alarms() if a.device_id == site.device("det-a"))

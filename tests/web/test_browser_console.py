@@ -141,6 +141,15 @@ def run(url: str, ids: dict, shots: Path, shoot: bool) -> dict:
             wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".plan .dev.hl"))
             driver.save_screenshot(str(shots / "panel-plan.png"))
 
+        # -- chart: threshold lines, a second point compared -----------------------------------
+        driver.get(f"{url}/devices/{ids['det_a']}")
+        Select(driver.find_element(By.ID, "chart-point")).select_by_value(ids["rc"])
+        Select(driver.find_element(By.ID, "chart-compare")).select_by_value(ids["smoke"])
+        seen["chart"] = wait.until(lambda d: js(d, "var s = document.querySelector('#chart svg');"
+                                                   " return s && s.getAttribute('data-compare') !== '0' &&"
+                                                   " [s.getAttribute('data-thresholds'), s.querySelectorAll('polyline.line2').length,"
+                                                   "  document.getElementById('chart-csv').getAttribute('href')];"))
+
         # -- adoption ---------------------------------------------------------------------------
         driver.get(f"{url}/devices/{ids['found']}")
         Select(driver.find_element(By.ID, "adopt-type")).select_by_value("heat_detector")
@@ -177,7 +186,8 @@ async def test_console_plan_and_adoption_in_a_real_browser(site, tmp_path: Path)
             f3 = registry.place_by_key("b-f3").id
             await c.put(f"/api/plans/{f3}/image", content=plan_png(), headers={"Content-Type": "image/png"})
             await c.put(f"/api/plans/{f3}/devices/{site.device('det-b')}", json={"x": 0.22, "y": 0.35})
-    ids = {"floor": floor, "det_a": site.device("det-a"), "found": found.id, "room_a": registry.place_by_key("room-a").id}
+    ids = {"floor": floor, "det_a": site.device("det-a"), "rc": site.point("det-a", "rc"),
+           "smoke": site.point("det-a", "smoke"), "found": found.id, "room_a": registry.place_by_key("room-a").id}
     async with anyio.create_task_group() as tg:
         server = await tg.start(serve, site.core, "127.0.0.1", 0)
 
@@ -212,6 +222,9 @@ async def test_console_plan_and_adoption_in_a_real_browser(site, tmp_path: Path)
     row = await site.core.storage.fetchone("SELECT x, y FROM plan_positions WHERE device_id = ?", (ids["det_a"],))
     assert abs(row[0] - 0.7) < 0.03 and abs(row[1] - 0.3) < 0.03
     assert seen["alarm_plan_hl"] == ids["det_a"]
+    thresholds, compared, csv_href = seen["chart"]
+    assert compared == 1 and csv_href.startswith(f"/api/points/{ids['rc']}/history.csv?since=")
+    assert thresholds == "0"  # 200 / 300 mA lines are out of reach of a 20 mA trace: not drawn to squash it
     adopted = registry.devices[found.id]
     assert not adopted.discovered and adopted.location_id == ids["room_a"]
     assert adopted.overrides["device_type"] == "heat_detector" and "Heat detector" in seen["adopted_page"]

@@ -258,10 +258,14 @@
     var pid = encodeURIComponent(pointSel.value), q = "?since=" + since.toFixed(3) + "&until=" + until.toFixed(3);
     var csvLink = document.getElementById("chart-csv");
     if (csvLink) csvLink.href = "/api/points/" + pid + "/history.csv" + q;
+    var cmpSel = document.getElementById("chart-compare");
+    var cmp = cmpSel && cmpSel.value && cmpSel.value !== pointSel.value ? cmpSel.value : "";
     Promise.all([api("GET", "/api/points/" + pid + "/history" + q),
-                 api("GET", "/api/points/" + pid + "/thresholds").catch(function () { return { items: [] }; })])
+                 api("GET", "/api/points/" + pid + "/thresholds").catch(function () { return { items: [] }; }),
+                 cmp ? api("GET", "/api/points/" + encodeURIComponent(cmp) + "/history" + q) : null])
       .then(function (r) {
         var h = r[0];
+        if (r[2]) { h.compare = r[2]; h.compare.label = cmpSel.options[cmpSel.selectedIndex].text; }
         // A default range that shows data: a fresh point (history younger than an hour)
         // opens on the last hour rather than a day with one spike at its right edge.
         if (drawChart.first && rangeSel.value === "86400" && h.step === "raw" && !h.before && h.points.length &&
@@ -273,7 +277,7 @@
       })
       .catch(function (e) { box.textContent = e.message; });
   }
-  function renderChart(box, h, since, until) {
+  function toSeries(h, since, until) {
     var series = [], band = [];
     if (h.step === "raw") {
       // Readings are stored on change: the value holds until the next one (a step line).
@@ -292,6 +296,10 @@
         band.push([p.ts, p.min, p.max]);
       });
     }
+    return { series: series, band: band };
+  }
+  function renderChart(box, h, since, until) {
+    var ss = toSeries(h, since, until), series = ss.series, band = ss.band;
     box.textContent = "";
     var W = 800, H = 260, L = 50, R = 10, T = 10, B = 28;
     var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": h.point.name, "data-step": h.step, "data-points": String(series.length) });
@@ -345,6 +353,24 @@
     });
     root.setAttribute("data-thresholds", String(th.length));
     root.appendChild(svg("polyline", { points: series.map(function (p) { return x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1); }).join(" "), "class": "line" }));
+    // A second point to compare, on its own scale (right axis): shapes line up, units need not.
+    var other = h.compare ? toSeries(h.compare, since, until).series : [];
+    if (other.length) {
+      var lo2 = Infinity, hi2 = -Infinity;
+      other.forEach(function (p) { lo2 = Math.min(lo2, p[1]); hi2 = Math.max(hi2, p[1]); });
+      if (lo2 === hi2) { lo2 -= 1; hi2 += 1; }
+      var y2 = function (v) { return T + (hi2 - v) / (hi2 - lo2) * (H - T - B); };
+      root.appendChild(svg("polyline", { points: other.map(function (p) { return x(p[0]).toFixed(1) + "," + y2(p[1]).toFixed(1); }).join(" "), "class": "line2" }));
+      [lo2, hi2].forEach(function (v) {
+        var t2 = svg("text", { x: W - R - 2, y: y2(v) + (v === hi2 ? 10 : -3), "text-anchor": "end", "class": "axis2" });
+        t2.textContent = (Math.abs(hi2 - lo2) < 10 ? v.toFixed(2) : v.toFixed(0)) + (h.compare.point.unit ? " " + h.compare.point.unit : "");
+        root.appendChild(t2);
+      });
+      var leg = svg("text", { x: L + 6, y: T + 12, "class": "legend2" });
+      leg.textContent = "— " + (h.compare.label || h.compare.point.name);
+      root.appendChild(leg);
+    }
+    root.setAttribute("data-compare", String(other.length));
   }
 
   // -- the event stream -----------------------------------------------------------------
@@ -427,6 +453,8 @@
   if (page.view === "device") {
     document.getElementById("chart-point").addEventListener("change", drawChart);
     document.getElementById("chart-range").addEventListener("change", drawChart);
+    var cmpSelect = document.getElementById("chart-compare");
+    if (cmpSelect) cmpSelect.addEventListener("change", drawChart);
     drawChart();
   }
   connect();
