@@ -26,8 +26,41 @@
     if (["assign", "verify", "reject", "dismiss"].indexOf(action) >= 0) return MANAGE.indexOf(cfg.role) >= 0;
     return WORK.indexOf(cfg.role) >= 0;
   }
-  function act(h, action, row) {
-    var body = { action: action, id: (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : String(Date.now()) };
+  function newId() { return (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : Date.now().toString(36) + Math.random().toString(36).slice(2); }
+  function shrink(file) {
+    // the same rule as the patrol page: ≤ 1280 px JPEG under 60 000 bytes (the panel's body limit)
+    return new Promise(function (resolve) {
+      var img = new Image(), reader = new FileReader();
+      reader.onload = function () { img.src = reader.result; };
+      img.onload = function () {
+        var side = 1280, quality = 0.8, data;
+        do {
+          var scale = Math.min(1, side / Math.max(img.width, img.height)), c = document.createElement("canvas");
+          c.width = Math.round(img.width * scale); c.height = Math.round(img.height * scale);
+          c.getContext("2d").drawImage(img, 0, 0, c.width, c.height);
+          data = c.toDataURL("image/jpeg", quality);
+          if (quality > 0.45) quality -= 0.1; else side = Math.round(side * 0.8);
+        } while (data.length * 0.75 > 60000 && side > 200);
+        var bin = atob(data.split(",")[1]), buf = new Uint8Array(bin.length);
+        for (var i = 0; i < bin.length; i++) buf[i] = bin.charCodeAt(i);
+        resolve(new Blob([buf], { type: "image/jpeg" }));
+      };
+      reader.readAsDataURL(file);
+    });
+  }
+  function submitWithPhoto(h, row) {
+    var input = row.querySelector("input[type=file]");
+    var file = input && input.files && input.files[0];
+    if (!file) { alert(cfg.lang === "en" ? "Add a photo of the rectification first" : "请先拍摄整改照片"); return; }
+    var pid = newId();
+    shrink(file).then(function (blob) {
+      return fetch(base + "/api/photos/" + pid, { method: "PUT", credentials: "same-origin", body: blob,
+        headers: { "Content-Type": "image/jpeg", "X-CSRF-Token": cfg.csrf } });
+    }).then(function (r) { if (r.ok) act(h, "submit", row, [pid]); else alert(String(r.status)); });
+  }
+  function act(h, action, row, photos) {
+    if (action === "submit" && !photos) { submitWithPhoto(h, row); return; }
+    var body = { action: action, id: newId(), photos: photos || [] };
     var note = row.querySelector("input[name=note]"), resp = row.querySelector("input[name=responsible]");
     if (note && note.value) body.note = note.value;
     if (action === "assign") body.responsible = resp ? resp.value : "";
@@ -46,9 +79,10 @@
       var items = j.items.slice().sort(function (a, b) { return (b.overdue - a.overdue) || (a.deadline - b.deadline); });
       if (!items.length) { app.appendChild(el("p", { class: "muted", text: T.no_hazards })); return; }
       var rows = items.map(function (h) {
-        var acts = (ACTIONS[h.state] || []).filter(allowed).filter(function (a) { return a !== "submit"; });
+        var acts = (ACTIONS[h.state] || []).filter(allowed);
         var tools = el("div", { class: "actions" }, [
           acts.length ? el("input", { name: "note", placeholder: T.note }) : null,
+          acts.indexOf("submit") >= 0 ? el("input", { type: "file", accept: "image/*", capture: "environment", name: "evidence" }) : null,
           acts.indexOf("assign") >= 0 ? el("input", { name: "responsible", placeholder: T.responsible, value: h.responsible }) : null,
         ]);
         var tr = el("tr", { class: h.overdue ? "overdue" : "", "data-hazard": h.id, "data-state": h.state }, [

@@ -4,6 +4,8 @@ A duty officer (not a system role) logs in, sees the open task, types a label's 
 Chromium has no camera or BarcodeDetector: the page says so and the typed code is the fallback),
 records a fault with a photo, then goes offline, records the second checkpoint from the cached
 checkpoint list, and the queued record is sent once the network is back: the task completes.
+The unit manager then assigns the hazard on the board, submits the rectification with a photo and
+closes it.
 Set FIREBUS_SCREENSHOT_DIR to keep the screenshots (docs/img/inspection-*.png are made this way).
 """
 
@@ -101,7 +103,25 @@ def run(url: str, photo: Path, shots: Path) -> dict:
         d.get(f"{url}/-/plugins/inspection/hazards?lang=en")
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-state=open]"))
         seen["board"] = d.find_element(By.CSS_SELECTOR, "table.board").text
+        # the unit manager assigns it from the board (the page's own call, with the session's CSRF token)
+        d.delete_all_cookies()
+        d.get(f"{url}/-/plugins/inspection/hazards?lang=en")
+        wait.until(lambda d: "/login" in d.current_url)
+        d.find_element(By.ID, "username").send_keys("manager_a")
+        d.find_element(By.ID, "password").send_keys(PASSWORD)
+        d.find_element(By.ID, "login-button").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-state=open] button[data-action=assign]"))
+        d.find_element(By.CSS_SELECTOR, "tr[data-state=open] input[name=responsible]").send_keys("Zhang Wei")
         d.save_screenshot(str(shots / "inspection-hazards.png"))
+        d.find_element(By.CSS_SELECTOR, "tr[data-state=open] button[data-action=assign]").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-state=assigned]"))
+        seen["assigned_row"] = d.find_element(By.CSS_SELECTOR, "tr[data-state=assigned]").text
+        # rectified: a photo of the new extinguisher, submitted, then verified and closed
+        d.find_element(By.CSS_SELECTOR, "tr[data-state=assigned] input[name=evidence]").send_keys(str(photo))
+        d.find_element(By.CSS_SELECTOR, "tr[data-state=assigned] button[data-action=submit]").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-state=submitted] button[data-action=verify]"))
+        d.find_element(By.CSS_SELECTOR, "tr[data-state=submitted] button[data-action=verify]").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-state=closed]"))
     finally:
         d.quit()
     return seen
@@ -132,5 +152,11 @@ async def test_phone_page_records_online_and_offline(tmp_path) -> None:
         tasks = await site.service.list_tasks(None, None, None, None)
         assert [t["status"] for t in tasks] == ["done"]
         hazards = await site.service.hazards(None)
-        assert [(h["description"], h["state"]) for h in hazards] == [("gauge in the red", "open")]
+        assert [(h["description"], h["state"], h["responsible"]) for h in hazards] == [
+            ("gauge in the red", "closed", "Zhang Wei")]
+        assert "Zhang Wei" in seen["assigned_row"]
+        history = (await site.service.hazard(hazards[0]["id"]))["history"]
+        assert [x["action"] for x in history] == ["open", "assign", "submit", "verify"]
+        evidence = history[2]["photos"]
+        assert len(evidence) == 1 and len((await site.service.photo(evidence[0]))[1]) <= 60_000
         assert "gauge in the red" in seen["board"]
