@@ -179,11 +179,14 @@ class SimDevice:
                 raw += -1 if up else 1
             return raw_to_words(raw, p.dtype, *_orders(self.profile, p))
 
-    def image(self, table: Table, t: float) -> dict[int, int | bool]:
-        """Every mapped address of ``table`` → its current raw value."""
+    def image(self, table: Table, t: float, span: tuple[int, int] | None = None) -> dict[int, int | bool]:
+        """Every mapped address of ``table`` (only the points overlapping ``span`` = [start, end)
+        if given: a read computes what it reads, not the whole map) → its current raw value."""
         out: dict[int, int | bool] = {}
         for p in self.profile.points:
             if p.table is not table:
+                continue
+            if span is not None and (p.address + p.width <= span[0] or p.address >= span[1]):
                 continue
             if p.dtype is DType.BIT:
                 w = self.written.get((table, p.address))
@@ -280,7 +283,7 @@ class _SimContext(ModbusServerContext):
         if self.sim.latency:
             await asyncio.sleep(self.sim.latency)
         table = _FC_TABLE[func_code]
-        img = dev.image(table, t)
+        img = dev.image(table, t, (address, address + count))
         out = []
         for a in range(address, address + count):
             if a not in img and dev.strict:

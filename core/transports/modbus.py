@@ -256,6 +256,7 @@ class ModbusLineTransport(Transport):
         #: silence kept between two exchanges: message_wait_ms, and on RTU at least t3.5
         self._gap_s = options.message_wait_ms / 1000
         self._last_io = 0.0
+        self._last_rx = 0.0  # when the client library last received bytes (pymodbus' trace_packet)
         #: measured exchange time beyond the line time (host, client library, device turnaround):
         #: a moving average, for estimating whether a telemetry read still fits its deadline
         self.overhead_s = 0.0
@@ -311,6 +312,14 @@ class ModbusLineTransport(Transport):
         if up and first:
             return  # a line that simply came up at start is not news
         self.ctx.link_changed(up, reason)
+
+    def _on_packet(self, sending: bool, data: bytes) -> bytes:
+        # pymodbus calls this with raw bytes as they are received (and before they are sent):
+        # the silence before the next request counts from the answer's last byte, not from
+        # when the answer had been decoded and handed to us.
+        if not sending:
+            self._last_rx = time.monotonic()
+        return data
 
     def _on_connect_trace(self, connected: bool) -> None:
         # pymodbus calls this from its protocol callbacks (event-loop thread).  A
@@ -378,6 +387,7 @@ class ModbusLineTransport(Transport):
         await self._ensure_connected()
         await self._keep_silence()
         self.requests += 1
+        sent = time.monotonic()
         try:
             rr = await fn()
         except ModbusIOException as exc:
@@ -401,6 +411,8 @@ class ModbusLineTransport(Transport):
             self._last_io = time.monotonic()
         if rr is None:
             raise ModbusTimeoutError(f"{self.key}: {what}: no answer")
+        if self._last_rx > sent:
+            self._last_io = self._last_rx
         if rr.isError():
             self.failures += 1
             raise ModbusExceptionResponse(getattr(rr, "exception_code", 0), f"{self.key}: {what}")
@@ -413,7 +425,7 @@ class ModbusLineTransport(Transport):
         The loop's timers wake up to ~1 ms late (epoll counts milliseconds), which at
         115,200 baud is a sixth of an exchange: sleep the bulk, then yield to the loop
         (other tasks run) until the silence is over."""
-        until = self._last_io + self._gap_s
+        until = max(self._last_io, self._last_rx) + self._gap_s  # late bytes of a timed-out answer too
         while (left := until - time.monotonic()) > 0:
             await asyncio.sleep(left - _TIMER_SLACK_S if left > _TIMER_SLACK_S + 0.0005 else 0)
 
@@ -503,6 +515,7 @@ class ModbusTcpTransport(ModbusLineTransport):
             reconnect_delay=0,  # the hub reconnects (on demand, with its own back-off)
             name=f"firebus-{self.key}",
             trace_connect=self._on_connect_trace,
+            trace_packet=self._on_packet,
         )
 
 
@@ -547,4 +560,5 @@ class ModbusRtuTransport(ModbusLineTransport):
             reconnect_delay=0,
             name=f"firebus-{self.key}",
             trace_connect=self._on_connect_trace,
+            trace_packet=self._on_packet,
         )
