@@ -44,6 +44,7 @@ def _alarm(core: Any, data: AlarmEvent) -> dict[str, Any]:
         "count": data.count, "ts": data.ts,
         "device_name": device.name if device else "",
         "point_unit": point.unit if point else "",
+        "point_class": point.point_class if point else "",
         "location_path": views.location_path(core, data.location_id or (device.location_id if device else None)),
         "unit_name": (u["name"] if (u := views.place_brief(core, data.unit_id)) else ""),
     }

@@ -105,7 +105,7 @@
     if (!banner) return;
     banner.hidden = false;
     banner.textContent = (S["cat_" + ev.category] || ev.category) + " · " + (ev.unit_name || "") + " " +
-      (ev.location_path || "") + " · " + (ev.device_name || "") + " " + fmtValue(ev.value, ev.point_unit);
+      (ev.location_path || "") + " · " + (ev.device_name || "") + " " + fmtValue(ev.value, ev.point_unit, ev.point_class);
     clearTimeout(announce.timer);
     announce.timer = setTimeout(function () { banner.hidden = true; }, 30000);
   }
