@@ -4,8 +4,9 @@ One consumer per lane (``centre-alarm`` on ``firebus.*.journal.alarm``,
 ``centre-telemetry`` on ``firebus.*.journal.telemetry``), each with its own
 PostgreSQL connection, so a fire alarm never waits behind a batch of readings —
 neither in the stream nor in a transaction.  A batch is copied (``COPY``) into a
-temporary table and moved into the tables by one statement (``schema.INGEST``);
-JetStream is acknowledged (ack-all: the batch's last message) only after COMMIT,
+temporary table (and state changes straight into ``telemetry``) and moved on by
+statements of ``schema``;
+JetStream is acknowledged (each message of the batch) only after COMMIT,
 so a crash between the two redelivers the batch, and the keys absorb it.
 """
 
@@ -30,7 +31,7 @@ class CentreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     stream: str = "FIREBUS"
     credentials: str | None = None
     alarm_batch: int = 200
-    telemetry_batch: int = 5000
+    telemetry_batch: int = 10_000
     fetch_timeout_s: float = 1.0
     days_ahead: int = 2  # telemetry partitions created ahead of today (UTC days)
     days_back: int = 1  # … and behind it at start
@@ -55,16 +56,75 @@ def _esc(b: bytes) -> bytes:
     return b
 
 
-def copy_lines(entries: Sequence[envelope.Incoming]) -> bytes:
-    out = []
-    for e in entries:
-        subject = b"\\N" if e.subject is None else _esc(e.subject.encode())
-        out.append(b"\t".join((
-            _esc(e.site_id.encode()), str(e.seq).encode(), repr(e.ts).encode(), _esc(e.lane.encode()),
-            _esc(e.type.encode()), subject, _esc(bytes(e.context)), _esc(bytes(e.data)),
-        )))
-    out.append(b"")
-    return b"\n".join(out)
+_NULL = b"\\N"
+
+
+class Prepared:
+    """A fetched batch, decoded and rendered as COPY text, ready for a transaction."""
+
+    __slots__ = ("msgs", "entries", "state", "telemetry", "n_state", "events", "bad", "days")
+
+    def __init__(self, msgs: list[Any]) -> None:
+        self.msgs = msgs
+        self.entries: list[envelope.Incoming] = []
+        self.bad: list[tuple[str, bytes, str]] = []
+        state: list[bytes] = []
+        telemetry: list[bytes] = []
+        events: list[bytes] = []
+        days: set[int] = set()
+        enc = _json.encode
+        for m in msgs:
+            try:
+                e = envelope.decode(m.data)
+                if e.type == "StateChanged":
+                    d = envelope.decode_state(e.data)
+                    v = d.new_value
+                    if v is None:
+                        num = val = _NULL
+                    elif type(v) is float or type(v) is int:
+                        num, val = repr(float(v)).encode(), _NULL
+                    else:
+                        num, val = _NULL, _esc(enc(v))
+                    site, seq, lane = _esc(e.site_id.encode()), str(e.seq).encode(), _esc(e.lane.encode())
+                    point, device = _esc(d.point_id.encode()), _esc(d.device_id.encode())
+                    fault, late = _NULL if d.fault is None else _esc(d.fault.encode()), b"t" if d.late else b"f"
+                    state.append(b"\t".join((
+                        site, seq, repr(e.ts).encode(), lane, point, device, _esc(d.point_key.encode()),
+                        _esc(d.point_class.encode()), repr(d.ts).encode(), num, val, fault, late,
+                    )))
+                    telemetry.append(b"\t".join((
+                        site, seq, _iso(e.ts), point, device, _iso(d.ts), num, val, fault, late, lane)))
+                else:
+                    events.append(b"\t".join((
+                        _esc(e.site_id.encode()), str(e.seq).encode(), repr(e.ts).encode(), _esc(e.lane.encode()),
+                        _esc(e.type.encode()), _NULL if e.subject is None else _esc(e.subject.encode()),
+                        _esc(bytes(e.context)), _esc(bytes(e.data)),
+                    )))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                self.bad.append((m.subject, m.data, str(exc)))
+                continue
+            self.entries.append(e)
+            days.add(int(e.ts // 86400))
+        self.state = b"\n".join(state) + b"\n" if state else b""
+        self.telemetry = b"\n".join(telemetry) + b"\n" if telemetry else b""
+        self.n_state = len(state)
+        self.events = b"\n".join(events) + b"\n" if events else b""
+        self.days = {dt.date(1970, 1, 1) + dt.timedelta(days=d) for d in days}
+
+
+_json = msgspec.json.Encoder()
+_seconds: dict[int, str] = {}
+
+
+def _iso(ts: float) -> bytes:
+    """Epoch seconds → timestamptz text for COPY (UTC, microseconds); the second's text is cached."""
+    whole = int(ts // 1)
+    prefix = _seconds.get(whole)
+    if prefix is None:
+        if len(_seconds) > 100_000:
+            _seconds.clear()
+        prefix = _seconds[whole] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(whole))
+    return f"{prefix}.{int((ts - whole) * 1e6):06d}+00".encode()
 
 
 class Centre:
@@ -76,6 +136,8 @@ class Centre:
         self.batches = {lane: 0 for lane in LANES}
         self.rows = {"journal": 0, "telemetry": 0, "latest_state": 0, "alarms": 0}
         self.quarantined = 0
+        self.redelivered_batches = 0  # batches holding an entry already stored (the slow, skipping path)
+        self.seconds = {"fetch": 0.0, "decode": 0.0, "copy": 0.0, "statement": 0.0, "commit": 0.0, "ack": 0.0}
         self.errors = 0
         self.last_error = ""
         self.ready = asyncio.Event()
@@ -107,9 +169,8 @@ class Centre:
 
         config = StreamConfig(
             name=self.cfg.stream, subjects=envelope.stream_subjects(), storage=StorageType.FILE,
-            # Limits, not a work queue: the stream doubles as a replay buffer (a second
-            # centre, a rebuilt database) for max_age, and the consumers can ack-all
-            # (one acknowledgement per batch; a work queue demands one per message).
+            # Limits, not a work queue: the stream doubles as a replay buffer for max_age
+            # (a second centre, a database rebuilt from it).
             retention=RetentionPolicy.LIMITS, discard=DiscardPolicy.OLD,
             max_age=self.cfg.max_age_s, max_bytes=self.cfg.max_bytes,
             duplicate_window=self.cfg.duplicate_window_s,
@@ -205,7 +266,10 @@ class Centre:
 
         batch = self.cfg.alarm_batch if lane == "alarm" else self.cfg.telemetry_batch
         config = ConsumerConfig(
-            durable_name=f"centre-{lane}", ack_policy=AckPolicy.ALL, deliver_policy=DeliverPolicy.ALL,
+            # Explicit, not ack-all: after a restart the new centre receives messages it has never
+            # seen before the redelivery of those its predecessor held; an ack-all of the newer
+            # ones would acknowledge the older ones unstored (tests/federation caught exactly that).
+            durable_name=f"centre-{lane}", ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
             filter_subject=envelope.subject("*", lane), ack_wait=self.cfg.ack_wait_s, max_deliver=-1,
             max_ack_pending=max(4 * batch, 20_000), max_waiting=16,
         )
@@ -217,63 +281,124 @@ class Centre:
                                             stream=self.cfg.stream, config=config, pending_msgs_limit=0)
 
     async def _lane(self, lane: str, sub: Any) -> None:
+        """Fetch and decode the next batch (this task) while the previous one commits (the writer):
+        Python's work and PostgreSQL's overlap on two CPUs."""
         import nats.errors
 
         batch = self.cfg.alarm_batch if lane == "alarm" else self.cfg.telemetry_batch
-        conn = None
-        while True:
-            try:
-                if conn is None or conn.closed or conn.broken:
-                    conn = await self._connect_pg()
+        ready: asyncio.Queue[Prepared] = asyncio.Queue(maxsize=2)
+        writer = asyncio.create_task(self._writer(lane, ready), name=f"centre:{lane}:writer")
+        try:
+            while True:
+                t0 = time.perf_counter()
                 try:
                     msgs = await sub.fetch(batch, timeout=self.cfg.fetch_timeout_s)
                 except (nats.errors.TimeoutError, asyncio.TimeoutError):
                     continue
+                except Exception as exc:  # the link went away: nats-py reconnects
+                    self._error(exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                finally:
+                    self.seconds["fetch"] += time.perf_counter() - t0
                 if not msgs:
                     continue
-                await self._ingest(conn, lane, msgs)
-                await msgs[-1].ack()  # ack-all: every message of the batch, after COMMIT
-            except asyncio.CancelledError:
-                if conn is not None:
-                    await conn.close()
-                raise
-            except Exception as exc:
-                self._error(exc)
-                log.debug("federation centre: %s lane", lane, exc_info=True)
-                await asyncio.sleep(0.5)
-
-    async def _ingest(self, conn: Any, lane: str, msgs: list[Any]) -> None:
-        entries: list[envelope.Incoming] = []
-        bad: list[tuple[str, bytes, str]] = []
-        for m in msgs:
+                t0 = time.perf_counter()
+                prepared = Prepared(msgs)
+                self.seconds["decode"] += time.perf_counter() - t0
+                await ready.put(prepared)
+        finally:
+            writer.cancel()
             try:
-                entries.append(envelope.decode(m.data))
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                bad.append((m.subject, m.data, str(exc)))
-        days = {schema.day_of(e.ts) for e in entries}
+                await writer
+            except asyncio.CancelledError:
+                pass
+
+    async def _writer(self, lane: str, ready: "asyncio.Queue[Prepared]") -> None:
+        conn = None
+        try:
+            while True:
+                prepared = await ready.get()
+                while True:  # the same batch until it commits: nothing is acknowledged before
+                    try:
+                        if conn is None or conn.closed or conn.broken:
+                            conn = await self._connect_pg()
+                        await self._ingest(conn, lane, prepared)
+                        break
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:
+                        self._error(exc)
+                        log.debug("federation centre: %s lane", lane, exc_info=True)
+                        await asyncio.sleep(0.5)
+                t0 = time.perf_counter()
+                try:
+                    for m in prepared.msgs:  # every message of the batch, after COMMIT
+                        await m.ack()
+                except Exception as exc:  # not acknowledged: redelivered after ack_wait, absorbed by the keys
+                    self._error(exc)
+                self.seconds["ack"] += time.perf_counter() - t0
+        finally:
+            if conn is not None:
+                try:
+                    await conn.close()
+                except Exception:
+                    pass
+
+    async def _ingest(self, conn: Any, lane: str, prepared: Prepared) -> None:
+        import psycopg
+
+        clock = time.perf_counter
         today = dt.datetime.now(dt.timezone.utc).date()
+        t1 = clock()
+        counts: list[int] = [0, 0, 0, 0]
         async with conn.transaction():
-            for day in days - self._parts:
+            for day in prepared.days - self._parts:
                 if -self.cfg.late_window_days <= (day - today).days <= self.cfg.days_ahead:
                     await self._ensure_partition(conn, day)
-            if entries:
-                async with conn.cursor() as cur:
+            async with conn.cursor() as cur:
+                if prepared.state:
+                    async with cur.copy(schema.COPY_STAGE_STATE) as copy:  # for latest_state
+                        await copy.write(prepared.state)
+                    t2 = clock()
+                    self.seconds["copy"] += t2 - t1
+                    try:
+                        async with conn.transaction():  # a savepoint: a duplicate fails only this
+                            async with cur.copy(schema.COPY_TELEMETRY) as copy:
+                                await copy.write(prepared.telemetry)
+                        counts[1] += prepared.n_state
+                    except psycopg.errors.UniqueViolation:
+                        self.redelivered_batches += 1
+                        await cur.execute(schema.TELEMETRY_FROM_STAGE)
+                        counts[1] += max(0, cur.rowcount)
+                    await cur.execute(schema.LATEST_FROM_STAGE)
+                    counts[2] += max(0, cur.rowcount)
+                    t1 = clock()
+                    self.seconds["statement"] += t1 - t2
+                if prepared.events:
                     async with cur.copy(schema.COPY_STAGE) as copy:
-                        await copy.write(copy_lines(entries))
-                    await cur.execute(schema.INGEST)
-                    counts = await cur.fetchone()
-                for key, n in zip(("journal", "telemetry", "latest_state", "alarms"), counts or ()):
-                    self.rows[key] += int(n)
-            if bad:
-                async with conn.cursor() as cur:
+                        await copy.write(prepared.events)
+                    t2 = clock()
+                    self.seconds["copy"] += t2 - t1
+                    await cur.execute(schema.INGEST_EVENTS)
+                    row = await cur.fetchone()
+                    counts = [a + int(b) for a, b in zip(counts, row or (0, 0, 0, 0))]
+                    t1 = clock()
+                    self.seconds["statement"] += t1 - t2
+                if prepared.bad:
                     await cur.executemany("INSERT INTO fed_quarantine (subject, body, reason) VALUES (%s, %s, %s)",
-                                          bad)
-                self.quarantined += len(bad)
-                log.warning("federation centre: %d undecodable message(s) kept in fed_quarantine", len(bad))
-        self.ingested[lane] += len(entries)
+                                          prepared.bad)
+            t1 = clock()
+        self.seconds["commit"] += clock() - t1
+        for key, n in zip(("journal", "telemetry", "latest_state", "alarms"), counts):
+            self.rows[key] += n
+        if prepared.bad:
+            self.quarantined += len(prepared.bad)
+            log.warning("federation centre: %d undecodable message(s) kept in fed_quarantine", len(prepared.bad))
+        self.ingested[lane] += len(prepared.entries)
         self.batches[lane] += 1
         if self.on_commit is not None:
-            self.on_commit(lane, entries)
+            self.on_commit(lane, prepared.entries)
 
     async def _partitions(self) -> None:
         """Keep ``days_ahead`` partitions ready (a new day needs none created on the hot path)."""
@@ -298,5 +423,6 @@ class Centre:
 
     def metrics(self) -> dict[str, Any]:
         return {"ingested": dict(self.ingested), "batches": dict(self.batches), "rows": dict(self.rows),
-                "quarantined": self.quarantined, "errors": self.errors, "last_error": self.last_error,
+                "quarantined": self.quarantined, "redelivered_batches": self.redelivered_batches,
+                "seconds": {k: round(v, 3) for k, v in self.seconds.items()}, "errors": self.errors, "last_error": self.last_error,
                 "time": time.time()}

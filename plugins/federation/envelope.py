@@ -58,8 +58,26 @@ class Incoming(msgspec.Struct):
     context: msgspec.Raw = msgspec.Raw(b"{}")
 
 
+class StateData(msgspec.Struct):
+    """The fields of a ``StateChanged`` payload the centre stores in typed columns."""
+
+    point_id: str
+    ts: float
+    device_id: str = ""
+    point_key: str = ""
+    point_class: str = ""
+    new_value: Any = None
+    fault: str | None = None
+    late: bool = False
+
+
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder(Incoming)
+_state_dec = msgspec.json.Decoder(StateData)
+
+
+def decode_state(data: msgspec.Raw) -> StateData:
+    return _state_dec.decode(data)
 
 
 def encode(site_id: str, event: Event) -> bytes:

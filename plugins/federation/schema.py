@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS latest_state (
     seq         bigint      NOT NULL,
     updated     timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (site_id, point_id)
-);
+) WITH (fillfactor = 70);  -- room on the page: an upsert of the same point is a HOT update
 CREATE INDEX IF NOT EXISTS latest_state_device ON latest_state (site_id, device_id);
 
 CREATE TABLE IF NOT EXISTS alarms (
@@ -111,52 +111,61 @@ BEGIN
 END $$;
 """
 
-# The staging table a batch is copied into (per connection; emptied at commit).
+# The staging tables a batch is copied into (per connection; emptied at commit).  State
+# changes arrive as typed columns (decoded by the centre, no jsonb to parse on the hot path);
+# every other entry keeps its payload as jsonb.
 STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS fed_stage (
     site_id text, seq bigint, ts double precision, lane text, type text, subject text,
     context jsonb, data jsonb
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS fed_stage_state (
+    site_id text, seq bigint, ts double precision, lane text, point_id text, device_id text,
+    point_key text, point_class text, vts double precision, num double precision, val jsonb,
+    fault text, late boolean
 ) ON COMMIT DELETE ROWS
 """
 
 COPY_STAGE = "COPY fed_stage (site_id, seq, ts, lane, type, subject, context, data) FROM STDIN"
+COPY_STAGE_STATE = ("COPY fed_stage_state (site_id, seq, ts, lane, point_id, device_id, point_key, point_class, "
+                    "vts, num, val, fault, late) FROM STDIN")
 
-# One statement moves a staged batch into every table; duplicates (a redelivery, a
-# re-send after a site restart) are absorbed by the keys.  Data-modifying CTEs all see
-# the same snapshot, so latest_state takes the newest row per point within the batch.
-INGEST = """
+# Entries other than state changes: one statement moves the staged batch into its tables; duplicates (a redelivery, a
+# re-send after a site restart) are absorbed by the keys.  Data-modifying CTEs all see the
+# same snapshot, so latest_state takes the newest row per point within the batch (DISTINCT ON)
+# and only moves forward (a higher seq).
+# The hot path: state changes are COPY'd straight into telemetry (inside a savepoint); a batch
+# holding one already stored (a redelivery) fails that COPY on the key and goes through
+# TELEMETRY_FROM_STAGE instead, which skips what is there.
+COPY_TELEMETRY = ("COPY telemetry (site_id, seq, ts, point_id, device_id, vts, num, val, fault, late, lane) "
+                  "FROM STDIN")
+
+TELEMETRY_FROM_STAGE = """
+INSERT INTO telemetry (site_id, seq, ts, point_id, device_id, vts, num, val, fault, late, lane)
+SELECT site_id, seq, to_timestamp(ts), point_id, device_id, to_timestamp(vts), num, val, fault, late, lane
+FROM fed_stage_state
+ON CONFLICT DO NOTHING
+"""
+
+LATEST_FROM_STAGE = """
+INSERT INTO latest_state AS cur (site_id, point_id, device_id, point_key, point_class, num, val, fault, vts, seq)
+SELECT DISTINCT ON (site_id, point_id)
+       site_id, point_id, device_id, point_key, point_class, num, val, fault, to_timestamp(vts), seq
+FROM fed_stage_state WHERE NOT late
+ORDER BY site_id, point_id, seq DESC
+ON CONFLICT (site_id, point_id) DO UPDATE SET
+    device_id = excluded.device_id, point_key = excluded.point_key, point_class = excluded.point_class,
+    num = excluded.num, val = excluded.val, fault = excluded.fault, vts = excluded.vts,
+    seq = excluded.seq, updated = now()
+WHERE excluded.seq > cur.seq
+"""
+
+INGEST_EVENTS = """
 WITH s AS (SELECT site_id, seq, to_timestamp(ts) AS ts, lane, type, subject, context, data FROM fed_stage),
 j AS (
     INSERT INTO journal (site_id, seq, ts, lane, type, subject, context, data)
-    SELECT site_id, seq, ts, lane, type, subject, context, data FROM s WHERE type <> 'StateChanged'
+    SELECT site_id, seq, ts, lane, type, subject, context, data FROM s
     ON CONFLICT DO NOTHING RETURNING 1
-),
-t AS (
-    INSERT INTO telemetry (site_id, seq, ts, point_id, device_id, vts, num, val, fault, late, lane)
-    SELECT site_id, seq, ts, data->>'point_id', data->>'device_id', to_timestamp((data->>'ts')::float8),
-           CASE WHEN jsonb_typeof(data->'new_value') = 'number' THEN (data->>'new_value')::float8 END,
-           CASE WHEN jsonb_typeof(data->'new_value') IN ('string', 'boolean', 'object', 'array')
-                THEN data->'new_value' END,
-           data->>'fault', coalesce((data->>'late')::boolean, false), lane
-    FROM s WHERE type = 'StateChanged'
-    ON CONFLICT DO NOTHING RETURNING 1
-),
-l AS (
-    INSERT INTO latest_state AS cur (site_id, point_id, device_id, point_key, point_class, num, val, fault, vts, seq)
-    SELECT DISTINCT ON (site_id, data->>'point_id')
-           site_id, data->>'point_id', data->>'device_id', data->>'point_key', data->>'point_class',
-           CASE WHEN jsonb_typeof(data->'new_value') = 'number' THEN (data->>'new_value')::float8 END,
-           CASE WHEN jsonb_typeof(data->'new_value') IN ('string', 'boolean', 'object', 'array')
-                THEN data->'new_value' END,
-           data->>'fault', to_timestamp((data->>'ts')::float8), seq
-    FROM s WHERE type = 'StateChanged' AND NOT coalesce((data->>'late')::boolean, false)
-    ORDER BY site_id, data->>'point_id', seq DESC
-    ON CONFLICT (site_id, point_id) DO UPDATE SET
-        device_id = excluded.device_id, point_key = excluded.point_key, point_class = excluded.point_class,
-        num = excluded.num, val = excluded.val, fault = excluded.fault, vts = excluded.vts,
-        seq = excluded.seq, updated = now()
-    WHERE excluded.seq > cur.seq
-    RETURNING 1
 ),
 a AS (
     INSERT INTO alarms (site_id, seq, alarm_id, transition, category, severity, rule, device_id, point_id,
@@ -168,7 +177,7 @@ a AS (
     FROM s WHERE type = 'AlarmEvent'
     ON CONFLICT DO NOTHING RETURNING 1
 )
-SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM t), (SELECT count(*) FROM l), (SELECT count(*) FROM a)
+SELECT (SELECT count(*) FROM j), 0, 0, (SELECT count(*) FROM a)
 """
 
 

@@ -85,6 +85,27 @@ async def centre_seqs(pg: str, site_id: str) -> list[int]:
     return [r[0] for r in rows]
 
 
+async def replicated(core: Any, pg: str, site_id: str, last: Any, timeout: float = 20.0, what: str = "") -> None:
+    """Wait until every entry of the site's journal is at the centre, once ``last`` has committed;
+    on a timeout say what is missing and what the publisher saw."""
+    async def same() -> bool:
+        if last is not None and not last.seq:
+            return False
+        seqs = await site_seqs(core)
+        return bool(seqs) and seqs == await centre_seqs(pg, site_id)
+
+    try:
+        await eventually(same, timeout=timeout, what=what)
+    except AssertionError:
+        here, there = set(await site_seqs(core)), set(await centre_seqs(pg, site_id))
+        missing, extra = sorted(here - there), sorted(there - here)
+        pub = federation.publisher_for(core)
+        raise AssertionError(
+            f"{what}: {len(missing)} missing at the centre (first {missing[:5]}, last {missing[-3:]}), "
+            f"{len(extra)} not at the site; publisher {pub.metrics() if pub else None}; "
+            f"consumer {core.journal.metrics()['consumers'].get('federation')}") from None
+
+
 async def site_seqs(core: Any) -> list[int]:
     rows = await core.storage.fetchall("SELECT seq FROM journal ORDER BY seq")
     return [r[0] for r in rows]

@@ -15,18 +15,10 @@ import pytest
 from firebus.plugins import federation
 from firebus.sdk import Lane
 
-from .helpers import (centre_seqs, eventually, federated_site, fire, query, reading, running_centre,
-                      running_site, site_seqs)
+from .helpers import (centre_seqs, eventually, federated_site, fire, query, reading, replicated,
+                      running_centre, running_site, site_seqs)
 
 pytestmark = pytest.mark.anyio
-
-
-async def _synced(core, pg, site_id, last=None) -> bool:
-    """Every entry of the site's journal at the centre, once ``last`` (an Event) is committed."""
-    if last is not None and not last.seq:
-        return False
-    seqs = await site_seqs(core)
-    return bool(seqs) and seqs == await centre_seqs(pg, site_id)
 
 
 async def test_nats_down_the_site_runs_alone_then_catches_up_alarms_first(tmp_path, nats_server, pg_dsn) -> None:
@@ -38,7 +30,7 @@ async def test_nats_down_the_site_runs_alone_then_catches_up_alarms_first(tmp_pa
         pub = federation.publisher_for(core)
         for i in range(50):
             last = core.bus.publish(reading(i))
-        await eventually(lambda: _synced(core, pg_dsn, "mall-7", last), what="the first readings")
+        await replicated(core, pg_dsn, "mall-7", last, what="the first readings")
 
         nats_server.stop()
         await eventually(lambda: not pub.connected, what="the site noticing the link is down")
@@ -55,7 +47,7 @@ async def test_nats_down_the_site_runs_alone_then_catches_up_alarms_first(tmp_pa
         acks: list[int] = []
         pub.on_ack = acks.append
         nats_server.start()
-        await eventually(lambda: _synced(core, pg_dsn, "mall-7", last), timeout=40, what="the catch-up")
+        await replicated(core, pg_dsn, "mall-7", last, timeout=40, what="the catch-up")
         outage = [s for s in acks if s > before]
         assert alarm.seq in outage[:5], "the fire alarm recorded during the outage goes out first"
         telemetry_of_outage = [s for s in outage if s != alarm.seq]
@@ -99,7 +91,7 @@ async def test_centre_killed_mid_stream_restarts_without_loss_or_duplicates(tmp_
             centre.wait()
             await feeder
             centre = await asyncio.to_thread(_start_centre_cli, pg_dsn, nats_server.url, tmp_path)
-            await eventually(lambda: _synced(core, pg_dsn, "factory-3", sent[-1]), timeout=40, what="the centre catching up")
+            await replicated(core, pg_dsn, "factory-3", sent[-1], timeout=40, what="the centre catching up")
             rows = await query(pg_dsn, "SELECT count(*), count(DISTINCT (site_id, seq)) FROM telemetry")
             assert rows[0][0] == rows[0][1] == 6000
             latest = await query(pg_dsn, "SELECT count(*), max(num) FROM latest_state WHERE site_id = 'factory-3'")
@@ -124,12 +116,12 @@ async def test_two_sites_and_a_site_restart(tmp_path, nats_server, pg_dsn) -> No
             await eventually(lambda: last_a.seq and last_b.seq, what="both sites committing")
             a_seqs = await site_seqs(a)
             # site-b's entries all reach the centre; site-a stops at once (cursor saved at stop)
-            await eventually(lambda: _synced(b, pg_dsn, "site-b", last_b), what="site-b replicated")
+            await replicated(b, pg_dsn, "site-b", last_b, what="site-b replicated")
         async with running_site(tmp_path, "site-a", nats_server.url) as a:
             assert (await site_seqs(a))[:len(a_seqs)] == a_seqs
             for i in range(300, 400):
                 last_a = a.bus.publish(reading(i))
-            await eventually(lambda: _synced(a, pg_dsn, "site-a", last_a), what="site-a after its restart")
+            await replicated(a, pg_dsn, "site-a", last_a, what="site-a after its restart")
         sites = await query(pg_dsn, "SELECT site_id, count(*) FROM telemetry GROUP BY 1 ORDER BY 1")
         assert sites == [("site-a", 400), ("site-b", 300)]
         alarms = await query(pg_dsn, "SELECT site_id, alarm_id, transition, rule FROM alarms_current")
