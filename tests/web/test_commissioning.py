@@ -8,6 +8,8 @@ import io
 import pytest
 from PIL import Image
 
+from firebus.sdk import DeviceInfo
+
 from .conftest import VALUES, wait_until
 from .schema_check import check
 
@@ -71,9 +73,14 @@ async def test_plan_upload_place_and_scope(site) -> None:
 
 async def test_adopt_a_discovered_device(site) -> None:
     registry = site.core.registry
-    found = registry.register_discovered({"serial": "X9"}, driver="webtest.detector", transport=None)
+    found = registry.register_discovered({"serial": "X9"}, driver="webtest.detector", transport=None,
+                                         info=DeviceInfo(identifiers={"serial": "X9"}, model="WT-1", manufacturer="Test"))
     room_a = registry.place_by_key("room-a")
     async with site.client("admin") as c:
+        listing = (await c.get("/devices")).text
+        row = listing[listing.index(f'data-device="{found.id}"'):].split("</tr>")[0]
+        # Named by what it is (never its id), marked as discovered rather than "Normal".
+        assert "Test WT-1 X9" in row and "Discovered (not adopted)" in row and "Normal" not in row
         page = (await c.get(f"/devices/{found.id}")).text
         assert 'id="adopt-form"' in page
         r = await c.post(f"/api/devices/{found.id}/adopt", json={"device_type": "toaster", "location": "room-a"})
