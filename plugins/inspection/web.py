@@ -18,6 +18,7 @@ from importlib import resources
 from typing import Any, Awaitable, Callable
 
 import anyio
+import anyio.to_process
 import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -275,8 +276,7 @@ def routes(service_of: Callable[[], Any], site: dict[str, Any]) -> list[Route]:
                             and (not wanted or key in wanted) and (not unit or service.unit_of(key) == unit))
         if not labels:
             raise Refused(404, "not_found", "no checkpoint with a QR tag matches", "没有带二维码的点位")
-        data = await anyio.to_thread.run_sync(
-            lambda: printing.pdf(printing.labels_html(labels, t(lang_of(request), "labels_title"))))
+        data = await anyio.to_process.run_sync(printing.labels_pdf, labels, t(lang_of(request), "labels_title"))
         return Response(data, media_type="application/pdf",
                         headers={"content-disposition": 'inline; filename="inspection-labels.pdf"'})
 
@@ -296,8 +296,7 @@ def routes(service_of: Callable[[], Any], site: dict[str, Any]) -> list[Route]:
         title = printing.both({"patrol": "form_patrol", "duty": "form_duty", "hazards": "form_hazards"}[kind])
         site_name = str(site_info.get("name") or "")
         generated = dt.datetime.fromtimestamp(service.clock.time(), service.tz).strftime("%Y-%m-%d %H:%M")
-        data = await anyio.to_thread.run_sync(
-            lambda: printing.pdf(printing.form_html(title, site_name, month, header, rows, generated)))
+        data = await anyio.to_process.run_sync(printing.form_pdf, title, site_name, month, header, rows, generated)
         return Response(data, media_type="application/pdf", headers={"content-disposition": f'inline; filename="{name}"'})
 
     table_routes = [

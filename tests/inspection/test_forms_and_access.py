@@ -117,3 +117,4 @@ async def test_duty_records_and_monthly_forms(site, tmp_path) -> None:
     assert await anyio.to_thread.run_sync(cli, "labels", "--config", str(config), "--base-url", "https://fire.example.cn",
                                           "--out", str(sheet)) == 0
     assert sheet.read_bytes().startswith(b"%PDF")
+
