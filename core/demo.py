@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -159,12 +160,23 @@ def _free_port() -> int:
     return free_port()
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the demo dies, even by SIGKILL (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: the demo's own shutdown still stops its children
+
+
 def _spawn(args: list[str], log: Path, stack: ExitStack) -> subprocess.Popen[bytes]:
     out = log.open("ab")
     # Own session: Ctrl-C reaches the demo only, which then stops the core before the devices.
     proc = subprocess.Popen(
         [sys.executable, "-m", "firebus.core.cli", *args], cwd=PACKAGE_ROOT, stdout=out,
         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
 
     def stop() -> None:
@@ -180,7 +192,24 @@ def _spawn(args: list[str], log: Path, stack: ExitStack) -> subprocess.Popen[byt
     return proc
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(args: argparse.Namespace) -> int:
+    # Ctrl-C or SIGTERM while starting: stop what has started, quietly (the core's own signal
+    # handling takes over once it runs).
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run_demo(args)
+    except KeyboardInterrupt:
+        print("demo: stopped", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
     from firebus.sdk.testing.mosquitto import Mosquitto, wait_port
 
     from .cli import run_site
@@ -199,7 +228,9 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     with ExitStack() as stack:
-        broker = stack.enter_context(Mosquitto(data / "broker"))
+        broker = Mosquitto(data / "broker")
+        stack.callback(broker.stop)  # before start: a Ctrl-C while it starts still stops it
+        broker.start()
         env = {"FIREBUS_MQTT_PORT": str(broker.port), "FIREBUS_DATA": str(data)}
         display = ThreadingHTTPServer(("127.0.0.1", 0), _AlarmDisplay)
         threading.Thread(target=display.serve_forever, daemon=True).start()

@@ -95,3 +95,28 @@ def test_make_demo_needs_no_browser(mode: str, browser: bool) -> None:
     assert ("chromium" in packages) is browser and ("chromium-driver" in packages) is browser
     dry = subprocess.run(["make", "-n", "demo"], cwd=REPO, check=True, capture_output=True, text=True).stdout
     assert "ensure-system-deps.sh runtime" in dry and "ensure-system-deps.sh test" not in dry
+
+
+def test_ctrl_c_while_the_demo_starts_stops_it_quietly(tmp_path: Path) -> None:
+    import os
+    import signal
+    import sys
+    import time
+
+    data = tmp_path / "demo"
+    log = tmp_path / "demo.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIREBUS_")}
+    proc = subprocess.Popen([sys.executable, "-m", "firebus.core.cli", "demo", "--port", "0", "--data", str(data)],
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not (data / "broker").exists():  # started: the broker's folder is being set up
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+    text = log.read_text()
+    assert code == 0 and "Traceback" not in text, text
+    leftovers = subprocess.run(["pgrep", "-f", str(data)], capture_output=True, text=True).stdout
+    assert leftovers.strip() == "", leftovers
