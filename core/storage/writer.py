@@ -50,6 +50,18 @@ DurableCallback = Callable[[], None]
 Rows = Sequence[Sequence[Any]]
 
 
+#: tables other rows point at (FOREIGN KEY), in the order their rows must be written
+_PARENTS = ("INSERT INTO places", "INSERT INTO devices", "INSERT INTO points")
+
+
+def _parent_rank(sql: str) -> int:
+    head = sql.lstrip()[:40]
+    for rank, prefix in enumerate(_PARENTS):
+        if head.startswith(prefix):
+            return rank
+    return len(_PARENTS)  # sorted() is stable: everything else keeps its first-seen order
+
+
 class Op:
     """Rows of one or more statements (and journal entries) that commit together or not at all."""
 
@@ -436,8 +448,17 @@ class WriterThread:
                 db.executemany(SQL_J_STATE, states)
             if others:
                 db.executemany(SQL_J_EVENT, others)
-        for sql, rows in grouped.items():
-            db.executemany(sql, rows)
+        if len(grouped) > 1:
+            # Grouping by statement reorders rows across operations: a chunk that begins
+            # with a device's identifiers, then holds another device and its identifiers,
+            # would insert those identifiers before their device (FOREIGN KEY failed, and
+            # the whole batch was retried one operation at a time: seconds at start-up).
+            # Parents first, each group in its original order.
+            for sql in sorted(grouped, key=_parent_rank):
+                db.executemany(sql, grouped[sql])
+        else:
+            for sql, rows in grouped.items():
+                db.executemany(sql, rows)
         return seq
 
     def _run_exec(self, ex: Exec) -> None:

@@ -249,3 +249,28 @@ async def test_retention_rolls_up_then_purges_raw_but_never_the_event_log(tmp_pa
         assert len(await storage.fetchall("SELECT * FROM readings_1h")) == 2
         assert await storage.fetchone("SELECT count(*) FROM event_log") == (1,)
 
+
+
+async def test_a_batch_of_registry_writes_commits_in_one_transaction_parents_first(tmp_path: Path) -> None:
+    """Grouping a batch's rows by statement must not put a device's identifiers before the
+    device (FOREIGN KEY): that failed the batch and replayed it one operation at a time."""
+    from firebus.core.storage import Op
+    from firebus.sdk.events import Lane
+
+    dev = ("INSERT INTO devices (id, driver, created_at, updated_at) VALUES (?, 'd', 0, 0)")
+    ident = "INSERT INTO device_identifiers (namespace, value, device_id) VALUES (?, ?, ?)"
+    async with Storage(tmp_path / "fb.db").running() as storage:
+        storage.submit(Op([(dev, [("D0",)])], lane=Lane.ALARM))
+        await storage.barrier()
+        writer = storage._writer
+        commits = writer.commits
+        # One hand-over: D0's identifier first, then a new device and its identifier.
+        for op in (Op([(ident, [("serial", "S0", "D0")])], lane=Lane.ALARM),
+                   Op([(dev, [("D1",)])], lane=Lane.ALARM),
+                   Op([(ident, [("serial", "S1", "D1")])], lane=Lane.ALARM)):
+            storage.submit(op)
+        await storage.barrier()
+        assert writer.refused_ops == 0
+        assert writer.commits - commits <= 2  # the batch (and the barrier), not one per operation
+        rows = await storage.fetchall("SELECT value, device_id FROM device_identifiers ORDER BY value")
+        assert rows == [("S0", "D0"), ("S1", "D1")]
