@@ -98,7 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         loaded, host = _load_and_prepare(args.config)
     except (ConfigError, PluginError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _print_errors(exc)
         return 2
     anyio.run(run_site, loaded, host, args)
     return 0

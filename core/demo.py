@@ -254,7 +254,8 @@ def _run_demo(args: argparse.Namespace) -> int:
             host = build_plugin_host(loaded.site)
             prepare(loaded, host)
         except (ConfigError, PluginError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            for error in getattr(exc, "errors", None) or [exc]:
+                print(f"error: {error}", file=sys.stderr)
             return 2
 
         def announce(url: str, login: tuple[str, str]) -> None:
