@@ -252,7 +252,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     pg.start()
     try:
         dsn = pg.create_database("centre")
-        cfg = CentreConfig(pg=dsn, nats=[nats_srv.url], telemetry_batch=args.batch)
+        cfg = CentreConfig(pg=dsn, nats=[nats_srv.url], telemetry_batch=args.batch, telemetry_writers=args.writers)
         centre = Centre(cfg)
         await centre.migrate()
         progress(f"COPY ceiling: {args.ceiling_rows} rows")
@@ -276,7 +276,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "bench": "federation",
             "machine": {**machine(), **versions(pg)},
             "params": {"sites": args.sites, "devices_per_site": args.devices, "rounds": args.rounds,
-                       "batch": args.batch, "alarm_gap_s": args.alarm_gap, "max_seconds": args.max_seconds},
+                       "batch": args.batch, "writers": args.writers, "alarm_gap_s": args.alarm_gap, "max_seconds": args.max_seconds},
             "copy_ceiling": ceiling,
             "fill": filled,
             "ingest": result,
@@ -302,6 +302,7 @@ def main() -> int:
     p.add_argument("--devices", type=int, default=10_000, help="devices (one point each) per site")
     p.add_argument("--rounds", type=int, default=1, help="readings per device")
     p.add_argument("--batch", type=int, default=10_000, help="centre telemetry batch (messages per fetch)")
+    p.add_argument("--writers", type=int, default=1, help="centre telemetry writer sessions")
     p.add_argument("--ceiling-rows", type=int, default=300_000)
     p.add_argument("--alarm-gap", type=float, default=0.05, help="seconds between fire alarms")
     p.add_argument("--max-seconds", type=float, default=240.0, help="bound on the whole run")

@@ -32,6 +32,7 @@ class CentreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     credentials: str | None = None
     alarm_batch: int = 200
     telemetry_batch: int = 10_000
+    telemetry_writers: int = 1  # PostgreSQL sessions committing telemetry batches side by side
     fetch_timeout_s: float = 1.0
     days_ahead: int = 2  # telemetry partitions created ahead of today (UTC days)
     days_back: int = 1  # … and behind it at start
@@ -62,16 +63,31 @@ _NULL = b"\\N"
 class Prepared:
     """A fetched batch, decoded and rendered as COPY text, ready for a transaction."""
 
-    __slots__ = ("msgs", "entries", "state", "telemetry", "n_state", "events", "bad", "days")
+    __slots__ = ("msgs", "entries", "state", "telemetry", "n_state", "events", "bad", "days",
+                 "_state", "_telemetry", "_events", "_days")
 
     def __init__(self, msgs: list[Any]) -> None:
         self.msgs = msgs
         self.entries: list[envelope.Incoming] = []
         self.bad: list[tuple[str, bytes, str]] = []
-        state: list[bytes] = []
-        telemetry: list[bytes] = []
-        events: list[bytes] = []
-        days: set[int] = set()
+        self._state: list[bytes] = []
+        self._telemetry: list[bytes] = []
+        self._events: list[bytes] = []
+        self._days: set[int] = set()
+
+    @classmethod
+    async def build(cls, msgs: list[Any], step: int = 500) -> "Prepared":
+        """Decode in slices, yielding to the event loop between them: the alarm lane's
+        fetch and commit run in the same loop and must not wait for a big telemetry batch."""
+        prepared = cls(msgs)
+        for i in range(0, len(msgs), step):
+            prepared.add(msgs[i:i + step])
+            await asyncio.sleep(0)
+        prepared.finish()
+        return prepared
+
+    def add(self, msgs: list[Any]) -> None:
+        state, telemetry, events, days = self._state, self._telemetry, self._events, self._days
         enc = _json.encode
         for m in msgs:
             try:
@@ -105,6 +121,9 @@ class Prepared:
                 continue
             self.entries.append(e)
             days.add(int(e.ts // 86400))
+
+    def finish(self) -> None:
+        state, telemetry, events, days = self._state, self._telemetry, self._events, self._days
         self.state = b"\n".join(state) + b"\n" if state else b""
         self.telemetry = b"\n".join(telemetry) + b"\n" if telemetry else b""
         self.n_state = len(state)
@@ -281,13 +300,17 @@ class Centre:
                                             stream=self.cfg.stream, config=config, pending_msgs_limit=0)
 
     async def _lane(self, lane: str, sub: Any) -> None:
-        """Fetch and decode the next batch (this task) while the previous one commits (the writer):
-        Python's work and PostgreSQL's overlap on two CPUs."""
+        """Fetch and decode the next batch (this task) while earlier ones commit (the writers):
+        Python's work and PostgreSQL's overlap.  Telemetry batches commit in parallel sessions
+        (acks are per message, so their order does not matter; latest_state only moves to a
+        higher seq, and its rows are upserted in key order, so two sessions do not deadlock)."""
         import nats.errors
 
         batch = self.cfg.alarm_batch if lane == "alarm" else self.cfg.telemetry_batch
-        ready: asyncio.Queue[Prepared] = asyncio.Queue(maxsize=2)
-        writer = asyncio.create_task(self._writer(lane, ready), name=f"centre:{lane}:writer")
+        writers = 1 if lane == "alarm" else max(1, self.cfg.telemetry_writers)
+        ready: asyncio.Queue[Prepared] = asyncio.Queue(maxsize=writers + 1)
+        tasks = [asyncio.create_task(self._writer(lane, ready), name=f"centre:{lane}:writer{i}")
+                 for i in range(writers)]
         try:
             while True:
                 t0 = time.perf_counter()
@@ -304,15 +327,13 @@ class Centre:
                 if not msgs:
                     continue
                 t0 = time.perf_counter()
-                prepared = Prepared(msgs)
+                prepared = await Prepared.build(msgs)
                 self.seconds["decode"] += time.perf_counter() - t0
                 await ready.put(prepared)
         finally:
-            writer.cancel()
-            try:
-                await writer
-            except asyncio.CancelledError:
-                pass
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _writer(self, lane: str, ready: "asyncio.Queue[Prepared]") -> None:
         conn = None
