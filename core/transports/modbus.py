@@ -544,8 +544,8 @@ class ModbusRtuTransport(ModbusLineTransport):
         self.timing = RtuTiming.of(o.baudrate, o.bytesize, o.parity, o.stopbits)
         if o.framer == "rtu":
             # Frames are delimited by silence: never start a request less than t3.5 after the
-            # last answer, whatever message_wait_ms says (the gap counts from when the answer
-            # was handled, which is never before its last byte left the wire).
+            # last answer, whatever message_wait_ms says (the gap counts from when the client
+            # library received the answer's last bytes, never before they left the wire).
             self._gap_s = max(self._gap_s, self.timing.silence_s)
 
     def line_s(self, table: Table, count: int) -> float:
