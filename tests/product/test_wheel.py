@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from firebus.core.backup import backups_in, verify
 from firebus.sdk.testing.mosquitto import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -154,6 +155,10 @@ def test_the_wheel_installs_and_its_demo_raises_a_fire_alarm(tmp_path: Path) -> 
             if not fire:
                 time.sleep(0.5)
         demo.wait_for(r"\[duty-room display\] 火警", timeout=30)  # and notify delivered it
+        # The example site's `backup:` line: the first copy is taken when the core starts.
+        demo.wait_for(r"backup: \S+firebus-\S+\.db \(.*integrity ok\)", timeout=30)
+        (copy,) = backups_in(work / "demo-data" / "backups")
+        assert verify(copy)["core"] >= 1
         assert get(f"{base}/api/health")[0] == 200
         assert b"<form" in get(f"{base}/login")[1]
     finally:
