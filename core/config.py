@@ -178,6 +178,7 @@ class SiteConfig(Strict):
     reports: dict[str, Any] = {}
     gb26875: dict[str, Any] = {}  # the city monitoring uplink (plugins/gb26875)
     inspection: dict[str, Any] = {}  # patrols, hazards, duty records (plugins/inspection)
+    federation: dict[str, Any] = {}  # site → centre replication (plugins/federation)
 
 
 # -- loading -----------------------------------------------------------------------------
