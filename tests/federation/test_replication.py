@@ -29,3 +29,25 @@ async def test_a_fire_alarm_at_the_site_appears_at_the_centre(tmp_path, nats_ser
 
 async def _same(core, pg, site_id, last) -> bool:
     return bool(last.seq) and await site_seqs(core) == await centre_seqs(pg, site_id)
+
+
+async def test_an_undecodable_message_is_kept_and_the_rest_goes_on(tmp_path, nats_server, pg_dsn) -> None:
+    import nats
+
+    from firebus.plugins.federation import envelope
+    from firebus.sdk import Event, Lane
+
+    async with running_centre(pg_dsn, nats_server.url) as centre:
+        nc = await nats.connect(nats_server.url)
+        js = nc.jetstream()
+        await js.publish("firebus.x.journal.telemetry", b"not json\t\\ at all")
+        odd = reading(1, point="tab\there", value="on\\off\n")  # text needing COPY escapes
+        await js.publish(envelope.subject("x", Lane.TELEMETRY),
+                         envelope.encode("x", Event(data=odd, seq=7, lane=Lane.TELEMETRY)))
+        await nc.close()
+        await eventually(lambda: centre.quarantined == 1 and centre.ingested["telemetry"] == 1,
+                         what="one kept aside, one stored")
+        assert await query(pg_dsn, "SELECT body, reason <> '' FROM fed_quarantine") == \
+            [(b"not json\t\\ at all", True)]
+        assert await query(pg_dsn, "SELECT point_id, val FROM telemetry WHERE site_id = 'x'") == \
+            [("tab\there", "on\\off\n")]
