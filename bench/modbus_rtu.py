@@ -80,8 +80,9 @@ def relay_side(args: argparse.Namespace) -> None:
 
     with PacedSerialLine(args.baud, stopbits=STOPBITS) as wire:
         print(json.dumps({"client_port": wire.client_port, "device_port": wire.device_port}), flush=True)
-        sys.stdin.read()
-        print(json.dumps({"wire": wire.stats()}), flush=True)
+        windows = json.loads(sys.stdin.read() or "{}")  # name → [t0, t1]: turnarounds of that phase
+        print(json.dumps({"wire": wire.stats(), "phases": {k: wire.stats(tuple(w)) for k, w in windows.items()}}),
+              flush=True)
 
 
 def device_side(args: argparse.Namespace) -> None:
@@ -138,10 +139,10 @@ class Devices:
             self.relay.kill()
             raise SystemExit("the simulated units did not start (see their error above)") from None
 
-    def finish(self) -> dict[str, Any]:
+    def finish(self, windows: dict[str, list[float]] | None = None) -> dict[str, Any]:
         out, _ = self.proc.communicate("", timeout=60)
         result = json.loads(out.strip().splitlines()[-1])
-        out, _ = self.relay.communicate("", timeout=30)
+        out, _ = self.relay.communicate(json.dumps(windows or {}), timeout=30)
         return {**result, **json.loads(out.strip().splitlines()[-1])}
 
 
@@ -286,16 +287,26 @@ async def run_baud(baud: int, args: argparse.Namespace) -> dict[str, Any]:
     blocks = blocks_for(baud, args)
     dev = Devices(baud, args, blocks)
     timing = RtuTiming.of(baud, 8, "N", STOPBITS)
+    windows: dict[str, list[float]] = {}
     try:
         progress(f"{baud} baud: line rate, {args.seconds:.0f} s")
         lr = await line_rate(dev.port, baud, args.seconds, args.callers, args.units)
+        windows["line_rate"] = lr["window"]
         progress(f"{baud} baud: saturated line, {args.units} units x {blocks} telemetry blocks, {args.seconds:.0f} s")
         with tempfile.TemporaryDirectory(prefix="fb-rtu-") as tmp:
             sat = await saturated(dev, baud, args, blocks, Path(tmp))
+        windows["saturated"] = list(sat["t"])
     finally:
-        result = dev.finish()
+        result = dev.finish(windows)
     reqs = result["requests"]
-    a, b = lr.pop("window")
+    lr.pop("window")
+    # A ceiling measured in the same run: the formula plus what these simulated units take to
+    # answer (the formula has no turnaround; real units have one too), so the rest is the master's.
+    units_ms = result["phases"]["line_rate"]["devices_turnaround_ms_p50"] or 0.0
+    lr["units_turnaround_ms_p50"] = units_ms
+    lr["client_turnaround_ms_p50"] = result["phases"]["line_rate"]["client_turnaround_ms_p50"]
+    ceiling = 1000 / (lr["exchange_ms_theoretical"] + units_ms)
+    lr["ratio_to_formula_plus_units_turnaround"] = round(lr["measured_requests_per_s"] / ceiling, 3)
     t0, t1 = sat["t"]
     in_sat = [r for r in reqs if t0 <= r[0] <= t1]
     busy = sum(timing.read_s("holding", r[4]) for r in in_sat if r[2] == 3)

@@ -39,15 +39,21 @@ from typing import Any
 from firebus.sdk.modbus import RtuTiming
 
 
+#: how long before a delivery is due the relay stops sleeping and spins
+_SPIN_S = 0.0002
+
+
 class PacedSerialLine:
     """Two pty pairs and a paced half-duplex relay between them; a context manager."""
 
     def __init__(self, baudrate: int = 9600, *, bytesize: int = 8, parity: str = "N", stopbits: int = 1) -> None:
         self.timing = RtuTiming.of(baudrate, bytesize, parity, stopbits)
         self.baudrate = baudrate
-        #: recent turnarounds, s: last byte handed to a side → first byte of that side's next frame
-        #: (the units': their processing; the client's: its processing plus the t3.5 it keeps)
-        self.turnaround: dict[str, deque[float]] = {"devices": deque(maxlen=4096), "client": deque(maxlen=4096)}
+        #: recent turnarounds as (monotonic, s): last byte handed to a side → first byte of that
+        #: side's next frame (the units': their processing; the client's: its processing plus the
+        #: t3.5 it keeps)
+        self.turnaround: dict[str, deque[tuple[float, float]]] = {
+            "devices": deque(maxlen=50_000), "client": deque(maxlen=50_000)}
         self._fds: list[int] = []
         self._thread: threading.Thread | None = None
         self._stop_r = self._stop_w = -1
@@ -109,7 +115,14 @@ class PacedSerialLine:
         while True:
             timeout = 0.2
             if pending:
-                timeout = max(0.0, min(timeout, pending[0][0] - time.monotonic()))
+                due = pending[0][0] - time.monotonic()
+                if 0 < due <= _SPIN_S:
+                    # the kernel wakes a sleeper ~0.1–0.2 ms late: spin the last stretch, so the
+                    # wire, not the relay, sets the timing
+                    while time.monotonic() < pending[0][0]:
+                        pass
+                    due = 0.0
+                timeout = max(0.0, min(timeout, due - _SPIN_S))
             try:
                 ready, _, _ = select.select([mc, md, self._stop_r], [], [], timeout)
             except (OSError, ValueError):
@@ -133,7 +146,7 @@ class PacedSerialLine:
                     self.frames += 1
                     handed = delivered.get(src)
                     if handed is not None and handed >= wire_end - 1e-9:  # answering what it was handed last
-                        self.turnaround["client" if src == mc else "devices"].append(now - handed)
+                        self.turnaround["client" if src == mc else "devices"].append((now, now - handed))
                 end = start + len(data) * char
                 self.busy_s += end - start
                 wire_end, last_source = end, src
@@ -156,7 +169,8 @@ class PacedSerialLine:
                 except OSError:
                     pass  # the far end is not open: bytes on a wire nobody listens to are lost
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, window: tuple[float, float] | None = None) -> dict[str, Any]:
+        """Counters since start; turnaround medians of the samples within ``window`` (monotonic) if given."""
         return {
             "baudrate": self.baudrate,
             "bits_per_char": self.timing.bits_per_char,
@@ -165,10 +179,10 @@ class PacedSerialLine:
             "wire_busy_s": round(self.busy_s, 4),
             "relay_late_ms_max": round(1000 * self.late_max_s, 3),
             "relay_late_ms_avg": round(1000 * self._late_sum / self._deliveries, 3) if self._deliveries else 0.0,
-            **{f"{side}_turnaround_ms_p50": _median_ms(v) for side, v in self.turnaround.items()},
+            **{f"{side}_turnaround_ms_p50": _median_ms(v, window) for side, v in self.turnaround.items()},
         }
 
 
-def _median_ms(values: "deque[float]") -> float | None:
-    ordered = sorted(values)
+def _median_ms(samples: "deque[tuple[float, float]]", window: tuple[float, float] | None) -> float | None:
+    ordered = sorted(dt for t, dt in list(samples) if window is None or window[0] <= t <= window[1])
     return round(1000 * ordered[len(ordered) // 2], 3) if ordered else None
