@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # a real receiver (nginx, any web framework) answers at once
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

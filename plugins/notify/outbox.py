@@ -8,7 +8,7 @@ them (``digested``); escalation rows of an acknowledged alarm become
 ``cancelled``.
 
 One worker task per channel sends that channel's due rows in priority order
-(fire first).  A failure backs off the whole channel, not only the row: a
+(fire first), up to ``outbox.concurrency`` (default 8) at once.  A failure backs off the whole channel, not only the row: a
 gateway that is down for an hour gets one probe per back-off interval, not
 one per queued message, and the queue is delivered in order once it is back.
 
@@ -86,6 +86,8 @@ class Outbox:
         self.cfg = cfg
         self._wake: dict[str, anyio.Event] = {}
         self._blocked_until: dict[str, float] = {}
+        #: channels whose last send succeeded: their rows go out concurrently at once
+        self._proven: set[str] = set()
         self.on_result: Callable[[Row, bool, str], None] | None = None
 
     # -- writing ---------------------------------------------------------------------------
@@ -239,14 +241,38 @@ class Outbox:
             )
             await self._wait(key, None if not nxt or nxt[0] is None else nxt[0] - now)
             return
-        for raw in rows:
+        slots = anyio.Semaphore(max(1, self.cfg.concurrency))
+        failing = False
+
+        async def one(row: Row) -> None:
+            nonlocal failing
             try:
-                row = Row.of(raw)
-            except msgspec.DecodeError as exc:
-                await self._finish(raw[0], "failed", f"undecodable row: {exc}")
-                continue
-            if not await self.deliver(row):
-                return  # the channel is failing: back off all of it
+                if not await self.deliver(row):
+                    failing = True  # the channel is failing: start no more, back off all of it
+            finally:
+                slots.release()
+
+        # A channel not known to work (nothing sent since start, or the last send failed)
+        # gets one request first: a channel that is down sees one probe, not a burst.
+        first = key not in self._proven
+        async with anyio.create_task_group() as tg:
+            for raw in rows:
+                try:
+                    row = Row.of(raw)
+                except msgspec.DecodeError as exc:
+                    await self._finish(raw[0], "failed", f"undecodable row: {exc}")
+                    continue
+                await slots.acquire()
+                if failing:
+                    slots.release()
+                    break
+                if first:
+                    first = False
+                    await one(row)
+                    if failing:
+                        break
+                    continue
+                tg.start_soon(one, row)
 
     async def deliver(self, row: Row) -> bool:
         """One attempt at one row.  Returns False when the channel failed (back off).
@@ -290,6 +316,7 @@ class Outbox:
             await self._finish(row.id, "sent", "", sent_ts=now)
             await self.channels.succeeded(entry, now)
             self._blocked_until.pop(row.channel, None)
+            self._proven.add(row.channel)
             self._publish(row, attempt, True, "")
             return True
         self._publish(row, attempt, False, error)
@@ -307,6 +334,7 @@ class Outbox:
         if entry.failures == 1:
             log.warning("notify: %s via %s failed (%s); retrying in %gs", row.id, row.channel, error, delay)
         self._blocked_until[row.channel] = started + delay
+        self._proven.discard(row.channel)
         await self._exec(
             "UPDATE notify_outbox SET status = 'pending', next_ts = ?, last_error = ? WHERE id = ?",
             (started + delay, error, row.id),

@@ -238,3 +238,56 @@ async def test_finished_rows_are_purged_after_retention_pending_ones_never(make_
         await wait_for(purged, what="old rows purged")
         stuck = await h.rows("alarm_id = 'STUCK' AND channel = 'sms'")
         assert len(stuck) == 1 and stuck[0]["status"] in ("pending", "inflight")
+
+
+async def test_a_burst_of_alarms_is_sent_concurrently_after_one_probe(make_harness, receiver) -> None:
+    """A floor of detectors going off together: one request first, then several in flight at
+    once (outbox.concurrency), not one round trip after another."""
+    import threading
+
+    section = site(receiver)
+    section["outbox"] = {"concurrency": 4}
+    section["rate_limit"] = {"burst": 100, "window_s": 300}
+    together = threading.Barrier(4, timeout=10)  # passes only when 4 SMS are in flight at once
+    queued = threading.Event()  # the probe is answered once every SMS is in the outbox
+    seen = {"n": 0}
+    lock = threading.Lock()
+
+    def respond(req):
+        if not req.path.startswith("/sms"):
+            return 200, {"ok": True}
+        with lock:
+            seen["n"] += 1
+            n = seen["n"]
+        if n == 1:
+            queued.wait(10)
+            return 200, {"ok": True}  # the probe goes alone
+        try:
+            together.wait()
+        except threading.BrokenBarrierError:
+            return 500, {"error": "requests were not concurrent"}
+        return 200, {"ok": True}
+
+    receiver.respond = respond
+    h = make_harness(section)
+    async with h.running():
+        for i in range(9):
+            h.publish(alarm(f"F{i}"))
+
+        async def all_queued() -> bool:
+            return len(await h.rows("channel = 'sms'")) == 9
+
+        await wait_for(all_queued, what="nine SMS in the outbox")
+        queued.set()
+        await wait_for(lambda: len(receiver.ok("/sms")) == 9, what="nine SMS delivered", timeout=30)
+    assert len(receiver.on("/sms")) == 9  # none failed and was retried
+
+
+def test_concurrency_is_validated() -> None:
+    import msgspec
+
+    from firebus.plugins.notify.config import OutboxConfig
+
+    assert msgspec.convert({}, OutboxConfig).concurrency == 8
+    with pytest.raises(msgspec.ValidationError, match="concurrency"):
+        msgspec.convert({"concurrency": 0}, OutboxConfig)
