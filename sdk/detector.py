@@ -37,14 +37,17 @@ import math
 from abc import ABC, abstractmethod
 from collections import deque
 from enum import StrEnum
-from typing import ClassVar, Iterable
+from typing import TYPE_CHECKING, ClassVar, Iterable
 
 import msgspec
-import numpy as np
-from numpy.typing import NDArray
+
+if TYPE_CHECKING:  # numpy only where frames are handled: a core without cameras never loads it (15 MB)
+    import numpy as np
+    from numpy.typing import NDArray
+
+    Image = NDArray[np.uint8]
 
 Box = tuple[float, float, float, float]
-Image = NDArray[np.uint8]
 
 
 class Label(StrEnum):
@@ -113,6 +116,8 @@ class Mask(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def raster(self, width: int, height: int) -> NDArray[np.bool_]:
         """Boolean (height, width) image, True where ignored (even-odd rule per polygon)."""
+        import numpy as np
+
         out = np.zeros((height, width), bool)
         if not self.regions:
             return out
