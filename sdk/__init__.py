@@ -70,7 +70,7 @@ from .rule import (
 )
 from .manifest import API_VERSION, Manifest, sdk_compatible
 from .migration import Migration
-from .web import Caller, caller, signed_in
+from .web import Caller, caller, nav_link, signed_in
 from .vocab import (
     ActorKind,
     AlarmCategory,
@@ -160,6 +160,7 @@ __all__ = [
     "caller",
     "hookimpl",
     "signed_in",
+    "nav_link",
     "new_id",
     "sdk_compatible",
 ]

@@ -55,3 +55,16 @@ def signed_in(route: R) -> R:
     """Open a plugin route to every signed-in role (default: system roles only)."""
     setattr(route, ACCESS_ATTR, "signed_in")
     return route
+
+
+NAV_ATTR = "firebus_nav"
+
+
+def nav_link(route: R, zh: str, en: str) -> R:
+    """Show a plugin page in the panel's navigation, named in both languages.
+
+    The link is ``/-/plugins/<plugin>/<route path>``; it is shown to the roles that may open
+    the route (every signed-in role for a ``signed_in`` route, system roles otherwise).
+    """
+    setattr(route, NAV_ATTR, (zh, en))
+    return route

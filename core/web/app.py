@@ -150,7 +150,10 @@ def render(request: Request, template: str, http_status: int = 200, **context: A
 
     html = state.env.get_template(template).render(
         request=request, lang=lang, t=lambda key, **kw: translate(lang, key, **kw), h=Human(lang), me=who,
-        csrf=who.csrf if who else "", site=state.core.site.site, path=request.url.path, **context,
+        csrf=who.csrf if who else "", site=state.core.site.site, path=request.url.path,
+        plugin_links=[link for link in _NAV_LINKS.get(id(state.core), [])
+                      if who is not None and (link["open"] or who.is_system)],
+        **context,
     )
     response = HTMLResponse(html, status_code=http_status)
     if request.query_params.get("lang") in LANGUAGES:
@@ -288,6 +291,10 @@ def create_app(core: Any) -> Starlette:
     return app
 
 
+#: plugin pages for the navigation, per core (collected with the mounts, read by render())
+_NAV_LINKS: dict[int, list[dict[str, Any]]] = {}
+
+
 def _plugin_mounts(core: Any) -> list[Mount]:
     """Plugins' own routes under ``/-/plugins/<name>/`` (Datasette's URL namespace), system roles only."""
     mounts = []
@@ -296,11 +303,18 @@ def _plugin_mounts(core: Any) -> list[Mount]:
     except Exception:
         log.exception("web: collecting plugin routes failed")
         return []
+    links: list[dict[str, Any]] = []
     for name, plugin_routes in results:
         if plugin_routes:
             routes = list(plugin_routes)
             open_routes = [r for r in routes if getattr(r, "firebus_access", "") == "signed_in"]
+            for r in routes:
+                label = getattr(r, "firebus_nav", None)
+                if label and "{" not in getattr(r, "path", "{"):
+                    links.append({"href": f"/-/plugins/{name}{r.path}", "zh": label[0], "en": label[1],
+                                  "open": r in open_routes})
             mounts.append(Mount(f"/-/plugins/{name}", app=_SystemOnly(Starlette(routes=routes), open_routes)))
+    _NAV_LINKS[id(core)] = links
     return mounts
 
 

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from firebus.sdk import Caller, caller, signed_in
+from firebus.sdk import Caller, caller, nav_link, signed_in
 
 from . import printing
 from .hazards import Refused
@@ -300,8 +300,8 @@ def routes(service_of: Callable[[], Any], site: dict[str, Any]) -> list[Route]:
         return Response(data, media_type="application/pdf", headers={"content-disposition": f'inline; filename="{name}"'})
 
     table_routes = [
-        Route("/patrol", patrol_page),
-        Route("/hazards", hazards_page),
+        nav_link(Route("/patrol", patrol_page), "巡检", "Patrol"),
+        nav_link(Route("/hazards", hazards_page), "隐患", "Hazards"),
         Route("/static/{name}", static),
         Route("/api/catalogue", get_catalogue),
         Route("/api/checkpoints", get_checkpoints),

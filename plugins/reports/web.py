@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from firebus.sdk.web import caller, signed_in
+from firebus.sdk.web import caller, nav_link, signed_in
 
 from . import i18n
 from .live import LiveScore
@@ -196,6 +196,6 @@ def routes(service_of: Callable[[], Any]) -> list[Route]:
         Route("/units/{unit}/score", score),
         Route("/units/{unit}", unit_page),
         Route("/reports.json", reports_json),
-        Route("/reports", reports_page),
+        nav_link(Route("/reports", reports_page), "报告", "Reports"),
         Route("/files/{id}/{name}", file),
     )]

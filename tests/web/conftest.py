@@ -57,6 +57,19 @@ class WebTestPlugin:
     def firebus_register_drivers(self, core):
         return [WebTestDetector]
 
+    @hookimpl
+    def firebus_register_routes(self, core):
+        from starlette.responses import HTMLResponse
+        from starlette.routing import Route
+
+        from firebus.sdk import nav_link, signed_in
+
+        async def page(request):
+            return HTMLResponse("<p>巡查</p>")
+
+        return [signed_in(nav_link(Route("/rounds", page), "巡查", "Rounds")),
+                nav_link(Route("/setup", page), "配置", "Setup")]
+
 
 def web_plugins() -> dict[str, Any]:
     """The web tables via ``web_plugin`` — unless the runtime already applies them
