@@ -390,6 +390,9 @@ class ModbusLineTransport(Transport):
     async def _exchange(self, what: str, fn: Callable[[], Awaitable[Any]]) -> Any:
         # The caller owns the line (LineScheduler) for the whole exchange, gap included.
         await self._ensure_connected()
+        # stop() may drop the client while this exchange is in flight (a demo stopping
+        # mid-poll): keep our own reference instead of reading self._client again.
+        client = self._client
         await self._keep_silence()
         self.requests += 1
         sent = time.monotonic()
@@ -397,7 +400,7 @@ class ModbusLineTransport(Transport):
             rr = await fn()
         except ModbusIOException as exc:
             self.failures += 1
-            if not self._client.connected:  # the peer closed while we waited
+            if client is None or not client.connected:  # the peer closed while we waited
                 raise ModbusConnectionError(f"{self.key}: {what}: connection lost") from None
             raise ModbusTimeoutError(f"{self.key}: {what}: no answer ({exc})") from None
         except ConnectionException as exc:
@@ -410,7 +413,8 @@ class ModbusLineTransport(Transport):
             # Cancelled mid-exchange (the poller's deadline): the answer may still
             # arrive, and RTU frames carry no transaction id to tell it from the
             # next one's.  Drop the connection so stale bytes cannot be misread.
-            self._client.close()
+            if client is not None:
+                client.close()
             raise
         finally:
             self._last_io = time.monotonic()
