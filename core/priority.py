@@ -42,7 +42,7 @@ def life_safety(event: Event) -> bool:
 
 
 class AlarmPriority:
-    def __init__(self, transports: Iterable[Any] = (), *, hold_s: float = 0.3, max_hold_s: float = 10.0,
+    def __init__(self, transports: Iterable[Any] = (), *, hold_s: float = 0.3, max_hold_s: float = 30.0,
                  breather_s: float = 1.0, busy_held: int = 1000) -> None:
         self.transports = [t for t in transports if hasattr(t, "hold_telemetry")]
         self.hold_s = hold_s

@@ -407,6 +407,12 @@ class WriterThread:
                         leftovers = ops[i:]
                         self.preempted += 1
                         break
+                    if self._alarm:
+                        # An alarm-lane statement (notify's outbox, an operator's action) runs
+                        # in a transaction of its own: commit what is written, it goes next.
+                        leftovers = ops[i:]
+                        self.preempted += 1
+                        break
             db.execute("COMMIT")
             self.next_seq = seq
         except BaseException:
