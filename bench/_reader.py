@@ -34,6 +34,7 @@ def main() -> None:
     headers = {"Authorization": f"Bearer {args.token}"}
     lat: list[float] = []
     errors: dict[str, int] = {}
+    failed_paths: dict[str, int] = {}
     i = 0
     period = 1.0 / args.rate
     next_at = time.perf_counter()
@@ -51,12 +52,13 @@ def main() -> None:
                 lat.append((time.perf_counter() - t0) * 1000)
         except (OSError, http.client.HTTPException) as exc:
             errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+            failed_paths[path.rsplit("/", 1)[0]] = failed_paths.get(path.rsplit("/", 1)[0], 0) + 1
             conn.close()
             conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
         next_at += period
         time.sleep(max(0.0, next_at - time.perf_counter()))
     q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [float("nan")] * 99
-    print(json.dumps({"n": len(lat), "errors": errors, "p50_ms": round(q[49], 1), "p95_ms": round(q[94], 1),
+    print(json.dumps({"n": len(lat), "errors": errors, "failed_paths": failed_paths, "p50_ms": round(q[49], 1), "p95_ms": round(q[94], 1),
                       "p99_ms": round(q[98], 1), "max_ms": round(max(lat), 1) if lat else None}))
 
 

@@ -128,7 +128,8 @@ class Journal:
             lane_names = sorted({str(lane) for lane in lanes})
             where.append(f"lane IN ({', '.join('?' * len(lane_names))})")
             params += lane_names
-        rows = await self.storage.fetchall(
+        fetch = getattr(self.storage, "fetchall_bulk", None) or self.storage.fetchall
+        rows = await fetch(
             f"SELECT {COLUMNS} FROM journal WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?", (*params, limit)
         )
         return decode_rows(rows, self.types, self.points, on_unknown=self._warn_unknown)

@@ -87,6 +87,9 @@ class Storage:
         self._readers_n = readers
         self._writer: WriterThread | None = None
         self._readers: ReaderPool | None = None
+        #: a connection of its own for consumers catching up on the journal (bulk reads,
+        #: back to back): the panel's and the API's reads never queue behind them
+        self._bulk: ReaderPool | None = None
         self._checkpointer: Checkpointer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._room = asyncio.Event()
@@ -138,6 +141,7 @@ class Storage:
         self.last_seq = await asyncio.get_running_loop().run_in_executor(None, prepare)
         self._writer = writer
         self._readers = ReaderPool(str(self.path), self._readers_n)
+        self._bulk = ReaderPool(str(self.path), 1)
         self._checkpointer = Checkpointer(str(self.path))
         self._checkpointer.start()
 
@@ -199,6 +203,9 @@ class Storage:
         if self._readers is not None:
             self._readers.close()
             self._readers = None
+        if self._bulk is not None:
+            self._bulk.close()
+            self._bulk = None
         if self._writer is not None and not self._writer.alive and self._writer.db is not None:
             self._writer.db.close()
             self._writer.db = None
@@ -464,6 +471,12 @@ class Storage:
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         readers = self._readers
+        assert readers is not None, "storage is not open"
+        return await readers.fetchall(sql, params)
+
+    async def fetchall_bulk(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A large read (a journal catch-up) on its own connection, apart from interactive reads."""
+        readers = self._bulk or self._readers
         assert readers is not None, "storage is not open"
         return await readers.fetchall(sql, params)
 
