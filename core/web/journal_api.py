@@ -32,6 +32,7 @@ from starlette.routing import Route
 from firebus.sdk.events import Event, Lane
 
 from ..journal import SQL_CURSOR
+from .api import _body, _int_param
 from .app import ApiError, check_csrf, require, web
 
 MAX_LIMIT = 5000
@@ -59,24 +60,11 @@ def _entry(event: Event) -> dict[str, Any]:
     }
 
 
-def _int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, "bad_parameter", f"{name} must be an integer, got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise ApiError(400, "bad_parameter", f"{name} must be between {lo} and {hi}, got {value}")
-    return value
-
-
 async def read(request: Request) -> JSONResponse:
     await _system(request)
     core = web(request).core
-    after = _int(request, "after", 0, 0, 2**62)
-    limit = _int(request, "limit", 500, 1, MAX_LIMIT)
+    after = _int_param(request, "after", 0, 0, 2**62)
+    limit = _int_param(request, "limit", 500, 1, MAX_LIMIT)
     raw_wait = request.query_params.get("wait") or "0"
     try:
         wait = float(raw_wait)
@@ -121,8 +109,6 @@ async def put_cursor(request: Request) -> JSONResponse:
     name = request.path_params["name"]
     if not _NAME.match(name):
         raise ApiError(400, "bad_name", "a cursor name is 1–64 characters of A–Z a–z 0–9 _ . -")
-    from .api import _body
-
     body = await _body(request)
     seq = body.get("seq")
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
