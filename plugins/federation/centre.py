@@ -120,7 +120,7 @@ class Prepared:
                 self.bad.append((m.subject, m.data, str(exc)))
                 continue
             self.entries.append(e)
-            days.add(int(e.ts // 86400))
+            days.add(_micros(e.ts) // 86_400_000_000)
 
     def finish(self) -> None:
         state, telemetry, events, days = self._state, self._telemetry, self._events, self._days
@@ -135,15 +135,29 @@ _json = msgspec.json.Encoder()
 _seconds: dict[int, str] = {}
 
 
+# PostgreSQL's epoch, in Unix seconds: to_timestamp(float8) rounds in its own epoch.
+_PG_EPOCH = 946_684_800
+
+
+def _micros(ts: float) -> int:
+    """Epoch seconds → Unix microseconds exactly as PostgreSQL's ``to_timestamp(float8)`` makes them.
+
+    A redelivered batch goes through ``TELEMETRY_FROM_STAGE`` (``to_timestamp`` of the staged
+    float) while the first copy came through COPY text from here; ``ts`` is part of the key, so
+    the two must agree to the microsecond or the redelivery is stored twice.
+    """
+    return round((ts - _PG_EPOCH) * 1e6) + _PG_EPOCH * 1_000_000  # round() is rint's half-even
+
+
 def _iso(ts: float) -> bytes:
     """Epoch seconds → timestamptz text for COPY (UTC, microseconds); the second's text is cached."""
-    whole = int(ts // 1)
+    whole, us = divmod(_micros(ts), 1_000_000)
     prefix = _seconds.get(whole)
     if prefix is None:
         if len(_seconds) > 100_000:
             _seconds.clear()
         prefix = _seconds[whole] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(whole))
-    return f"{prefix}.{int((ts - whole) * 1e6):06d}+00".encode()
+    return f"{prefix}.{us:06d}+00".encode()
 
 
 class Centre:

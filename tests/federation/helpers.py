@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -97,12 +98,15 @@ async def replicated(core: Any, pg: str, site_id: str, last: Any, timeout: float
     try:
         await eventually(same, timeout=timeout, what=what)
     except AssertionError:
-        here, there = set(await site_seqs(core)), set(await centre_seqs(pg, site_id))
+        at_centre = await centre_seqs(pg, site_id)
+        here, there = set(await site_seqs(core)), set(at_centre)
         missing, extra = sorted(here - there), sorted(there - here)
+        twice = sorted(s for s, n in collections.Counter(at_centre).items() if n > 1)
         pub = federation.publisher_for(core)
         raise AssertionError(
             f"{what}: {len(missing)} missing at the centre (first {missing[:5]}, last {missing[-3:]}), "
-            f"{len(extra)} not at the site; publisher {pub.metrics() if pub else None}; "
+            f"{len(extra)} not at the site, {len(twice)} stored twice (first {twice[:5]}); "
+            f"last entry's seq {getattr(last, 'seq', None)}; publisher {pub.metrics() if pub else None}; "
             f"consumer {core.journal.metrics()['consumers'].get('federation')}") from None
 
 
