@@ -11,9 +11,12 @@ is normal in the field).
 from __future__ import annotations
 
 import gc
+import hashlib
+import hmac
 import inspect
 import logging
 import math
+import secrets
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -117,6 +120,7 @@ class Core:
         self.site: SiteConfig = loaded.site
         self.plugins = plugins
         self.clock: Clock = clock or SystemClock()
+        self._master_key: bytes | None = None  # core_secret, read on first Core.secret()
         base = base_dir or loaded.path.parent
         db_path = Path(self.site.storage.path)
         self.db_path = db_path if db_path.is_absolute() else base / db_path
@@ -216,6 +220,26 @@ class Core:
             )
             raise
         self.bus.publish(CommandResult(command_id=command_id, device_id=device_id, point_key=point_key, ok=True), result_ctx)
+
+    async def secret(self, purpose: str) -> bytes:
+        """``firebus.sdk.CoreAPI.secret``: a 32-byte key for ``purpose``, stable for this database.
+
+        Derived (HMAC-SHA256) from one random master key made on first use, so a plugin that
+        signs (notify's links) and one that verifies (the app) agree without sharing code.
+        """
+        if not purpose:
+            raise ValueError("secret(): name a purpose, e.g. 'links'")
+        master = self._master_key
+        if master is None:
+            row = await self.storage.fetchone("SELECT master FROM core_secret WHERE id = 1")
+            if row is None:
+                await self.storage.execute(
+                    "INSERT OR IGNORE INTO core_secret (id, master, created_ts) VALUES (1, ?, ?)",
+                    (secrets.token_bytes(32), time.time()), lane=Lane.ALARM)
+                row = await self.storage.fetchone("SELECT master FROM core_secret WHERE id = 1")
+            assert row is not None
+            master = self._master_key = bytes(row[0])
+        return hmac.new(master, b"firebus/" + purpose.encode(), hashlib.sha256).digest()
 
     async def history(self, point_ids: Any, start: float, end: float, bucket: Any) -> Any:
         """``firebus.sdk.CoreAPI.history`` (core/history.py)."""

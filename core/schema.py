@@ -244,3 +244,21 @@ CORE_MIGRATIONS.append(
         """,
     )
 )
+
+# Per-database keys (issue 21): one random master key, from which each purpose's key is
+# derived (Core.secret).  Signed links in notifications and the app's link checks use the
+# same derived key without either plugin knowing the other; a restored backup keeps its links.
+CORE_MIGRATIONS.append(
+    Migration(
+        component="core",
+        version=5,
+        description="a per-database master key for signed links and other derived secrets",
+        sql="""
+        CREATE TABLE core_secret (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            master BLOB NOT NULL,             -- 32 random bytes, made once
+            created_ts REAL NOT NULL
+        );
+        """,
+    )
+)

@@ -224,5 +224,9 @@ class CoreAPI(Protocol):
     async def write_point(self, device_id: str, point_key: str, value: Any, context: Context | None = None) -> None:
         """Write a device point through its driver (linkage actions, commands)."""
 
+    async def secret(self, purpose: str) -> bytes:
+        """A 32-byte key for ``purpose`` (e.g. ``"links"``), the same for every plugin and every
+        start of this database; sign with it (HMAC) what another plugin must verify."""
+
     async def history(self, point_ids: Sequence[str], start: float, end: float, bucket: HistoryBucket) -> History:
         """Rollup rows with ``start <= bucket < end`` of these points (reports, live views; never raw rows)."""

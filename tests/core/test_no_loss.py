@@ -101,7 +101,15 @@ def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(tmp_path: Pat
                 procs.append(start_core(site, log))
             assert procs[-1].poll() is None
             wait(done.is_set, 60, "publisher finished")
-            wait(lambda: stored(db)[1] == TOTAL, 90, "every sequence number stored")
+            try:
+                wait(lambda: stored(db)[1] == TOTAL, 90, "every sequence number stored")
+            except AssertionError as exc:
+                with sqlite3.connect(db) as conn:
+                    have = {int(v) for (v,) in conn.execute("SELECT value FROM readings")}
+                missing = sorted(set(range(TOTAL)) - have)
+                raise AssertionError(f"{exc}: {len(missing)} missing (first {missing[:10]}, last {missing[-5:]}), "
+                                     f"core alive {procs[-1].poll() is None}; core log tail:\n"
+                                     + log.read_text()[-4000:] + "\nbroker log tail:\n" + broker.log()[-3000:]) from None
             time.sleep(1.0)  # any redelivery still in flight lands now
             rows, distinct = stored(db)
         finally:
