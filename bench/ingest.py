@@ -169,8 +169,10 @@ async def live(broker: Mosquitto, tmp: Path, devices: int, args: argparse.Namesp
         end = time.perf_counter()
         stamps.append((end, transport.acked - base))
         cpu_figures = cpu.stop() if cpu is not None else {}
-        reads = reader_result(reader) if reader is not None else None
-        offered = pub_result(pub)
+        # In a thread: the reader may be waiting for an answer from this very loop, and
+        # communicate() here would hold the loop until the reader's 30 s socket timeout.
+        reads = await anyio.to_thread.run_sync(reader_result, reader) if reader is not None else None
+        offered = await anyio.to_thread.run_sync(pub_result, pub)
         steady = [(t, n) for t, n in stamps if t - t0 >= WARMUP]
         (ta, na), (tb, nb) = steady[0], steady[-1]
         live_rate = (nb - na) / max(1e-9, tb - ta)
