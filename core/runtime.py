@@ -555,7 +555,10 @@ class Core:
             log.error("shutdown: bus subscribers still busy after 5 s: %s", busy)
 
     def plugin_config(self, name: str) -> dict[str, Any]:
-        return dict(self.config.raw.get(name) or {})
+        section = self.config.raw.get(name)
+        if isinstance(section, list):  # a list section (``organisations``): a copy of the list
+            return list(section)  # type: ignore[return-value]
+        return dict(section or {})
 
     def declared_types(self, kind: str) -> dict[str, type]:
         return {key: decl.cls for key, decl in self.plugins.declarations[kind].items()}

@@ -70,7 +70,8 @@ from .rule import (
 )
 from .manifest import API_VERSION, Manifest, sdk_compatible
 from .migration import Migration
-from .web import Caller, caller, nav_link, signed_in
+from .orgs import ORG_KIND_NAMES, OrgError, OrgKind, OrgNode, OrgTree, Organisation, org_tree
+from .web import URGE_ROLES, Caller, caller, nav_link, signed_in
 from .vocab import (
     ActorKind,
     AlarmCategory,
@@ -126,6 +127,14 @@ __all__ = [
     "CommandResult",
     "ConditionReported",
     "Caller",
+    "URGE_ROLES",
+    "ORG_KIND_NAMES",
+    "OrgError",
+    "OrgKind",
+    "OrgNode",
+    "OrgTree",
+    "Organisation",
+    "org_tree",
     "Context",
     "DeviceInfo",
     "DeviceReport",

@@ -22,13 +22,22 @@ ACCESS_ATTR = "firebus_access"
 
 R = TypeVar("R")
 
+#: Roles that may urge a unit (supervision): sector supervisor, fire inspector, admin.
+URGE_ROLES = frozenset({"supervisor", "fire_inspector", "admin"})
+
 
 class Caller(msgspec.Struct, frozen=True, kw_only=True):
     """The signed-in user behind a request (set by the core before a plugin route runs)."""
 
     name: str
-    role: str  # admin | integrator | unit_manager | duty_officer | supervisor
-    units: tuple[str, ...] = ()  # site-file unit keys the user is assigned to
+    #: admin | integrator | unit_manager | duty_officer | maintenance_engineer | supervisor |
+    #: fire_inspector (what each may do: docs/supervision.md)
+    role: str
+    #: every site-file unit key the user sees: the units assigned to them directly and all
+    #: units under their organisations (``firebus.sdk.orgs``), from the site file the core
+    #: runs with.  Scope by this (or ``sees``); ``orgs`` is for showing where they belong.
+    units: tuple[str, ...] = ()
+    orgs: tuple[str, ...] = ()  # organisation keys the user is assigned to
     all_units: bool = False  # admin, integrator: every unit
     can_act: bool = False  # may act on alarms (and, by the same rule, on a plugin's records)
     is_system: bool = False
@@ -38,6 +47,11 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
     def sees(self, unit_key: str | None) -> bool:
         """May this caller see something of unit ``unit_key`` (None: belongs to no unit)?"""
         return self.all_units or (unit_key is not None and unit_key in self.units)
+
+    @property
+    def can_urge(self) -> bool:
+        """May urge (催促) a unit to handle an alarm or rectify a hazard: the supervising roles."""
+        return self.role in URGE_ROLES
 
     def csrf_ok(self, supplied: str | None) -> bool:
         """A session-authenticated write must carry the session's token; a bearer token needs none."""
