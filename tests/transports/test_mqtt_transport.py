@@ -66,7 +66,6 @@ async def test_messages_route_by_filter_and_are_acked_only_by_the_handler(mosqui
     pub = publisher(mosquitto)
     try:
         await t.wait_connected()
-        await asyncio.sleep(0.2)  # subscriptions are sent on connect; SUBACK is asynchronous
         await asyncio.to_thread(publish_seq, pub, "fire/smoke/861234/up", 0, 5)
         pub.publish("fire/gas/a/b", b"{}", qos=1).wait_for_publish(10)
         pub.publish("other/topic", b"{}", qos=1).wait_for_publish(10)
@@ -100,7 +99,6 @@ async def test_unacked_messages_are_redelivered_to_the_same_client_id(mosquitto,
     pub = publisher(mosquitto)
     try:
         await t.wait_connected()
-        await asyncio.sleep(0.2)
         await asyncio.to_thread(publish_seq, pub, "seq/a", 0, 50)
         await wait_for(lambda: len(seen) == 50, what="first delivery")
         await t.stop()  # nothing acked
@@ -192,7 +190,6 @@ async def test_broker_restart_recovers_and_raises_then_clears_the_link_fault(mos
     await t.start()
     try:
         await t.wait_connected()
-        await asyncio.sleep(0.2)
         pub = publisher(mosquitto)
         await asyncio.to_thread(publish_seq, pub, "r/x", 0, 20)
         pub.loop_stop()
@@ -228,7 +225,6 @@ async def test_silent_broker_raises_the_link_fault_within_10_s(mosquitto, ctx):
     await t.start()
     try:
         await t.wait_connected()
-        await asyncio.sleep(0.2)
         mosquitto.pause()
         loop = asyncio.get_running_loop()
         paused_at = loop.time()
@@ -262,7 +258,6 @@ async def test_publish_waits_for_broker_confirmation(mosquitto, ctx):
     try:
         await t.wait_connected()
         await echo.wait_connected()
-        await asyncio.sleep(0.2)
         await asyncio.gather(*(t.publish(f"cmd/valve/{i}", f"close {i}".encode()) for i in range(50)))
         await wait_for(lambda: len(received) == 50, what="commands delivered")
         await t.publish("cmd/x", "retained", retain=True)
@@ -302,7 +297,6 @@ async def test_in_flight_window_bounds_unacked_messages(mosquitto, ctx):
     pub = publisher(mosquitto)
     try:
         await t.wait_connected()
-        await asyncio.sleep(0.2)
         await asyncio.to_thread(publish_seq, pub, "w/x", 0, 25)
         await wait_for(lambda: len(seen) == 10, what="a full window")
         await asyncio.sleep(0.5)
@@ -326,7 +320,6 @@ async def test_late_subscriber_gets_messages_the_session_delivered_early(mosquit
     first.subscribe("late/#", lambda *a: asyncio.sleep(0))
     await first.start()
     await first.wait_connected()
-    await asyncio.sleep(0.2)
     await first.stop()
     pub = publisher(mosquitto)
     await asyncio.to_thread(publish_seq, pub, "late/x", 0, 5)
@@ -377,7 +370,6 @@ async def test_tls_and_password_auth(tmp_path):
         await t.start()
         try:
             await t.wait_connected()
-            await asyncio.sleep(0.2)
             await t.publish("secure/x", b"over tls")
             await wait_for(lambda: got == [b"over tls"], what="message over TLS")
         finally:
@@ -413,7 +405,6 @@ async def test_failing_handler_leaves_message_unacked_and_unrouted_go_to_the_fal
     t0.subscribe("orphan/#", broken)
     await t0.start()
     await t0.wait_connected()
-    await asyncio.sleep(0.3)
     await t0.stop()
 
     t = hub(mosquitto, ctx, unrouted_grace=0.5)
@@ -423,7 +414,6 @@ async def test_failing_handler_leaves_message_unacked_and_unrouted_go_to_the_fal
     pub = publisher(mosquitto)
     try:
         await t.wait_connected()
-        await asyncio.sleep(0.2)
         pub.publish("b/1", b"x", qos=1).wait_for_publish(10)
         await wait_for(lambda: calls == ["b/1"], what="handler called")
         assert t.handler_errors == 1 and t.acked == 0
