@@ -95,7 +95,6 @@ async def run_mqtt_fuzz(broker: Mosquitto, tmp: Path, bad: list[bytes]) -> dict:
     async with running_core(site, autoload=None) as core:
         transport = core.transports["mqtt"]
         await transport.wait_connected(20)
-        await anyio.sleep(0.3)
         pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"fuzz-pub-{tmp.name}", protocol=mqtt.MQTTv311)
         pub.connect("127.0.0.1", broker.port)
         pub.loop_start()

@@ -151,7 +151,6 @@ async def test_smoke_fleet_over_a_real_broker_loses_nothing(mosquitto):
     await t.start()
     try:
         await t.wait_connected()
-        await asyncio.sleep(0.2)
         pub = SmokeFleetPublisher(cfg, mosquitto.host, mosquitto.port)
         sent = await asyncio.to_thread(pub.run, 60, speed=0)
         await wait_for(lambda: sum(len(v) for v in got.values()) == len(sent), what="every fleet message")
