@@ -69,6 +69,8 @@ from .rule import (
     ValueInput,
 )
 from .manifest import API_VERSION, Manifest, sdk_compatible
+from . import links
+from .links import LinkClaim
 from .migration import Migration
 from .orgs import ORG_KIND_NAMES, OrgError, OrgKind, OrgNode, OrgTree, Organisation, org_tree
 from .web import URGE_ROLES, Caller, caller, nav_link, signed_in
@@ -143,6 +145,7 @@ __all__ = [
     "Event",
     "Lane",
     "LinkChanged",
+    "LinkClaim",
     "Manifest",
     "Migration",
     "NoOptions",
@@ -168,6 +171,7 @@ __all__ = [
     "VideoDetector",
     "caller",
     "hookimpl",
+    "links",
     "signed_in",
     "nav_link",
     "new_id",
