@@ -19,6 +19,7 @@ import msgspec
 import yaml
 
 from firebus.sdk.driver import PushDriver
+from firebus.sdk.orgs import OrgNode, problems as org_problems
 
 
 # libyaml's loader when present: most of a large site's cold start is parsing (bench/coldstart.py).
@@ -132,12 +133,26 @@ class BuildingConfig(Strict):
     floors: list[FloorConfig] = []
 
 
+class GeoConfig(Strict):
+    """Where a unit is, WGS-84 degrees (the supervision map); GCJ-02 shifts are the map's business."""
+
+    lat: float
+    lon: float
+
+
+#: the usual unit types (``UnitConfig.kind`` is free text; these are what views group by)
+UNIT_KINDS = ("school", "hospital", "mall", "factory", "warehouse", "hotel", "office", "residential",
+              "public_entertainment", "other")
+
+
 class UnitConfig(Strict):
     """A 联网单位: the organisation/site that owns buildings and answers for them."""
 
     key: str
     name: str = ""
     address: str = ""
+    kind: str = ""  # unit type: one of UNIT_KINDS usually (free text)
+    geo: GeoConfig | None = None
     buildings: list[BuildingConfig] = []
 
 
@@ -169,6 +184,9 @@ class SiteConfig(Strict):
     plugins: PluginsConfig = PluginsConfig()
     web: WebConfig = WebConfig()
     units: list[UnitConfig] = []
+    #: organisations above units (fire brigade → towns, regulators, maintenance companies):
+    #: trees of ``firebus.sdk.orgs.OrgNode``; users assigned to one see every unit under it
+    organisations: list[OrgNode] = []
     transports: list[TransportConfig] = []
     devices: list[DeviceConfig] = []
     # Validated by the alarm engine's AlarmConfig (rules, linkage, escalation).
@@ -422,6 +440,15 @@ def check_references(site: SiteConfig, source: SourceMap, errors: _Errors | None
                 place(floor.key, ("units", u, "buildings", b, "floors", f))
                 for l_, loc in enumerate(floor.locations):
                     place(loc.key, ("units", u, "buildings", b, "floors", f, "locations", l_))
+    for u, unit in enumerate(site.units):
+        if unit.geo is not None:
+            for field, limit in (("lat", 90.0), ("lon", 180.0)):
+                value = getattr(unit.geo, field)
+                if not -limit <= value <= limit:
+                    collect.add(source.error(("units", u, "geo", field),
+                                             f"{field} is WGS-84 degrees in [-{limit:g}, {limit:g}], got {value!r}"))
+    for problem in org_problems(site.organisations, [u.key for u in site.units]):
+        collect.add(source.error(problem.path, problem.message))
     for section in ("transports", "devices"):
         seen: dict[str, int] = {}
         for i, item in enumerate(getattr(site, section)):

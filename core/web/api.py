@@ -21,7 +21,7 @@ from firebus.sdk.vocab import AlarmCategory
 from ..alarms.model import AlarmError, AlarmNotFound, Verdict
 from . import views
 from .app import ApiError, MAX_BODY, check_csrf, language, require, web
-from .auth import Principal
+from .auth import URGE_ROLES, Principal
 from .openapi import openapi_document
 
 MAX_LIMIT = 500
@@ -132,9 +132,20 @@ async def health(request: Request) -> JSONResponse:
 
 
 async def me(request: Request) -> JSONResponse:
-    who, _ = await _who(request)
-    return _json({"name": who.name, "role": str(who.role), "units": who.user.units, "via": who.via,
-                  "all_units": who.all_units, "can_act": who.can_act})
+    who, scope = await _who(request)
+    # ``units``: every unit the caller sees (direct and through organisations), as Caller.units
+    return _json({"name": who.name, "role": str(who.role), "via": who.via, "all_units": who.all_units,
+                  "units": list(scope.unit_keys) if scope.unit_keys is not None else [],
+                  "direct_units": who.user.units, "orgs": who.user.orgs,
+                  "can_act": who.can_act, "can_urge": who.role in URGE_ROLES})
+
+
+async def organisations(request: Request) -> JSONResponse:
+    """The organisation trees the caller may look at (admin, integrator: all; others: the
+    subtrees of their organisations, nothing above them), each node with its unit keys."""
+    _, scope = await _who(request)
+    items = scope.orgs()
+    return _json({"items": items, "total": len(items)})
 
 
 async def plugins(request: Request) -> JSONResponse:
@@ -320,6 +331,7 @@ def routes() -> list[Route]:
         Route("/api/plugins", plugins),
         Route("/api/metrics", metrics),
         Route("/api/units", units),
+        Route("/api/organisations", organisations),
         Route("/api/devices", devices),
         Route("/api/devices/{device_id}", device),
         Route("/api/points/{point_id}/history", point_history),

@@ -347,8 +347,11 @@ class _SystemOnly:
                 await RedirectResponse(f"/login?next={quote(target, safe='/')}", 303)(scope, receive, send)
                 return
             if who is not None:
+                from .views import effective_units  # direct units and all under the user's organisations
+
                 scope[SCOPE_KEY] = Caller(
-                    name=who.name, role=str(who.role), units=tuple(who.user.units), all_units=who.all_units,
+                    name=who.name, role=str(who.role), units=effective_units(request.app.state.web.core, who.user),
+                    orgs=tuple(who.user.orgs), all_units=who.all_units,
                     can_act=who.can_act, is_system=who.is_system, via=who.via, csrf=who.csrf or "",
                 )
             if who is None or not (who.is_system or opened):

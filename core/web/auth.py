@@ -89,6 +89,19 @@ WEB_MIGRATIONS = [
         );
         """,
     ),
+    Migration(
+        component="web",
+        version=2,
+        description="users assigned to organisations (the site file's organisations: section)",
+        sql="""
+        CREATE TABLE web_user_orgs (
+            user_id TEXT NOT NULL REFERENCES web_users(id),
+            org_key TEXT NOT NULL,            -- the site file's organisation key; the units under it
+                                              -- are read from the site file at each request
+            PRIMARY KEY (user_id, org_key)
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]
 
 
@@ -97,13 +110,20 @@ class Role(StrEnum):
     INTEGRATOR = "integrator"  # commissioning: every unit, plugins, bus health
     UNIT_MANAGER = "unit_manager"  # 消防安全管理人: their units, alarm actions
     DUTY_OFFICER = "duty_officer"  # 值班员: their units, alarm actions
-    SUPERVISOR = "supervisor"  # 监管: reads across the units assigned to them
+    MAINTENANCE_ENGINEER = "maintenance_engineer"  # 维保工程师: the units they serve, alarm actions, repairs
+    SUPERVISOR = "supervisor"  # 行业/属地监管: reads across their units and organisations, urges
+    FIRE_INSPECTOR = "fire_inspector"  # 消防监督员: reads across their organisations, urges
 
 
 #: Roles that see every unit (and devices with no unit at all).
 ALL_UNIT_ROLES = frozenset({Role.ADMIN, Role.INTEGRATOR})
-#: Roles that may acknowledge, silence and give a verdict.
-ALARM_ACTION_ROLES = frozenset({Role.ADMIN, Role.INTEGRATOR, Role.UNIT_MANAGER, Role.DUTY_OFFICER})
+#: Roles that may acknowledge, silence and give a verdict (and, by the same rule, act on a
+#: plugin's records: rectify a hazard).  A maintenance engineer answers faults and false
+#: alarms of the units they serve; supervisors and inspectors watch and urge, the unit acts.
+ALARM_ACTION_ROLES = frozenset({Role.ADMIN, Role.INTEGRATOR, Role.UNIT_MANAGER, Role.DUTY_OFFICER,
+                                Role.MAINTENANCE_ENGINEER})
+#: Roles that may urge (催促) a unit: ``firebus.sdk.web.URGE_ROLES`` (the supervision plugin).
+URGE_ROLES = frozenset({Role.SUPERVISOR, Role.FIRE_INSPECTOR, Role.ADMIN})
 #: Roles that see system pages: plugins, bus health, the full notification log.
 SYSTEM_ROLES = frozenset({Role.ADMIN, Role.INTEGRATOR})
 
@@ -153,6 +173,21 @@ def check_password(password: str, name: str = "") -> None:
         raise AuthError("this password is too common or equals the user name; choose another")
 
 
+def _assignment(role: Role | str, units: Iterable[str], orgs: Iterable[str]) -> tuple[Role, list[str], list[str]]:
+    """A role and what it is assigned to, checked: every role but admin and integrator needs
+    at least one unit or organisation (it would see nothing)."""
+    try:
+        role = Role(role)
+    except ValueError:
+        raise AuthError(f"unknown role {role!r}; one of: {', '.join(r.value for r in Role)}") from None
+    unit_keys = sorted({u.strip() for u in units if u.strip()})
+    org_keys = sorted({o.strip() for o in orgs if o.strip()})
+    if role not in ALL_UNIT_ROLES and not unit_keys and not org_keys:
+        raise AuthError(f"a {role} sees only the units and organisations assigned to them: "
+                        "give at least one --unit or --org")
+    return role, unit_keys, org_keys
+
+
 def _sha256(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
@@ -169,7 +204,8 @@ class User(msgspec.Struct, kw_only=True):
     id: str
     name: str
     role: Role
-    units: list[str] = []  # site unit keys
+    units: list[str] = []  # site unit keys assigned directly
+    orgs: list[str] = []  # site organisation keys: every unit under them, from the site file
     must_change: bool = False
     disabled: bool = False
     created_ts: float = 0.0
@@ -288,9 +324,12 @@ class AuthStore:
         units = [r[0] for r in await self.db.fetchall(
             "SELECT unit_key FROM web_user_units WHERE user_id = ? ORDER BY unit_key", (row[0],)
         )]
+        orgs = [r[0] for r in await self.db.fetchall(
+            "SELECT org_key FROM web_user_orgs WHERE user_id = ? ORDER BY org_key", (row[0],)
+        )]
         return User(
             id=row[0], name=row[1], role=Role(row[2]), must_change=bool(row[3]), disabled=bool(row[4]),
-            created_ts=row[5], units=units,
+            created_ts=row[5], units=units, orgs=orgs,
         )
 
     _USER_COLS = "id, name, role, must_change, disabled, created_ts"
@@ -317,21 +356,17 @@ class AuthStore:
         role: Role | str,
         *,
         units: Iterable[str] = (),
+        orgs: Iterable[str] = (),
         password: str | None = None,
         must_change: bool | None = None,
     ) -> tuple[User, str]:
         """Create a user; without ``password`` a one-time one is made (to change at first login).
 
-        Returns the user and the password to hand over.
+        ``orgs``: organisation keys; the user sees every unit under them (read from the
+        site file at each request).  Returns the user and the password to hand over.
         """
         name = normalise_name(name)
-        try:
-            role = Role(role)
-        except ValueError:
-            raise AuthError(f"unknown role {role!r}; one of: {', '.join(r.value for r in Role)}") from None
-        units = sorted({u.strip() for u in units if u.strip()})
-        if role not in ALL_UNIT_ROLES and not units:
-            raise AuthError(f"a {role} sees only the units assigned to them: give at least one --unit")
+        role, units, orgs = _assignment(role, units, orgs)
         if await self.get_user(name) is not None:
             raise AuthError(f"user {name!r} already exists")
         generated = password is None
@@ -340,16 +375,39 @@ class AuthStore:
         else:
             check_password(password, name)
         now = self.now()
-        user = User(id=new_id(), name=name, role=role, units=units,
+        user = User(id=new_id(), name=name, role=role, units=units, orgs=orgs,
                     must_change=generated if must_change is None else must_change, created_ts=now)
         await self.db.execute(
             "INSERT INTO web_users (id, name, role, password_hash, must_change, disabled, created_ts, updated_ts)"
             " VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
             (user.id, name, str(role), await hash_password(password), int(user.must_change), now, now),
         )
-        for unit in units:
-            await self.db.execute("INSERT INTO web_user_units (user_id, unit_key) VALUES (?, ?)", (user.id, unit))
+        await self._store_assignment(user.id, units, orgs)
         return user, password
+
+    async def _store_assignment(self, user_id: str, units: list[str], orgs: list[str]) -> None:
+        for unit in units:
+            await self.db.execute("INSERT INTO web_user_units (user_id, unit_key) VALUES (?, ?)", (user_id, unit))
+        for org in orgs:
+            await self.db.execute("INSERT INTO web_user_orgs (user_id, org_key) VALUES (?, ?)", (user_id, org))
+
+    async def set_assignment(
+        self, name: str, *, role: Role | str | None = None, units: Iterable[str] = (), orgs: Iterable[str] = ()
+    ) -> User:
+        """Replace a user's role (if given), units and organisations.  Takes effect at their
+        next request: every request reads the user again, so no session needs ending."""
+        user = await self.get_user(name)
+        if user is None:
+            raise AuthError(f"no user {name!r}")
+        new_role, new_units, new_orgs = _assignment(role if role is not None else user.role, units, orgs)
+        await self.db.execute("UPDATE web_users SET role = ?, updated_ts = ? WHERE id = ?",
+                              (str(new_role), self.now(), user.id))
+        await self.db.execute("DELETE FROM web_user_units WHERE user_id = ?", (user.id,))
+        await self.db.execute("DELETE FROM web_user_orgs WHERE user_id = ?", (user.id,))
+        await self._store_assignment(user.id, new_units, new_orgs)
+        found = await self.get_user_by_id(user.id)
+        assert found is not None
+        return found
 
     async def set_password(self, user_id: str, password: str, *, keep_session: str | None = None) -> None:
         """Change a password; every other session of the user ends [7.4.3]."""

@@ -45,6 +45,48 @@ def _site_units(args: argparse.Namespace) -> set[str] | None:
     return {u.key for u in load_file(args.config).site.units}
 
 
+def _site_orgs(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Organisation key → Organisation of the site file (None without --config)."""
+    if not getattr(args, "config", None):
+        return None
+    from firebus.sdk.orgs import OrgTree
+
+    from ..config import load_file
+
+    return {o.key: o for o in OrgTree.from_section(load_file(args.config).site.organisations)}
+
+
+def _check_keys(args: argparse.Namespace) -> str | None:
+    """What is wrong with the --unit and --org keys, checked against the site file (--config)."""
+    try:
+        known_units, known_orgs = _site_units(args), _site_orgs(args)
+    except Exception as exc:  # a broken site file: say so, not a traceback
+        return str(exc)
+    if known_units is not None:
+        missing = [u for u in args.unit if u not in known_units]
+        if missing:
+            return f"unknown unit(s) {missing}; the site file has {sorted(known_units)}"
+    if known_orgs is not None:
+        missing = [o for o in args.org if o not in known_orgs]
+        if missing:
+            have = ", ".join(f"{k} ({o.name})" for k, o in known_orgs.items()) or "none (no organisations: section)"
+            return f"unknown organisation(s) {missing}; the site file has: {have}"
+    elif args.org:
+        print("warning: organisation keys not checked (pass --config SITE.yaml to check them)", file=sys.stderr)
+    return None
+
+
+def _scope_text(user: Any) -> str:
+    if not user.units and not user.orgs:
+        return "all units"
+    parts = []
+    if user.units:
+        parts.append("units " + ", ".join(user.units))
+    if user.orgs:
+        parts.append("organisations " + ", ".join(user.orgs) + " (every unit under them)")
+    return "; ".join(parts)
+
+
 def _run(args: argparse.Namespace, job: Callable[[AuthStore], Awaitable[int]]) -> int:
     from ..storage import Storage
 
@@ -81,20 +123,40 @@ def _when(ts: float | None) -> str:
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
-    known = _site_units(args)
-    if known is not None:
-        missing = [u for u in args.unit if u not in known]
-        if missing:
-            print(f"error: unknown unit(s) {missing}; the site file has {sorted(known)}", file=sys.stderr)
-            return 2
+    problem = _check_keys(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
 
     async def job(store: AuthStore) -> int:
-        user, password = await store.create_user(args.name, args.role, units=args.unit)
-        await store.log("user_created", user.name, "cli", f"role={user.role} units={','.join(user.units)}")
-        scope = ", ".join(user.units) if user.units else "all units"
-        print(f"created {user.name} ({user.role}; {scope})")
+        user, password = await store.create_user(args.name, args.role, units=args.unit, orgs=args.org)
+        await store.log("user_created", user.name, "cli",
+                        f"role={user.role} units={','.join(user.units)} orgs={','.join(user.orgs)}")
+        print(f"created {user.name} ({user.role}; {_scope_text(user)})")
         print(f"one-time password: {password}")
         print("it must be changed at first login")
+        return 0
+
+    return _run(args, job)
+
+
+def cmd_user_set(args: argparse.Namespace) -> int:
+    problem = _check_keys(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+
+    async def job(store: AuthStore) -> int:
+        if args.unit or args.org:
+            user = await store.set_assignment(args.name, role=args.role, units=args.unit, orgs=args.org)
+        else:  # only a new role: the units and organisations stay
+            found = await store.get_user(args.name)
+            if found is None:
+                raise AuthError(f"no user {args.name!r}")
+            user = await store.set_assignment(args.name, role=args.role, units=found.units, orgs=found.orgs)
+        await store.log("user_changed", user.name, "cli",
+                        f"role={user.role} units={','.join(user.units)} orgs={','.join(user.orgs)}")
+        print(f"{user.name}: {user.role}; {_scope_text(user)} (from their next request)")
         return 0
 
     return _run(args, job)
@@ -104,7 +166,8 @@ def cmd_user_list(args: argparse.Namespace) -> int:
     async def job(store: AuthStore) -> int:
         for user in await store.list_users():
             flags = " disabled" if user.disabled else (" must-change" if user.must_change else "")
-            print(f"{user.name:<24} {user.role:<13} {','.join(user.units) or '*':<24} {_when(user.created_ts)}{flags}")
+            scope = ",".join(user.units + [f"org:{o}" for o in user.orgs]) or "*"
+            print(f"{user.name:<24} {user.role:<20} {scope:<24} {_when(user.created_ts)}{flags}")
         return 0
 
     return _run(args, job)
@@ -181,6 +244,13 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     return _run(args, job)
 
 
+def _assignment_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--unit", action="append", default=[], metavar="UNIT",
+                   help="site unit key the user may see (repeat for several; admin and integrator see all)")
+    p.add_argument("--org", action="append", default=[], metavar="ORG",
+                   help="organisation key of the site file: the user sees every unit under it (repeat for several)")
+
+
 def _where(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", help="site file (finds the database through storage.path)")
     p.add_argument("--data", help="the site database file, or the folder holding firebus.db (it must exist)")
@@ -194,10 +264,16 @@ def add_web_commands(subparsers: Any) -> None:
     p = user_sub.add_parser("add", help="add a user; prints a one-time password")
     p.add_argument("name")
     p.add_argument("--role", required=True, choices=[r.value for r in Role])
-    p.add_argument("--unit", action="append", default=[], metavar="UNIT",
-                   help="site unit key the user may see (repeat for several; admin and integrator see all)")
+    _assignment_args(p)
     _where(p)
     p.set_defaults(func=cmd_user_add)
+    p = user_sub.add_parser("set", help="change a user's role; --unit/--org given: they replace the user's "
+                                        "units and organisations (both)")
+    p.add_argument("name")
+    p.add_argument("--role", choices=[r.value for r in Role], help="new role (default: keep)")
+    _assignment_args(p)
+    _where(p)
+    p.set_defaults(func=cmd_user_set)
     p = user_sub.add_parser("list", help="list users")
     _where(p)
     p.set_defaults(func=cmd_user_list)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from firebus.sdk.orgs import OrgKind
 from firebus.sdk.vocab import AlarmCategory
 
 from .i18n import DEVICE_TYPES
@@ -86,6 +87,27 @@ def openapi_document() -> dict[str, Any]:
                                                           "properties": {"code": {"type": "string"},
                                                                          "message": {"type": "string"}}}}}}}}},
             "schemas": {
+                "Me": {"type": "object", "required": ["name", "role", "units", "direct_units", "orgs", "all_units",
+                                                      "can_act", "can_urge", "via"], "properties": {
+                    "name": {"type": "string"},
+                    "role": {"type": "string", "enum": ["admin", "integrator", "unit_manager", "duty_officer",
+                                                        "maintenance_engineer", "supervisor", "fire_inspector"]},
+                    "units": {"type": "array", "items": {"type": "string"},
+                              "description": "every unit key the caller sees: direct and under their organisations "
+                                             "(empty with all_units)"},
+                    "direct_units": {"type": "array", "items": {"type": "string"}},
+                    "orgs": {"type": "array", "items": {"type": "string"}, "description": "organisation keys"},
+                    "all_units": {"type": "boolean"}, "can_act": {"type": "boolean"}, "can_urge": {"type": "boolean"},
+                    "via": {"type": "string", "description": "session, token, ..."}}},
+                "Organisation": {"type": "object", "required": ["key", "name", "kind", "units", "units_under", "children"],
+                                 "properties": {
+                    "key": {"type": "string"}, "name": {"type": "string"}, "name_en": {"type": "string"},
+                    "kind": {"type": "string", "enum": [k.value for k in OrgKind]},
+                    "parent": {"type": ["string", "null"]},
+                    "units": {"type": "array", "items": {"type": "string"}, "description": "unit keys covered directly"},
+                    "units_under": {"type": "array", "items": {"type": "string"},
+                                    "description": "unit keys of the whole subtree"},
+                    "children": {"type": "array", "items": {"$ref": "#/components/schemas/Organisation"}}}},
                 "Counts": {"type": "object", "properties": {k: {"type": "integer"} for k in ("alarm", "fault", "offline", "normal")}},
                 "Unit": {"type": "object", "properties": {
                     "id": {"type": ["string", "null"]}, "key": {"type": "string"}, "name": {"type": "string"},
@@ -156,7 +178,14 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/api/health": {"get": {"summary": "liveness; metrics for admin/integrator", "security": [],
                                     "responses": {"200": {"description": "running"}, "503": {"description": "starting"}}}},
-            "/api/me": {"get": {"summary": "who the credentials belong to", "responses": _ok("the caller")}},
+            "/api/me": {"get": {"summary": "who the credentials belong to: role, organisations, the units they see",
+                                "responses": _ok("the caller", {"$ref": "#/components/schemas/Me"})}},
+            "/api/organisations": {"get": {
+                "summary": "the organisation trees the caller may look at (admin, integrator: all; others: the "
+                           "subtrees of their organisations, nothing above them), with unit keys",
+                "responses": _ok("organisation trees", {"type": "object", "required": ["items", "total"], "properties": {
+                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/Organisation"}},
+                    "total": {"type": "integer"}}})}},
             "/api/plugins": {"get": {"summary": "loaded plugins, versions, load errors (admin, integrator)",
                                      "responses": {**_ok("plugins"), "403": {"$ref": "#/components/responses/Error"}}}},
             "/api/metrics": {"get": {"summary": "bus queue depths, drops, errors; storage (admin, integrator)",

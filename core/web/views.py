@@ -12,6 +12,7 @@ from typing import Any, Iterable
 
 import msgspec
 
+from firebus.sdk.orgs import OrgTree
 from firebus.sdk.vocab import AlarmCategory, Availability, PlaceKind
 
 from ..alarms.model import Alarm
@@ -27,18 +28,55 @@ STATUSES = ("alarm", "fault", "offline", "never_reported", "normal")
 _alarm_dec = msgspec.json.Decoder(Alarm)
 
 
+#: (the site's organisations list, its tree): the list is held, so an identity match is sound
+_TREE_CACHE: list[tuple[Any, OrgTree]] = []
+
+
+def org_tree(core: Any) -> OrgTree:
+    """The organisation tree of the site file the core runs with (built once per loaded file)."""
+    section = getattr(core.site, "organisations", None) or []
+    for held, tree in _TREE_CACHE:
+        if held is section:
+            return tree
+    tree = OrgTree.from_section(section)
+    _TREE_CACHE.append((section, tree))
+    del _TREE_CACHE[:-4]  # a few cores per process at most (tests)
+    return tree
+
+
+def effective_units(core: Any, user: Any) -> tuple[str, ...]:
+    """The unit keys a user sees: assigned directly, and every unit under their organisations
+    in the current site file (adding a unit to a town extends its people's scope).  An
+    organisation no longer in the file adds nothing."""
+    keys = set(user.units) | org_tree(core).units_of(user.orgs)
+    return tuple(sorted(keys))
+
+
 class Scope:
-    """The units a principal may see: ``None`` means every unit (and devices with none)."""
+    """The units a principal may see: ``None`` means every unit (and devices with none).
+
+    ``unit_keys`` are the effective site unit keys (direct and through organisations),
+    the same set a plugin route's ``Caller.units`` carries."""
 
     def __init__(self, core: Any, principal: Principal) -> None:
         self.core = core
         self.principal = principal
         self.unit_ids: frozenset[str] | None = None
+        self.unit_keys: tuple[str, ...] | None = None
         if not principal.all_units:
             places = core.registry.places_by_key
+            self.unit_keys = effective_units(core, principal.user)
             self.unit_ids = frozenset(
-                p.id for key in principal.user.units if (p := places.get((PlaceKind.UNIT, key))) is not None
+                p.id for key in self.unit_keys if (p := places.get((PlaceKind.UNIT, key))) is not None
             )
+
+    def orgs(self) -> list[dict[str, Any]]:
+        """The organisation trees the principal may look at: all for all-unit roles, else the
+        subtrees of their organisations (nothing above them), nested, with unit keys."""
+        tree = org_tree(self.core)
+        if self.principal.all_units:
+            return tree.to_builtins()
+        return tree.to_builtins(tree.top_of(self.principal.user.orgs))
 
     def unit_visible(self, unit_id: str | None) -> bool:
         return self.unit_ids is None or (unit_id is not None and unit_id in self.unit_ids)

@@ -212,7 +212,8 @@ async def test_me(site) -> None:
     async with site.client("supervisor") as c:
         me = (await c.get("/api/me")).json()
     assert me == {"name": "supervisor", "role": "supervisor", "units": ["office-b", "plant-a"], "via": "token",
-                  "all_units": False, "can_act": False}
+                  "all_units": False, "can_act": False, "can_urge": True, "direct_units": ["office-b", "plant-a"],
+                  "orgs": []}
 
 
 async def test_security_headers(site) -> None:
