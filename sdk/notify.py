@@ -47,6 +47,9 @@ class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
     step: int = 0
     ts: float = 0.0
     data: dict[str, Any] = {}
+    #: A signed, expiring link that opens the alarm in the app ("" when the site has no
+    #: ``notify.links.base_url``).  Already in ``text``; channels with a click/URL field put it there too.
+    url: str = ""
 
 
 class DeliveryError(Exception):

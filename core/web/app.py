@@ -101,17 +101,55 @@ async def principal(request: Request) -> Principal | None:
     header = request.headers.get("authorization", "")
     if header:
         scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
+        if scheme.lower() == "basic" and value.strip():
+            found = await _basic(state, request, value.strip())
+        elif scheme.lower() != "bearer" or not value.strip():
             raise ApiError(401, "bad_authorization", "use 'Authorization: Bearer <token>'")
-        found = await state.auth.token(value.strip())
-        if found is None:
-            raise ApiError(401, "invalid_token", "the token is unknown, expired or revoked")
+        else:
+            found = await state.auth.token(value.strip())
+            if found is None:
+                raise ApiError(401, "invalid_token", "the token is unknown, expired or revoked")
     else:
         raw = request.cookies.get(session_cookie_name(request), "")
         if raw:
             found = await state.auth.session(raw)
     request.state.principal = found
     return found
+
+
+async def _basic(state: WebState, request: Request, value: str) -> Principal:
+    """HTTP Basic, for clients that speak nothing else (the ntfy Android app): ``user:password``,
+    or an API token as the password.  Throttled like the login form.  ``via="basic"`` is not
+    ``"token"``: a browser replays Basic credentials on its own, so writes still need a CSRF token."""
+    import base64
+    import binascii
+
+    from .auth import TOKEN_PREFIX
+
+    try:
+        user, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        sep = ""
+    if not sep:
+        raise ApiError(401, "bad_authorization", "Basic credentials must be base64 of 'user:password'")
+    if password.startswith(TOKEN_PREFIX):
+        found = await state.auth.token(password)
+        if found is None:
+            raise ApiError(401, "invalid_token", "the token is unknown, expired or revoked")
+        return found
+    address, account = client_address(request), user.casefold()
+    wait = state.throttle.retry_after(account, address)
+    if wait > 0:
+        raise ApiError(429, "throttled", f"too many failed logins; retry in {int(wait) + 1} s")
+    who = await state.auth.authenticate(user, password)
+    if who is None:
+        state.throttle.failed(account, address)
+        await state.auth.log("login_failed", user, address, "basic")
+        raise ApiError(401, "login_failed", "wrong user name or password")
+    state.throttle.succeeded(account, address)
+    if who.must_change:
+        raise ApiError(403, "password_change_required", "change the one-time password at /password first")
+    return Principal(user=who, via="basic")
 
 
 async def require(request: Request, *, api: bool) -> Principal:
@@ -327,12 +365,14 @@ class _SystemOnly:
         self.open_routes = open_routes or []
 
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] in ("http", "websocket"):  # a plugin's WebSocket is guarded like its pages
+            from starlette.requests import HTTPConnection
             from starlette.routing import Match
 
             from firebus.sdk.web import SCOPE_KEY, Caller
 
-            request = Request(scope, receive)  # scope["app"] is the panel app: principal() works
+            # scope["app"] is the panel app: principal() works
+            request: Any = Request(scope, receive) if scope["type"] == "http" else HTTPConnection(scope)
             try:
                 who = await principal(request)
             except ApiError:
@@ -340,7 +380,8 @@ class _SystemOnly:
             if who is not None and who.user.must_change and who.via == "session":
                 who = None  # a one-time password opens nothing but the page that replaces it
             opened = any(r.matches(scope)[0] is Match.FULL for r in self.open_routes)
-            if who is None and opened and request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+            if who is None and opened and scope["type"] == "http" and request.method == "GET" \
+                    and "text/html" in request.headers.get("accept", ""):
                 from urllib.parse import quote
 
                 target = request.url.path + (("?" + request.url.query) if request.url.query else "")
@@ -354,6 +395,9 @@ class _SystemOnly:
                     orgs=tuple(who.user.orgs), all_units=who.all_units,
                     can_act=who.can_act, is_system=who.is_system, via=who.via, csrf=who.csrf or "",
                 )
+            if (who is None or not (who.is_system or opened)) and scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})  # before accept: the server answers 403
+                return
             if who is None or not (who.is_system or opened):
                 await JSONResponse({"error": {"code": "forbidden", "message": "system roles only"}}, 403)(scope, receive, send)
                 return

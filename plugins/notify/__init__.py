@@ -21,6 +21,7 @@ from .channels_robots import DingTalkChannel, FeishuChannel, WeComChannel
 from .config import NotifyConfig, NotifyConfigError, load_config
 from .health import NotifyChannelChanged
 from .message import DeliveryError, Message
+from .ntfy import NtfyChannel
 from .schema import NOTIFY_MIGRATIONS
 from .service import NotifyService
 
@@ -39,6 +40,7 @@ CHANNELS: list[type[Channel]] = [
     WeComChannel,
     DingTalkChannel,
     FeishuChannel,
+    NtfyChannel,
 ]
 
 _services: "WeakKeyDictionary[Any, NotifyService]" = WeakKeyDictionary()

@@ -58,7 +58,10 @@ class Person(Strict):
     name: str
     roles: list[Role]
     units: list[str] = []  # empty: every unit (a district supervisor, the control room)
-    contacts: dict[str, str] = {}  # channel key → address (e-mail, mobile, user id …)
+    contacts: dict[str, str] = {}  # channel key → address (e-mail, mobile, user id, ntfy topic …)
+    # The firebus user this person signs in as (panel, app, ntfy app); default: ``name``.
+    # Only that user (or an admin) may read the person's ntfy topic or register web push for them.
+    user: str | None = None
     language: Language | None = None
     quiet_hours: list[QuietHours] = []
 
@@ -144,6 +147,39 @@ class OutboxConfig(Strict):
     retention_days: float = 180.0
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
+
+
+def parse_duration(value: str | float | int) -> float:
+    """``24h``, ``7d``, ``30m``, ``45s``, ``2w`` or a number of seconds → seconds (> 0)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration (e.g. 24h, 7d, 30m, 45s or seconds)")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"{value!r}: a duration must be more than 0")
+    return seconds
+
+
+class Links(Strict):
+    """Signed links to the alarm in the app (``{base_url}/-/plugins/app/a/<token>``).
+
+    Without ``base_url`` messages carry no link (firebus cannot guess the address
+    phones reach it at: behind NAT, a reverse proxy or a domain of the site's own).
+    """
+
+    base_url: str | None = None  # e.g. https://fire.example.org (scheme and host the phones reach)
+    ttl: str | float = "24h"  # how long a link opens the alarm
+
+    @property
+    def ttl_s(self) -> float:
+        return parse_duration(self.ttl)
+
+
 class NotifyConfig(Strict):
     language: Language = Language.ZH
     timezone: str = "Asia/Shanghai"
@@ -153,6 +189,7 @@ class NotifyConfig(Strict):
     templates: list[TemplateOverride] = []
     rate_limit: RateLimit = msgspec.field(default_factory=RateLimit)
     outbox: OutboxConfig = msgspec.field(default_factory=OutboxConfig)
+    links: Links = msgspec.field(default_factory=Links)
     # Categories whose messages ignore quiet hours (GB 50116 keeps fire and gas apart; both are life safety).
     urgent_categories: list[AlarmCategory] = msgspec.field(
         default_factory=lambda: [AlarmCategory.FIRE, AlarmCategory.GAS]
@@ -285,7 +322,42 @@ def _check(cfg: NotifyConfig, notifier_types: dict[str, type] | None) -> None:
             raise NotifyConfigError(f"notify.templates[{i}].kind: {tpl.kind!r} is not one of {', '.join(KINDS)}")
         if tpl.channel is not None and tpl.channel not in keys:
             raise NotifyConfigError(f"notify.templates[{i}].channel: no channel with key {tpl.channel!r}")
+    if cfg.links.base_url is not None:
+        if not re.match(r"^https?://[^/\s]+", cfg.links.base_url):
+            raise NotifyConfigError(f"notify.links.base_url: {cfg.links.base_url!r} is not an http(s) URL "
+                                    "(e.g. https://fire.example.org)")
+    try:
+        cfg.links.ttl_s
+    except ValueError as exc:
+        raise NotifyConfigError(f"notify.links.ttl: {exc}") from None
+    users: dict[str, str] = {}
+    for i, person in enumerate(cfg.people):
+        user = person.user or person.name
+        if user in users:
+            raise NotifyConfigError(f"notify.people[{i}].user: {user!r} is also the user of {users[user]!r}")
+        users[user] = person.name
+    _check_topics(cfg)
     if cfg.rate_limit.burst < 1:
         raise NotifyConfigError("notify.rate_limit.burst: must be at least 1 (the first message always goes)")
     if cfg.rate_limit.window_s <= 0:
         raise NotifyConfigError("notify.rate_limit.window_s: must be positive")
+
+
+_TOPIC = re.compile(r"^[-_A-Za-z0-9]{1,64}$")  # ntfy's topic rule
+
+
+def _check_topics(cfg: NotifyConfig) -> None:
+    """An ntfy topic is the address of one person: it must be valid and no one else's."""
+    ntfy = {ch.key for ch in cfg.channels if ch.type == "ntfy"}
+    owners: dict[str, str] = {}
+    for i, person in enumerate(cfg.people):
+        for key, topic in person.contacts.items():
+            if key not in ntfy:
+                continue
+            if not _TOPIC.match(topic):
+                raise NotifyConfigError(f"notify.people[{i}].contacts.{key}: {topic!r} is not an ntfy topic "
+                                        "(letters, digits, - and _, at most 64)")
+            if topic in owners and owners[topic] != person.name:
+                raise NotifyConfigError(f"notify.people[{i}].contacts.{key}: topic {topic!r} is also "
+                                        f"{owners[topic]!r}'s (a topic is read by one person)")
+            owners[topic] = person.name

@@ -55,4 +55,37 @@ NOTIFY_MIGRATIONS = [
         ) WITHOUT ROWID;
         """,
     ),
+    Migration(
+        component="notify",
+        version=2,
+        description="ntfy push stream messages, web push keys and subscriptions",
+        sql="""
+        CREATE TABLE notify_ntfy (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- order of the stream (since=<id> resumes after it)
+            id TEXT NOT NULL UNIQUE,          -- the outbox id, also ntfy's message id
+            channel TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            time INTEGER NOT NULL,
+            expires INTEGER NOT NULL,         -- kept until (retention)
+            event TEXT NOT NULL               -- the message event as ntfy's JSON
+        );
+        CREATE INDEX notify_ntfy_topic ON notify_ntfy (channel, topic, seq);
+        CREATE INDEX notify_ntfy_expires ON notify_ntfy (expires);
+        CREATE TABLE notify_webpush_keys (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            private_key TEXT NOT NULL,        -- VAPID P-256 private key, PKCS#8 PEM
+            public_key TEXT NOT NULL,         -- uncompressed point, base64url (applicationServerKey)
+            created_ts REAL NOT NULL
+        );
+        CREATE TABLE notify_webpush_subscriptions (
+            endpoint TEXT PRIMARY KEY,        -- the push service URL of one browser
+            user TEXT NOT NULL,               -- firebus user who registered it
+            p256dh TEXT NOT NULL,
+            auth TEXT NOT NULL,
+            created_ts REAL NOT NULL,
+            last_ok_ts REAL
+        ) WITHOUT ROWID;
+        CREATE INDEX notify_webpush_user ON notify_webpush_subscriptions (user);
+        """,
+    ),
 ]

@@ -30,12 +30,13 @@ from typing import Any
 import anyio
 import msgspec
 
-from firebus.sdk import AlarmCategory, AlarmEvent, AlarmTransition, Event, Lane, new_id
+from firebus.sdk import AlarmCategory, AlarmEvent, AlarmTransition, Event, Lane, links, new_id
 from firebus.sdk.timers import Timer, TimerQueue
 
 from .config import NotifyConfig, Person, Route, channel_options
 from .health import ChannelEntry, ChannelRegistry
 from .message import Message, MqttPublish
+from .ntfy import NtfyHub
 from .outbox import Entry, Outbox
 from .policy import RateLimiter, quiet_until
 from .routing import describe, matching_routes, recipients, step_due, step_of, unit_names
@@ -83,6 +84,19 @@ class _ChannelCtx:
     def mqtt_publish(self) -> MqttPublish | None:
         return self._service.mqtt_publish
 
+    @property
+    def storage(self) -> Any:
+        """The core's storage (channels that keep state: the ntfy stream, web push subscriptions)."""
+        return self._service.core.storage
+
+    @property
+    def service(self) -> "NotifyService":
+        return self._service
+
+    @property
+    def ntfy_hub(self) -> NtfyHub:
+        return self._service.ntfy_hub
+
 
 class NotifyService:
     def __init__(self, core: Any, cfg: NotifyConfig, channel_types: dict[str, type], *,
@@ -95,6 +109,7 @@ class NotifyService:
         self.http = http
         self._own_http = http is None
         self.channels = ChannelRegistry(core, self.log)
+        self.ntfy_hub = NtfyHub()  # open ntfy streams, shared by the ntfy channels
         for index, ch in enumerate(cfg.channels):
             if not ch.enabled:
                 continue
@@ -119,6 +134,7 @@ class NotifyService:
         self._unsubscribe: Any = None
         self._scope: anyio.CancelScope | None = None
         self._lock = anyio.Lock()  # event handling and timers mutate the same alarm state
+        self._link_key: bytes | None = None  # core.secret("links"), read once at start
         self.stopped = anyio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -141,6 +157,11 @@ class NotifyService:
 
                     self.http = httpx.AsyncClient(follow_redirects=False)
                 await self.channels.restore()
+                await self._load_link_key()
+                for entry in self.channels.entries.values():
+                    start = getattr(entry.notifier, "start", None)
+                    if start is not None:
+                        await start()  # channels with state of their own (web push keys)
                 await self.outbox.recover()
                 await self._reload()
                 await self._warn_orphans()
@@ -151,6 +172,7 @@ class NotifyService:
                     self._set_timer("purge|", self.clock.time() + 3600)
                     self._ready.set()
         finally:
+            self.ntfy_hub.close()
             with anyio.CancelScope(shield=True):
                 for entry in self.channels.entries.values():
                     try:
@@ -161,6 +183,30 @@ class NotifyService:
                     await self.http.aclose()
                     self.http = None
             self.stopped.set()
+
+    async def _load_link_key(self) -> None:
+        if not self.cfg.links.base_url:
+            return
+        secret = getattr(self.core, "secret", None)
+        if secret is None:
+            self.log.error("notify: links.base_url is set but this core offers no secret(); messages carry no link")
+            return
+        self._link_key = await secret("links")
+
+    def link(self, alarm_id: str, recipient: str) -> str:
+        """The signed link that opens ``alarm_id`` in the app for ``recipient`` (a firebus user name,
+        or ``*`` for a group channel), or "" when the site has no ``links.base_url``."""
+        if self._link_key is None or not alarm_id or not self.cfg.links.base_url:
+            return ""
+        expires = self.clock.time() + self.cfg.links.ttl_s
+        token = links.sign(self._link_key, alarm_id, recipient, expires)
+        return self.cfg.links.base_url.rstrip("/") + links.link_path(token)
+
+    def user_of(self, person: Person) -> str:
+        return person.user or person.name
+
+    def person_of_user(self, user: str) -> Person | None:
+        return next((p for p in self.cfg.people if self.user_of(p) == user), None)
 
     def stop(self) -> None:
         if self._unsubscribe is not None:
@@ -401,6 +447,10 @@ class NotifyService:
             elif kind == "purge":
                 self._set_timer("purge|", self.clock.time() + 86_400)  # re-armed first: a failure must not end it
                 await self.outbox.purge(self.clock.time())
+                for entry in self.channels.entries.values():
+                    purge = getattr(entry.notifier, "purge", None)
+                    if purge is not None:
+                        await purge(self.clock.time())
 
     @staticmethod
     def _escalation_row(t: Tracked) -> tuple[Any, ...]:
@@ -496,13 +546,17 @@ class NotifyService:
                 dedup = f"{alarm.alarm_id}|{tag}|{recipient}|{key}"
                 if dedup in existing:
                     continue
-                title, text = self.renderer.render(kind, key, language, {**values, "recipient": recipient})
+                url = self.link(alarm.alarm_id, self.user_of(person) if person is not None else "*")
+                title, text = self.renderer.render(kind, key, language,
+                                                   {**values, "recipient": recipient, "link": url})
+                text = with_link(text, url, language)
                 message = Message(
                     id=new_id(), kind=kind, channel=key, recipient=recipient, address=address,
                     mentions=mentions, title=title, text=text, language=language, alarm_id=alarm.alarm_id,
                     category=str(alarm.category), severity=int(alarm.severity), step=step, ts=now,
                     data={"unit_id": alarm.unit_id, "device_id": alarm.device_id, "point_id": alarm.point_id,
                           "location_id": alarm.location_id, "value": alarm.value},
+                    url=url,
                 )
                 next_ts = now
                 if person is not None and not urgent:
@@ -553,3 +607,13 @@ class NotifyService:
             "UPDATE notify_outbox SET status = 'digested', last_error = ? WHERE id = ? AND status = 'held'",
             [(f"in digest {digest.id}", r[0]) for r in rows], lane=Lane.ALARM,
         )
+
+
+LINK_LABEL = {"zh": "查看告警：", "en": "Open the alarm: "}
+
+
+def with_link(text: str, url: str, language: str) -> str:
+    """Every alarm message carries its link, whatever a site's template says (unless it has it already)."""
+    if not url or url in text:
+        return text
+    return f"{text}\n{LINK_LABEL.get(language, LINK_LABEL['en'])}{url}"

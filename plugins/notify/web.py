@@ -83,7 +83,10 @@ def routes(service_of: Callable[[], Any]) -> list[Route]:
         await service.outbox.add([Entry(f"test|{message.id}", message, None, "pending", now, 0)])
         return JSONResponse({"notification_id": message.id}, 202)
 
+    from .ntfy_web import routes as ntfy_routes
+
     return [
+        *ntfy_routes(service_of),
         Route("/channels", channels),
         Route("/outbox", outbox),
         Route("/channels/{channel}/test", test_send, methods=["POST"]),

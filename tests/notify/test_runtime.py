@@ -17,13 +17,14 @@ from .conftest import START, wait_for
 pytestmark = pytest.mark.anyio
 
 
-def test_plugin_declares_seven_channel_types_and_its_migration() -> None:
+def test_plugin_declares_its_channel_types_and_migrations() -> None:
     host = PluginHost(autoload=False)
     host.register(notify, name="notify")
     host.collect_declarations(None)
-    assert sorted(host.declarations["notifier"]) == ["dingtalk", "email", "feishu", "mqtt", "sms", "webhook", "wecom"]
-    [migration] = notify.firebus_register_migrations(None)
-    assert migration.component == "notify" and migration.version == 1
+    assert sorted(host.declarations["notifier"]) == ["dingtalk", "email", "feishu", "mqtt", "ntfy", "sms",
+                                                     "webhook", "wecom"]
+    migrations = notify.firebus_register_migrations(None)
+    assert [(m.component, m.version) for m in migrations] == [("notify", 1), ("notify", 2)]
 
 
 async def test_alarm_on_the_real_core_reaches_the_unit_by_its_site_file_key(tmp_path, receiver) -> None:
