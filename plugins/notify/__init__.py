@@ -1,7 +1,9 @@
 """firebus notify plugin: alarm notifications with routing, escalation and a durable outbox.
 
 Channel types (``firebus_register_notifiers``): ``webhook``, ``email``,
-``mqtt``, ``sms``, ``wecom``, ``dingtalk``, ``feishu``.  The ``notify:``
+``mqtt``, ``sms``, ``wecom``, ``dingtalk``, ``feishu`` (group robots), ``wecom_app``,
+``dingtalk_app``, ``feishu_app`` (app messages to named people), ``ntfy`` (a push stream
+firebus serves itself) and ``webpush``.  The ``notify:``
 section of the site file configures channels, people, routes and templates
 (see ``docs/plugins/notify.md``).  Imports only ``firebus.sdk``.
 """
@@ -17,6 +19,7 @@ from firebus.sdk import ActorKind, Context, Manifest, SiteProblem, hookimpl
 from .channel import Channel
 from .channels_http import SmsChannel, WebhookChannel
 from .channels_other import EmailChannel, MqttChannel
+from .channels_apps import DingTalkAppChannel, FeishuAppChannel, WeComAppChannel
 from .channels_robots import DingTalkChannel, FeishuChannel, WeComChannel
 from .config import NotifyConfig, NotifyConfigError, load_config
 from .health import NotifyChannelChanged
@@ -41,6 +44,9 @@ CHANNELS: list[type[Channel]] = [
     DingTalkChannel,
     FeishuChannel,
     NtfyChannel,
+    WeComAppChannel,
+    DingTalkAppChannel,
+    FeishuAppChannel,
 ]
 
 _services: "WeakKeyDictionary[Any, NotifyService]" = WeakKeyDictionary()

@@ -110,6 +110,9 @@ class ChannelConfig(Strict):
     language: Language | None = None  # for group channels (robots, webhooks)
     # Consecutive failed deliveries after which the channel shows as down.
     down_after: int = 3
+    # This channel's own per-recipient limit instead of notify.rate_limit (a vendor's limit
+    # applies on top: WeCom app 30/min per member, DingTalk work notices, Feishu).
+    rate_limit: "RateLimit | None" = None
     enabled: bool = True
 
 

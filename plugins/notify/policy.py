@@ -61,6 +61,19 @@ class RateLimiter:
             return True
         return False
 
+    def would_admit(self, recipient: str, channel: str, now: float) -> bool:
+        window = self._windows.get((recipient, channel))
+        return window is None or now >= window.start + self.window_s or window.count < self.burst
+
     def window_end(self, recipient: str, channel: str, now: float) -> float:
         window = self._windows.get((recipient, channel))
         return window.start + self.window_s if window is not None else now
+
+
+def admit_all(limiters: list[RateLimiter], recipient: str, channel: str, now: float) -> bool:
+    """Admitted only if every limiter admits (the site's and the vendor's); none counts a refusal."""
+    if not all(lim.would_admit(recipient, channel, now) for lim in limiters):
+        return False
+    for lim in limiters:
+        lim.admit(recipient, channel, now)
+    return True

@@ -38,7 +38,7 @@ from .health import ChannelEntry, ChannelRegistry
 from .message import Message, MqttPublish
 from .ntfy import NtfyHub
 from .outbox import Entry, Outbox
-from .policy import RateLimiter, quiet_until
+from .policy import RateLimiter, admit_all, quiet_until
 from .routing import describe, matching_routes, recipients, step_due, step_of, unit_names
 from .templates import Renderer
 
@@ -126,6 +126,13 @@ class NotifyService:
         self.outbox = Outbox(core, self.channels, cfg.outbox)
         self.renderer = Renderer(cfg)
         self.limiter = RateLimiter(cfg.rate_limit.burst, cfg.rate_limit.window_s)
+        self.limiters: dict[str, list[RateLimiter]] = {}
+        for ch in cfg.channels:
+            own = [RateLimiter(ch.rate_limit.burst, ch.rate_limit.window_s)] if ch.rate_limit else [self.limiter]
+            vendor = getattr(channel_types.get(ch.type), "vendor_limit", None)
+            if vendor:
+                own.append(RateLimiter(int(vendor[0]), float(vendor[1])))
+            self.limiters[ch.key] = own
         self.timers = TimerQueue(core.clock, "notify")
         self.tracked: dict[tuple[str, str], Tracked] = {}
         self.routes = {r.name: r for r in cfg.routes}
@@ -564,11 +571,12 @@ class NotifyService:
                     if quiet_end is not None:
                         next_ts = quiet_end
                 status = "pending"
-                if not exempt and not self.limiter.admit(recipient, key, now):
+                limiters = self.limiters.get(key) or [self.limiter]
+                if not exempt and not admit_all(limiters, recipient, key, now):
                     status = "held"
                     digest_key = f"digest|{recipient}|{key}"
                     if digest_key not in self.timers:
-                        self._set_timer(digest_key, self.limiter.window_end(recipient, key, now))
+                        self._set_timer(digest_key, max(lim.window_end(recipient, key, now) for lim in limiters))
                 entries.append(Entry(dedup, message, context_id, status, next_ts, int(alarm.severity)))
         return entries
 
