@@ -4,6 +4,7 @@
   (``firebus_core``, ``firebus_recorder``, ``firebus_modbus_sim`` …);
 * ``contracts`` — suites to subclass for drivers, notifiers and detectors, with
   bronze/silver/gold quality levels;
+* ``waiting`` — ``eventually`` / ``wait``: the one way a test waits for something;
 * ``harness``, ``recorder``, ``outbox``, ``mosquitto`` — the pieces behind them.
 
 Unlike the rest of ``firebus.sdk`` this package drives the core (runtime,

@@ -20,6 +20,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from firebus.sdk.testing.mosquitto import Mosquitto
+from firebus.sdk.testing.waiting import wait
 
 HERE = Path(__file__).parent
 TOTAL = 3000
@@ -45,14 +46,6 @@ def start_core(site: Path, log: Path) -> subprocess.Popen[bytes]:
         [sys.executable, str(HERE / "noloss_core.py"), str(site)],
         stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env,
     )
-
-
-def wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def publish_all(port: int, done: threading.Event) -> None:

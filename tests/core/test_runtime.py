@@ -27,6 +27,7 @@ from firebus.sdk import (
     StateReported,
     hookimpl,
 )
+from firebus.sdk.testing.waiting import eventually as wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -95,12 +96,6 @@ def start(db: Path, serials: list[str]):
     for s in serials:
         SCRIPTS.setdefault(s, Script())
     return running_core(load_text(site(db, serials), "site.yaml"), extra_plugins={"test": TestPlugin()}, autoload=False)
-
-
-async def wait_until(predicate, timeout: float = 10.0) -> None:
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.01)
 
 
 @pytest.fixture(autouse=True)

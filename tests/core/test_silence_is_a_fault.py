@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import anyio
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
@@ -26,6 +25,7 @@ from firebus.core.web.auth import AuthStore
 from firebus.plugins.leakage import get_profile
 from firebus.sdk import AlarmCategory
 from firebus.sdk.testing.mosquitto import Mosquitto
+from firebus.sdk.testing.waiting import eventually as wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -41,13 +41,6 @@ units:
               - {key: switch_room, name: switch room}
               - {key: dorm_101, name: dorm 101}
 """
-
-
-async def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    with anyio.fail_after(timeout):
-        while not (result := predicate()):
-            await anyio.sleep(0.02)
-    return result
 
 
 def active(core: Any, category: AlarmCategory, subject: str | None = None) -> list[Any]:

@@ -7,7 +7,7 @@ import collections
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator
 
 import psycopg
 
@@ -15,6 +15,7 @@ from firebus.plugins import federation
 from firebus.plugins.federation.centre import Centre, CentreConfig
 from firebus.sdk import AlarmCategory, AlarmEvent, AlarmTransition, Lane, Severity, StateChanged
 from firebus.sdk.testing.harness import site_yaml, start_core
+from firebus.sdk.testing.waiting import eventually
 
 
 def federated_site(db: Path, site_id: str, nats_url: str, extra: str = "") -> str:
@@ -57,21 +58,6 @@ def fire(alarm_id: str = "A1") -> AlarmEvent:
     return AlarmEvent(alarm_id=alarm_id, transition=AlarmTransition.NEW, category=AlarmCategory.FIRE,
                       severity=Severity.FIRE,
                       rule="smoke", device_id="d9", point_id="smoke1", message="Fire", message_zh="火警")
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = check()
-        if asyncio.iscoroutine(last):
-            last = await last
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}: last {last!r}")
-        await asyncio.sleep(0.05)
 
 
 async def query(pg: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import anyio
 import pytest
@@ -15,6 +15,7 @@ from firebus.core.runtime import Core, running_core
 from firebus.core.sim.modbus import ModbusSimulator, SimDevice
 from firebus.plugins.gas import get_profile
 from firebus.sdk.testing.mosquitto import Mosquitto
+from firebus.sdk.testing.waiting import eventually as wait_until
 
 PLACES = """
 units:
@@ -72,15 +73,6 @@ def mqtt_device(key: str, serial: str, location: str = "kitchen_2") -> str:
         f"  - key: {key}\n    driver: gas.household_json\n    transport: broker\n    location: {location}\n"
         f"    identifiers: {{serial: {serial}}}\n"
     )
-
-
-async def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    with anyio.fail_after(timeout):
-        while True:
-            result = predicate()
-            if result:
-                return result
-            await anyio.sleep(0.02)
 
 
 class Rig:

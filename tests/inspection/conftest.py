@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 from zoneinfo import ZoneInfo
 
-import anyio
+import firebus.plugins.inspection as inspection
 import httpx
 import pytest
-
-import firebus.plugins.inspection as inspection
 from firebus.core.config import load_text
 from firebus.core.runtime import running_core
 from firebus.core.web import AuthStore, create_app, web_plugin
@@ -126,17 +124,6 @@ class Site:
         """Let the journal deliver what was published (the engine raises alarms from it)."""
         await self.core.storage.barrier()
         await self.clock.advance(0)
-
-
-async def wait_until(predicate, timeout: float = 10.0) -> None:
-    with anyio.fail_after(timeout):
-        while True:
-            result = predicate()
-            if hasattr(result, "__await__"):
-                result = await result
-            if result:
-                return
-            await anyio.sleep(0.01)
 
 
 @asynccontextmanager

@@ -7,9 +7,8 @@ import csv
 import io
 
 import anyio
-import pytest
-
 import firebus.plugins.inspection as inspection
+import pytest
 from firebus.core.config import ConfigError, load_text
 from firebus.core.runtime import running_core
 

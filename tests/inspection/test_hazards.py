@@ -7,9 +7,10 @@ from __future__ import annotations
 import io
 
 import pytest
+from firebus.sdk.testing.waiting import eventually as wait_until
 from PIL import Image
 
-from .conftest import local, wait_until
+from .conftest import local
 
 pytestmark = pytest.mark.anyio
 

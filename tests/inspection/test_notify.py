@@ -7,11 +7,11 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
-
 import firebus.plugins.notify as notify
+import pytest
+from firebus.sdk.testing.waiting import eventually as wait_until
 
-from .conftest import INSPECTION, local, open_site, wait_until
+from .conftest import INSPECTION, local, open_site
 
 pytestmark = pytest.mark.anyio
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from firebus.sdk.testing.waiting import eventually as wait_until
 
-from .conftest import local, wait_until
+from .conftest import local
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,6 @@ Set FIREBUS_SCREENSHOT_DIR to keep the screenshots (docs/img/inspection-*.png ar
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from firebus.core.web import serve
 from PIL import Image
 from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
@@ -26,8 +26,6 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-
-from firebus.core.web import serve
 
 from .conftest import PASSWORD, open_site
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import anyio
 import pytest
@@ -13,6 +13,7 @@ from firebus.core.runtime import Core, running_core
 from firebus.core.sim.modbus import ModbusSimulator, SimDevice
 import firebus.plugins.leakage as leakage_plugin
 from firebus.plugins.leakage import get_profile
+from firebus.sdk.testing.waiting import eventually as wait_until
 
 PLACES = """
 units:
@@ -51,15 +52,6 @@ def device_yaml(key: str, unit: int, profile: str, circuits: dict[str, str] | No
         f"    name: '{name or key}'\n"
         f"    options: {{unit: {unit}, profile: {profile}, poll_interval: 0.1{circ}}}\n"
     )
-
-
-async def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    with anyio.fail_after(timeout):
-        while True:
-            result = predicate()
-            if result:
-                return result
-            await anyio.sleep(0.02)
 
 
 class Rig:

@@ -27,18 +27,13 @@ from firebus.core.cli import main
 from firebus.core.config import ConfigError, load_text
 from firebus.core.storage import Storage, StorageError
 from firebus.sdk.migration import Migration
+from firebus.sdk.testing.waiting import eventually as wait_for
 
 pytestmark = pytest.mark.anyio
 FIXTURES = Path(__file__).parent / "fixtures"
 #: each transaction of the load writes a pair of rows: a consistent copy holds an even number
 LOAD = [Migration("loadtest", 1, "CREATE TABLE load (i INTEGER NOT NULL, pad BLOB NOT NULL)", "test load")]
 PAD = os.urandom(512)
-
-
-async def wait_for(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    with anyio.fail_after(timeout):
-        while not await condition():
-            await anyio.sleep(0.02)
 
 
 def count(path: Path) -> int:

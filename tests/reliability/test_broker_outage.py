@@ -29,6 +29,7 @@ from firebus.sdk import LinkChanged
 from firebus.sdk.testing.mosquitto import Mosquitto
 
 from .relcore import Plugin
+from firebus.sdk.testing.waiting import eventually as wait_for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -79,15 +80,6 @@ class Publisher(threading.Thread):
             self.error = exc
         finally:
             self.done.set()
-
-
-async def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (result := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await anyio.sleep(0.05)
-    return result
 
 
 class Outcome:

@@ -5,19 +5,18 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import anyio
+import firebus.plugins.smoke as smoke_plugin
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
-
-import firebus.plugins.smoke as smoke_plugin
 from firebus.core.config import load_text
 from firebus.core.runtime import running_core
 from firebus.core.sim.smoke import FleetConfig, SmokeFleetPublisher, iter_imeis
 from firebus.sdk import AlarmEvent, Event
 from firebus.sdk.testing.mosquitto import Mosquitto
+from paho.mqtt.enums import CallbackAPIVersion
 
 
 @pytest.fixture
@@ -108,12 +107,6 @@ class AlarmLog:
                 if found:
                     return found[0]
                 await anyio.sleep(0.02)
-
-
-async def wait_until(predicate: Callable[[], Any], timeout: float = 20.0) -> None:
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.02)
 
 
 class Listener:

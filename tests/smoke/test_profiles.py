@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 import firebus.plugins.smoke as smoke
+import pytest
 from firebus.core.sim.smoke import FleetConfig, ScriptedEvent, timeline
 from firebus.sdk.jsonmap import ProfileError, decode_message, encode_command, parse_profile
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import anyio
 import pytest
-
 from firebus.core.sim.smoke import FleetConfig, ScriptedEvent
+from firebus.sdk.testing.waiting import eventually as wait_until
 
-from .conftest import AlarmLog, Listener, imeis, publish_raw, ready, run_fleet, start_core, wait_until
+from .conftest import AlarmLog, Listener, imeis, publish_raw, ready, run_fleet, start_core
 
 pytestmark = pytest.mark.anyio
 

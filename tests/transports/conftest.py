@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any, Awaitable, Callable
 
 import pytest
-
 from firebus.sdk.testing.mosquitto import Mosquitto
 
 
@@ -28,15 +26,6 @@ class RecordingContext:
 
     async def run_in_background(self, func: Callable[..., Awaitable[Any]], *args: Any, name: str = "") -> None:
         self.tasks.append(asyncio.create_task(func(*args), name=name or None))
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    """Poll ``predicate`` until true; generous timeout for loaded CI machines."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

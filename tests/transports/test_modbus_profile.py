@@ -6,9 +6,6 @@ import math
 import struct
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from firebus.core.sim.modbus import builtin_profiles, resolve_profile
 from firebus.sdk.modbus import (
     DType,
@@ -25,6 +22,8 @@ from firebus.sdk.modbus import (
     raw_to_words,
     words_to_raw,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def pm(**kw) -> PointMap:

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import anyio
 import pytest
-
 from firebus.core.config import load_text
 from firebus.core.runtime import running_core
 from firebus.core.sim.modbus import ModbusSimulator, SimDevice
@@ -25,6 +23,7 @@ from firebus.core.sim.serial_line import PacedSerialLine
 from firebus.sdk import AlarmCategory
 from firebus.sdk.events import StateChanged
 from firebus.sdk.modbus import RtuTiming, load_profile
+from firebus.sdk.testing.waiting import eventually as wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -56,16 +55,6 @@ def site(tmp: Path, port: str, profile: Path) -> str:
         text += (f"  - {{key: u{u}, name: unit {u}, driver: modbus_profile, transport: rs485, options: "
                  f"{{unit: {u}, profile: '{profile}', alarm_interval: {INTERVAL}, telemetry_interval: {INTERVAL}}}}}\n")
     return text
-
-
-async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    try:
-        with anyio.fail_after(timeout):
-            while not (result := predicate()):
-                await anyio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
-    return result
 
 
 async def test_rtu_line_alarm_first_when_saturated_and_silent_unit_is_a_fault(tmp_path: Path) -> None:

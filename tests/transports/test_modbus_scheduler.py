@@ -7,7 +7,6 @@ import logging
 import time
 
 import pytest
-
 from firebus.core.transports.modbus import RANK_ALARM, RANK_OTHER, RANK_TELEMETRY, LineScheduler
 
 pytestmark = pytest.mark.anyio

@@ -6,7 +6,6 @@ import asyncio
 import logging
 
 import pytest
-
 from firebus.core.sim.modbus import ModbusSimulator, SimDevice, resolve_profile
 from firebus.core.sim.scenario import Drift, Fault, Follow, Steady
 from firebus.core.transports.modbus import (

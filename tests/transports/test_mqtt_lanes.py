@@ -6,11 +6,11 @@ import asyncio
 import time
 
 import pytest
-
 from firebus.core.transports.mqtt import InboundMessage, Lane, MqttOptions, MqttTransport
 from firebus.core.transports.mqtt_client import MqttSession
+from firebus.sdk.testing.waiting import eventually as wait_for
 
-from .conftest import RecordingContext, wait_for
+from .conftest import RecordingContext
 from .test_mqtt_session import hub, publish_many, register
 
 pytestmark = pytest.mark.anyio

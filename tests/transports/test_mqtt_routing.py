@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from firebus.core.transports.mqtt import Router
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from firebus.core.transports.mqtt import Router
 
 
 def reference_match(pattern: str, topic: str) -> bool:

@@ -7,12 +7,12 @@ import asyncio
 import subprocess
 
 import pytest
-
 from firebus.core.transports.mqtt import InboundMessage, MqttOptions, MqttTransport
 from firebus.core.transports.mqtt_client import MqttSession, SessionConfig
 from firebus.sdk.testing.mosquitto import Mosquitto, make_test_certs
+from firebus.sdk.testing.waiting import eventually as wait_for
 
-from .conftest import RecordingContext, wait_for
+from .conftest import RecordingContext
 
 pytestmark = pytest.mark.anyio
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from firebus.core.transports.mqtt import MqttOptions, MqttPublishError, MqttTransport
+from firebus.sdk.testing.waiting import eventually as wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 
-from firebus.core.transports.mqtt import MqttOptions, MqttPublishError, MqttTransport
-
-from .conftest import RecordingContext, wait_for
+from .conftest import RecordingContext
 
 pytestmark = pytest.mark.anyio
 

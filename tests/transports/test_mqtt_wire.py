@@ -5,9 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from firebus.core.transports.mqtt_wire import (
     Ack,
     Connack,
@@ -25,9 +22,9 @@ from firebus.core.transports.mqtt_wire import (
     encode_connect,
     encode_disconnect,
     encode_properties,
-    encode_publish,
     encode_puback,
     encode_pubcomp,
+    encode_publish,
     encode_pubrec,
     encode_pubrel,
     encode_subscribe,
@@ -36,6 +33,8 @@ from firebus.core.transports.mqtt_wire import (
     parse_properties,
     set_dup,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 VERSIONS = [4, 5]
 

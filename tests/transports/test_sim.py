@@ -12,16 +12,22 @@ from collections import defaultdict
 
 import pytest
 import yaml
-
 from firebus.core.sim.cli import add_sim_commands
 from firebus.core.sim.modbus import ModbusSimulator, SimDevice, resolve_profile
 from firebus.core.sim.scenario import Drift, Scenario, load_scenario
-from firebus.core.sim.smoke import FleetConfig, ScriptedEvent, SmokeFleetPublisher, iter_imeis, timeline
+from firebus.core.sim.smoke import (
+    FleetConfig,
+    ScriptedEvent,
+    SmokeFleetPublisher,
+    iter_imeis,
+    timeline,
+)
 from firebus.core.transports.modbus import ModbusTcpOptions, ModbusTcpTransport
 from firebus.core.transports.mqtt import MqttOptions, MqttTransport
 from firebus.sdk.modbus import ModbusDeviceOptions, ModbusProfileDriver, ModbusTimeoutError
+from firebus.sdk.testing.waiting import eventually as wait_for
 
-from .conftest import RecordingContext, wait_for
+from .conftest import RecordingContext
 
 pytestmark = pytest.mark.anyio
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import anyio
 import pytest
@@ -17,6 +17,7 @@ from firebus.core.sim.modbus import ModbusSimulator
 from firebus.sdk import AlarmEvent
 from firebus.sdk.modbus import load_profile_resource
 from firebus.sdk.testing.mosquitto import Mosquitto
+from firebus.sdk.testing.waiting import eventually as wait_until
 
 PROFILES = "firebus.plugins.water.profiles"
 
@@ -89,12 +90,6 @@ class AlarmLog:
             while not self.find(**kw):
                 await anyio.sleep(0.02)
         return self.find(**kw)[0]
-
-
-async def wait_until(predicate: Callable[[], Any], timeout: float = 20.0) -> None:
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.02)
 
 
 def value_of(core: Any, device_key: str, point_key: str) -> Any:
