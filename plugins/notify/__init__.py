@@ -25,6 +25,7 @@ from .config import NotifyConfig, NotifyConfigError, load_config
 from .health import NotifyChannelChanged
 from .message import DeliveryError, Message
 from .ntfy import NtfyChannel
+from .webpush import WebPushChannel
 from .schema import NOTIFY_MIGRATIONS
 from .service import NotifyService
 
@@ -47,6 +48,7 @@ CHANNELS: list[type[Channel]] = [
     WeComAppChannel,
     DingTalkAppChannel,
     FeishuAppChannel,
+    WebPushChannel,
 ]
 
 _services: "WeakKeyDictionary[Any, NotifyService]" = WeakKeyDictionary()

@@ -84,9 +84,11 @@ def routes(service_of: Callable[[], Any]) -> list[Route]:
         return JSONResponse({"notification_id": message.id}, 202)
 
     from .ntfy_web import routes as ntfy_routes
+    from .webpush_web import routes as webpush_routes
 
     return [
         *ntfy_routes(service_of),
+        *webpush_routes(service_of),
         Route("/channels", channels),
         Route("/outbox", outbox),
         Route("/channels/{channel}/test", test_send, methods=["POST"]),

@@ -91,7 +91,8 @@ async def open_site(tmp_path: Path, **kw: Any) -> AsyncIterator[PushSite]:
     async with running_core(load_text(site_yaml(tmp_path / "fb.db", **kw), "site.yaml"), clock=clock) as core:
         auth = AuthStore(core.storage)
         for name, role in (("wang", "duty_officer"), ("li", "unit_manager"), ("admin", "admin")):
-            await auth.create_user(name, role, units=[] if role == "admin" else ["unit-a"], password=PASSWORD)
+            if await auth.get_user(name) is None:  # a restart on the same database keeps them
+                await auth.create_user(name, role, units=[] if role == "admin" else ["unit-a"], password=PASSWORD)
         service = notify.service_for(core)
         assert service is not None
         with anyio.fail_after(10):

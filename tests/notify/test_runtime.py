@@ -22,7 +22,7 @@ def test_plugin_declares_its_channel_types_and_migrations() -> None:
     host.register(notify, name="notify")
     host.collect_declarations(None)
     assert sorted(host.declarations["notifier"]) == ["dingtalk", "dingtalk_app", "email", "feishu", "feishu_app",
-                                                     "mqtt", "ntfy", "sms", "webhook", "wecom", "wecom_app"]
+                                                     "mqtt", "ntfy", "sms", "webhook", "webpush", "wecom", "wecom_app"]
     migrations = notify.firebus_register_migrations(None)
     assert [(m.component, m.version) for m in migrations] == [("notify", 1), ("notify", 2)]
 
