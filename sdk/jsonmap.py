@@ -45,14 +45,10 @@ from typing import Any, ClassVar, Literal
 
 import msgspec
 
-from .profile_data import parse_profile_data
+from .profile_data import ProfileError, parse_profile_data
 from .driver import DeviceInfo, DeviceReport, PointSpec, PushDriver, Reading
 
 # --------------------------------------------------------------------------- profile format
-
-
-class ProfileError(ValueError):
-    """A payload profile is invalid; the message names the file and the field."""
 
 
 class IdentityMap(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Iterable, Protocol, Sequence
 
 import msgspec
 
-from .profile_data import parse_profile_data
+from .profile_data import ProfileError, parse_profile_data
 from .driver import DeviceInfo, PointSpec, PolledDriver, Reading
 from .events import Lane
 from .vocab import is_alarm_class
@@ -85,10 +85,6 @@ class ModbusSkipped(ModbusError):
     the driver reads the block again on its next cycle.  Only reads made with
     ``lane=Lane.TELEMETRY`` and a ``deadline`` raise it; alarm reads never do.
     """
-
-
-class ProfileError(ValueError):
-    """A register-map profile is invalid; the message names the file and the field."""
 
 
 # --------------------------------------------------------------------------- profile format

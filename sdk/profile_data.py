@@ -10,7 +10,11 @@ import tomllib
 from typing import Any
 
 
-def parse_profile_data(text: str, filename: str, source: str, error: type[Exception]) -> Any:
+class ProfileError(ValueError):
+    """A profile (register map or payload map) is invalid; the message names the file and the field."""
+
+
+def parse_profile_data(text: str, filename: str, source: str, error: type[Exception] = ProfileError) -> Any:
     """Parse by file extension (``.toml``, else YAML); syntax errors raise ``error("source: …")``."""
     if filename.endswith(".toml"):
         try:

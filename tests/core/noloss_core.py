@@ -9,34 +9,24 @@ from __future__ import annotations
 import sys
 
 import anyio
-import msgspec
-
 from firebus.core.config import load_file
 from firebus.core.runtime import running_core
-from firebus.sdk import DeviceReport, NoOptions, PointSpec, PushDriver, Reading, hookimpl
+from firebus.sdk import hookimpl
+from firebus.sdk.jsonmap import make_driver, parse_profile
 
 
-class SeqPayload(msgspec.Struct):
-    seq: int
-    ts: float
-
-
-class SequenceDriver(PushDriver):
-    type_key = "test.sequence"
-    Options = NoOptions
-    transports = ("mqtt",)
-    _decoder = msgspec.json.Decoder(SeqPayload)
-
-    def subscriptions(self) -> list[str]:
-        return ["seqtest/+/up"]
-
-    def decode(self, topic: str, payload: bytes) -> list[DeviceReport]:
-        msg = self._decoder.decode(payload)
-        serial = topic.split("/")[1]
-        return [DeviceReport(identifiers={"serial": serial}, readings=[Reading(point_key="seq", value=msg.seq, ts=msg.ts)])]
-
-    def points_for(self, report: DeviceReport) -> list[PointSpec]:
-        return [PointSpec(key="seq", point_class="sequence")]
+# The device is data, as a vendor's would be: a payload profile, no driver code.
+SEQUENCE_PROFILE = """
+name: test.sequence
+topics: ["seqtest/+/up"]
+identity:
+  - {namespace: serial, topic_level: 1}
+timestamp: {path: ts, unit: s}
+required: [seq, ts]
+points:
+  seq: {path: seq, type: int, point_class: sequence}
+"""
+SequenceDriver = make_driver(parse_profile(SEQUENCE_PROFILE, "sequence.yaml"), "test.sequence")
 
 
 class Plugin:
