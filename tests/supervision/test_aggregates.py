@@ -1,0 +1,116 @@
+"""Per-unit aggregates from real alarms (raised, acknowledged, cleared, judged by the real
+engine), real hazards and patrol records (the inspection plugin's API), a stored score;
+read over real HTTP.  A restart resumes from the cursor and counts nothing twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from firebus.sdk import AlarmCategory, Severity
+
+from .conftest import START, Site, open_site, wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+async def unit_row(site: Site, key: str, who: str = "admin") -> dict:
+    async with site.client(who) as c:
+        r = await c.get(f"/api/units/{key}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+async def scenario(site: Site) -> None:
+    """School: a fire alarm acknowledged after 30 s, cleared after 120 s, judged a false alarm;
+    a pre-alarm acknowledged after 90 s and still active.  Factory: a fire alarm left open."""
+    engine = site.core.alarms
+    site.condition("fire-1", True, unit="school", location="s-kitchen", category=AlarmCategory.FIRE, severity=Severity.FIRE)
+    site.condition("fire-f", True, unit="factory", location="f-switch", category=AlarmCategory.FIRE, severity=Severity.FIRE)
+    await site.settle()
+    fire = await wait_until(lambda: site.alarm_of("fire-1"))
+    await site.clock.advance(30)
+    await engine.acknowledge(fire.id, "duty_school")
+    await site.clock.advance(30)
+    site.condition("pre-1", True, unit="school", location="s-switch", category=AlarmCategory.ELECTRICAL_PRE_ALARM,
+                   severity=Severity.PRE_ALARM)
+    await site.settle()
+    pre = await wait_until(lambda: site.alarm_of("pre-1"))
+    await site.clock.advance(60)
+    site.condition("fire-1", False, unit="school", location="s-kitchen", category=AlarmCategory.FIRE)
+    await site.settle()
+    await site.clock.advance(30)
+    await engine.acknowledge(pre.id, "duty_school")
+    await engine.set_verdict(fire.id, "false_alarm", "manager_school")
+    await site.settle()
+
+
+async def test_aggregates_after_alarms_acks_clears_and_restart(tmp_path, hook) -> None:
+    db = tmp_path / "fb.db"
+    async with open_site(db, hook) as site:
+        await scenario(site)
+        async with httpx_client(site, "manager_school", "inspection") as c:
+            r = await c.post("/api/hazards", json={"description": "extinguisher missing", "location": "s-kitchen",
+                                                   "deadline": START + 3600})
+            assert r.status_code == 201, r.text
+            r = await c.post("/api/records", json={"id": "rec-1", "checkpoint": "cp-s", "ts": START + 200,
+                                                   "results": [{"item": "extinguisher", "result": "normal"}]})
+            assert r.status_code == 201, r.text
+        await site.clock.advance(7200)  # the hazard's deadline passed
+        await site.state.aggregator.refresh()
+
+        def settled(row: dict) -> bool:
+            return row["verdicts"]["total"] == 1 and row["response"]["acknowledged"] == 2
+
+        row = await wait_until(lambda: _poll(site, "school", settled))
+        assert row["open_by_category"].get("electrical_pre_alarm") == 1
+        assert "fire" not in row["open_by_category"]  # cleared and acknowledged: off the board
+        assert (row["alarms_month"], row["pre_alarms_month"]) == (1, 1)
+        resp = row["response"]
+        assert (resp["ack_median_s"], resp["ack_p90_s"]) == (30, 90)  # nearest rank of [30, 90]
+        assert (resp["clear_median_s"], resp["cleared"]) == (120, 1)
+        assert row["verdicts"]["false_alarm"] == 1 and row["verdicts"]["false_share"] == 1.0
+        assert (row["hazards_open"], row["overdue"]) == (1, 1)
+        assert row["last_inspection_ts"] == START + 200
+        assert row["kind"] == "school" and row["geo"] == {"lat": 31.23, "lon": 121.47}
+        factory = await unit_row(site, "factory")
+        assert factory["open_by_category"] == {"fire": 1} and factory["response"]["ack_median_s"] is None
+        async with site.client("admin") as c:
+            where = (await c.get("/api/where")).json()
+        assert where["alarms"]["place_kind"] == {"kitchen": 1, "switch room": 1}
+        assert where["alarms"]["unit_kind"] == {"school": 1, "factory": 1}
+        assert where["pre_alarms"]["place_kind"] == {"switch room": 1}
+        assert where["alarms"]["heat"][1][9] == 2  # Tuesday 09:00 Shanghai: both fire alarms
+        assert where["hazards"]["place_kind"] == {"kitchen": 1}
+        assert where["alarms"]["month"]["2026-12"] == 2
+
+        # the same entries delivered again (a crash before the cursor was saved) change nothing
+        agg = site.state.aggregator
+        await agg._on_entries(await site.core.journal.read(0, 5000, types=["AlarmEvent"]))
+        await agg.refresh()
+        assert await unit_row(site, "school") == row | {"facts_ts": (await unit_row(site, "school"))["facts_ts"]}
+        stored_cursor = agg.consumer.cursor
+    async with open_site(db, hook, start=START + 7300) as site:
+        agg = site.state.aggregator
+        await wait_until(lambda: agg.consumer is not None and agg.consumer.caught_up.is_set())
+        assert agg.handled == 0 and agg.consumer.cursor >= stored_cursor  # resumed, nothing read again
+        site.condition("fire-2", True, unit="school", location="s-kitchen", category=AlarmCategory.FIRE,
+                       severity=Severity.FIRE)
+        await site.settle()
+        await agg.refresh()
+        again = await wait_until(lambda: _poll(site, "school", lambda r: r["alarms_month"] == 2))
+        assert again["open_by_category"] == {"electrical_pre_alarm": 1, "fire": 1, "supervisory": 1}
+        assert again["verdicts"]["false_alarm"] == 1 and again["hazards_open"] == 1
+        async with site.client("admin") as c:
+            assert (await c.get("/api/where")).json()["alarms"]["place_kind"] == {"kitchen": 2, "switch room": 1}
+
+
+async def _poll(site: Site, key: str, ok) -> dict | None:
+    row = await unit_row(site, key)
+    return row if ok(row) else None
+
+
+def httpx_client(site: Site, who: str, plugin: str):
+    import httpx
+
+    return httpx.AsyncClient(base_url=f"{site.url}/-/plugins/{plugin}",
+                             headers={"Authorization": f"Bearer {site.tokens[who]}"}, timeout=10)
