@@ -82,7 +82,7 @@ def findings(ev: Evidence, names: Names) -> list[Finding]:
     for g in ev.recurring:
         cat_key = f"cat_{g.category}"
         seen = _both("f_recurring_seen", point=names.point(g.point_id) or names.device(g.device_id),
-                     category=lambda l: i18n.t(cat_key, l) if cat_key in i18n.TEXT else g.category,
+                     category=lambda l, cat_key=cat_key, g=g: i18n.t(cat_key, l) if cat_key in i18n.TEXT else g.category,
                      days=len(g.dates), hour=f"{g.hour:02d}", dates=", ".join(d[5:] for d in g.dates))
         add("recurring", Level.MEDIUM, g.device_id, g.point_id, "f_recurring", seen, "f_recurring_do", None)
     for s in ev.sudden:
