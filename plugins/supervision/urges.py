@@ -102,7 +102,7 @@ class Urges:
         self.core.bus.publish(
             ConditionReported(source=SOURCE, subject=f"urge:{urge['id']}", key=key, active=active,
                               category=AlarmCategory.SUPERVISORY, severity=severity,
-                              unit_id=self._place_id(urge["unit"]), value=urge["id"],
+                              unit_id=self._place_id(urge["unit"]),
                               message=message, message_zh=message_zh),
             Context(actor=ActorKind.PLUGIN, actor_id=SOURCE),
         )

@@ -14,6 +14,7 @@ import datetime as dt
 import html
 import json
 import logging
+import re
 from functools import wraps
 from importlib import resources
 from typing import Any, Awaitable, Callable
@@ -58,6 +59,16 @@ def _err(status: int, code: str, message: str, message_zh: str = "", field: str 
     if field:
         body["field"] = field
     return JSONResponse({"error": body}, status)
+
+
+def field_of(exc: msgspec.ValidationError) -> str:
+    """The body field a msgspec error is about (``$.due``, a missing or an unknown field)."""
+    text = str(exc)
+    at = re.search(r"at `\$\.([^`]+)`", text)
+    if at:
+        return at.group(1)
+    named = re.search(r"(?:missing required|unknown) field `([^`]+)`", text)
+    return named.group(1) if named else ""
 
 
 def bad(field: str, message: str, message_zh: str) -> Refused:
@@ -133,8 +144,8 @@ def routes(state_of: Callable[[], Any]) -> list[Route]:
                 except Refused as exc:
                     return _err(exc.status, exc.code, exc.message, exc.message_zh, exc.field)
                 except msgspec.ValidationError as exc:
-                    field = str(exc).rsplit("`$.", 1)[-1].rstrip("`") if "`$." in str(exc) else ""
-                    return _err(400, "bad_field", f"body: {exc}", f"请求内容不正确：{exc}", field)
+                    field = field_of(exc)
+                    return _err(400, "bad_field", f"{field or 'body'}: {exc}", f"{field or '请求内容'}：{exc}", field)
                 except msgspec.DecodeError as exc:
                     return _err(400, "bad_body", f"the body must be a JSON object: {exc}", "请求内容须为 JSON 对象")
                 except Exception:  # logged with its traceback; the user gets a message, never the traceback
