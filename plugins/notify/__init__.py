@@ -31,8 +31,9 @@ from .service import NotifyService
 
 FIREBUS_MANIFEST = Manifest(
     name="notify",
-    description="Alarm notifications: e-mail, webhook, MQTT, SMS gateway, WeCom/DingTalk/Feishu robots; "
-    "role-based routing, escalation, durable outbox",
+    description="Alarm notifications: e-mail, webhook, MQTT, SMS gateway, WeCom/DingTalk/Feishu robots and "
+    "app messages, an ntfy-compatible push stream, web push; signed alarm links; role-based routing, "
+    "escalation, durable outbox",
     documentation="docs/plugins/notify.md",
 )
 
