@@ -65,7 +65,7 @@ export async function detail(ctx, target, id) {
     target.appendChild(el("h3", { text: t("history") }));
     target.appendChild(el("ul", { class: "history" }, a.history.map((h) => el("li", {}, [
       el("span", { class: "meta", text: when(h.ts, ctx.tz, ctx.lang) }), " ",
-      (has("tr_" + h.transition) ? t("tr_" + h.transition) : h.transition) + (h.actor ? " · " + h.actor : ""),
+      (has("tr_" + h.transition) ? t("tr_" + h.transition) : h.transition) + (h.actor_kind === "user" ? " · " + h.actor : ""),
       h.detail && h.detail.verdict ? " · " + t(h.detail.verdict) : "",
     ]))));
   }

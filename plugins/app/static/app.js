@@ -39,11 +39,13 @@ function chrome() {
   document.getElementById("lang").textContent = t("language");
   const s = ctx.session;
   document.getElementById("title").textContent = t("app_title") + (s && s.site ? " · " + s.site : "");
-  const tabs = clear(document.getElementById("tabs"));
+  const tabs = document.getElementById("tabs");
+  if (!tabs.children.length) for (const [name] of TABS) tabs.appendChild(el("a", { href: "#/" + name, "data-tab": name }));
   const current = route().name === "alarm" ? "alarms" : route().name;
-  for (const [name, key] of TABS) {
-    tabs.appendChild(el("a", { href: "#/" + name, "data-tab": name, class: current === name ? "on" : "", text: t(key) }));
-  }
+  TABS.forEach(([name, key], i) => {
+    tabs.children[i].textContent = t(key);
+    tabs.children[i].className = current === name ? "on" : "";
+  });
   showStatus();
 }
 

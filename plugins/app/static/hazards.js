@@ -44,7 +44,8 @@ function shrink(file) {
 
 export async function list(ctx, target) {
   target.appendChild(el("h2", { text: t("hazards") }));
-  const r = await get(`${API}/hazards`);
+  const [r, units] = await Promise.all([get(`${API}/hazards`), get("/api/units")]);
+  ctx.placeNames = names(units.ok ? units.data.items : []);
   if (r.status === 404) { target.appendChild(el("p", { class: "empty", text: t("no_inspection") })); return; }
   if (!r.ok) { target.appendChild(el("p", { class: "empty", text: r.status === 0 ? t("never") : errorText(r, ctx.lang) })); return; }
   const items = r.data.items.filter((h) => h.state !== "closed")
@@ -56,12 +57,22 @@ export async function list(ctx, target) {
   target.appendChild(el("a", { class: "button secondary", href: `/-/plugins/inspection/hazards?lang=${ctx.lang}`, text: t("board") }));
 }
 
+// site-file key → name of every unit, building, floor and location I can see (the hazards
+// API speaks in keys)
+function names(units) {
+  const out = {};
+  const walk = (node) => { out[node.key] = node.name || node.key; for (const c of node.buildings || node.children || []) walk(c); };
+  units.forEach(walk);
+  return out;
+}
+
 function card(ctx, h) {
+  const name = (key) => (ctx.placeNames && ctx.placeNames[key]) || key;
   const li = el("li", { class: "hazard" + (h.overdue ? " overdue" : "") + (h.severity === "major" ? " major" : ""),
     "data-hazard": h.id, "data-state": h.state }, [
     el("span", { class: "cat", text: h.severity === "major" ? t("major") : t("general") }),
     el("strong", { class: "title", text: h.description }),
-    el("span", { class: "where", text: [h.checkpoint || h.location, h.unit].filter(Boolean).join(" · ") }),
+    el("span", { class: "where", text: [name(h.unit), name(h.location) || h.checkpoint].filter(Boolean).join(" · ") }),
     el("span", { class: "meta", text: t("state_" + h.state) + (h.overdue ? " · " + t("overdue") : "") +
       (h.responsible ? ` · ${t("responsible")}: ${h.responsible}` : "") + ` · ${t("deadline")}: ${when(h.deadline, ctx.tz, ctx.lang)}` }),
   ]);
