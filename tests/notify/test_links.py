@@ -55,3 +55,27 @@ def test_bad_arguments_are_said() -> None:
 def test_any_alarm_and_recipient_round_trip(alarm: str, who: str) -> None:
     claim = links.verify(KEY, links.sign(KEY, alarm, who, NOW + 10), NOW)
     assert claim == LinkClaim(alarm, who, NOW + 10)
+
+
+def test_link_and_push_config_mistakes_name_their_path() -> None:
+    from firebus.plugins.notify import CHANNELS, NotifyConfigError, load_config
+
+    types = {c.type_key: c for c in CHANNELS}
+    people = [{"name": "a", "roles": ["duty_officer"], "contacts": {"push": "fire-a"}},
+              {"name": "b", "roles": ["duty_officer"], "contacts": {"push": "fire-b"}}]
+    base = {"channels": [{"key": "push", "type": "ntfy"}], "people": people}
+    cfg = load_config({**base, "links": {"base_url": "https://fire.example.org", "ttl": "12h"}}, types)
+    assert cfg.links.ttl_s == 12 * 3600 and load_config(base, types).links.base_url is None
+    cases = [
+        ({"links": {"base_url": "fire.example.org"}}, "notify.links.base_url: 'fire.example.org' is not an http(s) URL"),
+        ({"links": {"base_url": "https://x", "ttl": "soon"}}, "notify.links.ttl: 'soon' is not a duration"),
+        ({"people": [people[0], {**people[1], "contacts": {"push": "fire-a"}}]},
+         "notify.people[1].contacts.push: topic 'fire-a' is also 'a''s"),
+        ({"people": [{**people[0], "contacts": {"push": "bad topic"}}]},
+         "notify.people[0].contacts.push: 'bad topic' is not an ntfy topic"),
+        ({"people": [people[0], {**people[1], "user": "a"}]}, "notify.people[1].user: 'a' is also the user of 'a'"),
+    ]
+    for change, message in cases:
+        with pytest.raises(NotifyConfigError) as exc:
+            load_config({**base, **change}, types)
+        assert str(exc.value).startswith(message), str(exc.value)
