@@ -97,6 +97,13 @@ def run(url: str, link: str, photo: Path, shots: Path) -> dict:
                             " return [a.dataset.alarm, a.dataset.category, a.querySelector('.title').textContent]; });")
         seen["status_online"] = d.find_element(By.ID, "status").text
         d.save_screenshot(str(shots / "app-alarms.png"))
+        d.find_element(By.ID, "lang").click()  # the English switch, kept on the phone
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "a[data-tab=alarms]").text == "Alarms")
+        seen["english"] = [wait.until(lambda d: js("var h = document.querySelector('#view h2');"
+                                                   " return h && h.textContent.indexOf('My alarms') === 0 && h.textContent;")),
+                           js("return localStorage.getItem('firebus.app.lang')")]
+        d.find_element(By.ID, "lang").click()
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "a[data-tab=alarms]").text == "报警")
 
         at[0] = "alarm detail"
         # the list re-renders on every stream event: click in one JS call, not through a stale handle
@@ -181,6 +188,7 @@ async def test_the_app_installs_acts_and_shows_the_last_state_offline(site, tmp_
     assert [x[0] for x in seen["listed"]] == [fire_a.id]  # unit B's fire is not the duty officer's
     assert fire_b.id not in str(seen["listed"]) and seen["listed"][0][1] == "fire"
     assert seen["status_online"].startswith("在线") and "最后更新" in seen["status_online"]
+    assert seen["english"] == ["My alarms (1)", "en"]
     assert {"ack", "silence", "verdict-real_fire", "verdict-false_alarm", "verdict-test"} <= set(seen["buttons"])
     acked = await site.core.alarms.get(fire_a.id)
     assert acked.acknowledged and acked.ack_by == "duty_a"

@@ -83,8 +83,8 @@ self.addEventListener("push", (event) => {
   const url = data.url || data.link || (alarm ? BASE + "?alarm=" + encodeURIComponent(alarm) : BASE);
   event.waitUntil(self.registration.showNotification(data.title || "firebus", {
     body: data.body || data.message || data.text || "",
-    tag: alarm || data.tag || undefined,
-    renotify: !!(alarm || data.tag),
+    tag: data.tag || alarm || undefined,  // a later message of the same alarm replaces the earlier one
+    renotify: !!(data.tag || alarm),
     requireInteraction: data.category === "fire",  // a fire stays on the screen until it is looked at
     icon: BASE + "static/icon-192.png",
     badge: BASE + "static/icon-192.png",
