@@ -20,7 +20,7 @@ import traceback
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import ModuleType
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pluggy
 
@@ -116,6 +116,8 @@ class PluginHost:
         self.autoload = autoload if autoload is not None else os.environ.get(ENV_NO_AUTOLOAD, "") in ("", "0")
         self.records: dict[str, PluginRecord] = {}
         self.declarations: dict[str, dict[str, Declaration]] = {kind: {} for kind in DECLARATION_HOOKS.values()}
+        #: point classes plugins declare beyond ``firebus.sdk.PointClass`` → the plugin declaring it
+        self.point_classes: dict[str, str] = {}
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -216,11 +218,10 @@ class PluginHost:
         for hook_name, kind in DECLARATION_HOOKS.items():
             table = self.declarations[kind]
             table.clear()
-            caller = getattr(self.pm.hook, hook_name)
-            for impl in caller.get_hookimpls():
-                plugin_name = impl.plugin_name
+            for plugin_name, call in self._callers(hook_name):
                 try:
-                    classes = impl.function(*[core for _ in impl.argnames]) or []
+                    results = call(core=core)  # pluggy's list: this plugin's one result, if not None
+                    classes = (results[0] if results else None) or []
                     found = [self._declaration(kind, cls, plugin_name) for cls in classes]
                 except Exception as exc:
                     self.unregister(plugin_name, f"{hook_name} failed: {type(exc).__name__}: {exc}")
@@ -233,6 +234,33 @@ class PluginHost:
                             f"{other.plugin!r} and by plugin {plugin_name!r}"
                         )
                     table[decl.key] = decl
+
+        self.point_classes.clear()
+        for plugin_name, call in self._callers("firebus_register_point_classes"):
+            try:
+                results = call(core=core)
+                names = list((results[0] if results else None) or [])
+                if not all(isinstance(n, str) and n for n in names):
+                    raise TypeError(f"point classes must be non-empty strings, got {names!r}")
+            except Exception as exc:
+                self.unregister(plugin_name, f"firebus_register_point_classes failed: {type(exc).__name__}: {exc}")
+                continue
+            for name in names:
+                self.point_classes.setdefault(name, plugin_name)
+
+    def _callers(self, hook_name: str) -> list[tuple[str, Callable[..., Any]]]:
+        """One caller per plugin implementing ``hook_name``, each going through pluggy.
+
+        Through ``pm.subset_hook_caller`` rather than the implementation's function, so
+        pluggy's tracing and hook-call monitoring see every call, while a plugin that
+        raises is still told apart from the others (a plain ``pm.hook`` call stops at
+        the first exception and would not say whose it was).
+        """
+        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+        everyone = [impl.plugin for impl in impls]
+        return [(impl.plugin_name,
+                 self.pm.subset_hook_caller(hook_name, remove_plugins=[p for p in everyone if p is not impl.plugin]))
+                for impl in impls]
 
     @staticmethod
     def _declaration(kind: str, cls: Any, plugin: str) -> Declaration:
@@ -251,15 +279,15 @@ class PluginHost:
     def call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call a hook plugin by plugin, isolating failures; returns (plugin, result) pairs."""
         results: list[tuple[str, Any]] = []
-        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+        for plugin_name, call in self._callers(hook_name):
             try:
-                args = [kwargs[arg] for arg in impl.argnames]
-                results.append((impl.plugin_name, impl.function(*args)))
+                found = call(**kwargs)  # a list: this plugin's one result, or none if it returned None
+                results.append((plugin_name, found[0] if found else None))
             except Exception as exc:
-                log.exception("plugin %s: %s failed", impl.plugin_name, hook_name)
+                log.exception("plugin %s: %s failed", plugin_name, hook_name)
                 if self.strict:
-                    raise PluginError(f"plugin {impl.plugin_name}: {hook_name} failed: {exc}") from exc
-                record = self.records.get(impl.plugin_name)
+                    raise PluginError(f"plugin {plugin_name}: {hook_name} failed: {exc}") from exc
+                record = self.records.get(plugin_name)
                 if record is not None:
                     record.error = f"{hook_name} failed: {type(exc).__name__}: {exc}"
         return results

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 import logging
-from typing import Any, Awaitable, Callable, ClassVar, Protocol
+from typing import Any, Awaitable, Callable, ClassVar, Protocol, runtime_checkable
 
 import msgspec
 
@@ -52,6 +52,27 @@ class Transport(ABC):
     @abstractmethod
     async def stop(self) -> None:
         """Disconnect and release everything."""
+
+
+#: ``handler(topic, payload, ack)``: ``ack()`` once what the message carried is durable.
+MessageHandler = Callable[[str, bytes, Callable[[], None]], Awaitable[None]]
+
+
+@runtime_checkable
+class MessageTransport(Protocol):
+    """A transport that carries topic messages both ways (the MQTT transport).
+
+    Drivers and plugins that publish (commands to devices, notifications over MQTT)
+    ask for this protocol — ``isinstance(transport, MessageTransport)`` — rather
+    than probing for a ``publish`` attribute; a Modbus line is not one.
+    """
+
+    async def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False,
+                      *, timeout: float | None = None) -> None:
+        """Publish; returns once the broker confirmed it (QoS ≥ 1) or it was written (QoS 0)."""
+
+    def subscribe(self, pattern: str, handler: MessageHandler) -> Callable[[], None]:
+        """Deliver messages matching ``pattern`` to ``handler``; returns a function that unsubscribes."""
 
 
 class Notifier(ABC):

@@ -47,6 +47,7 @@ import msgspec
 
 from .profile_data import ProfileError, parse_profile_data
 from .driver import DeviceInfo, DeviceReport, PointSpec, PushDriver, Reading
+from .extension import MessageTransport
 
 # --------------------------------------------------------------------------- profile format
 
@@ -471,7 +472,7 @@ class JsonProfileDriver(PushDriver):
     async def write(self, identifiers: dict[str, str], point_key: str, value: Any) -> None:
         topic, payload, qos = encode_command(self.profile, identifiers, point_key, value)
         transport = self.ctx.transport
-        if transport is None or not hasattr(transport, "publish"):
+        if not isinstance(transport, MessageTransport):
             raise RuntimeError(f"{self.type_key}: no MQTT transport to publish {point_key!r} on")
         await transport.publish(topic, payload, qos=qos)
 
