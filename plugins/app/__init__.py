@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from firebus.sdk import Manifest, hookimpl
+from firebus.sdk import CoreAPI, Manifest, hookimpl
 
 FIREBUS_MANIFEST = Manifest(
     name="app",
@@ -23,7 +23,7 @@ FIREBUS_MANIFEST = Manifest(
 
 
 @hookimpl
-def firebus_register_routes(core: Any) -> list[Any]:
+def firebus_register_routes(core: CoreAPI) -> list[Any]:
     from .web import routes
 
     return routes(core)

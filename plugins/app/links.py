@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from firebus.sdk import signed_in
+from firebus.sdk import CoreAPI, signed_in
 from firebus.sdk import web as sdk_web
 
 from .i18n import LANGS, t
@@ -118,7 +118,7 @@ def summary(core: Any, alarm: dict[str, Any], lang: str, tz: str) -> dict[str, s
     return out
 
 
-def routes(core: Any, tz: str) -> list[Route]:
+def routes(core: CoreAPI, tz: str) -> list[Route]:
     async def alarm_link(request: Request) -> Response:
         lang = _lang(request)
         if sdk_links is None:

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from firebus.sdk import caller, nav_link, signed_in
+from firebus.sdk import CoreAPI, caller, nav_link, signed_in
 
 from . import links
 
@@ -63,7 +63,7 @@ def manifest() -> dict[str, Any]:
     }
 
 
-def routes(core: Any) -> list[Route]:
+def routes(core: CoreAPI) -> list[Route]:
     site = core.plugin_config("site") or {}
     tz = str(site.get("timezone") or "Asia/Shanghai")
 

@@ -19,6 +19,7 @@ import pytest
 
 import firebus.plugins.app as app_plugin
 import firebus.plugins.inspection as inspection
+import firebus.plugins.notify as notify
 from firebus.core.config import load_text
 from firebus.core.runtime import running_core
 from firebus.core.web import AuthStore, create_app, web_plugin
@@ -74,6 +75,9 @@ units:
 devices:
   - {{key: det-a, driver: apptest.detector, location: room-a, name: 配电室烟感, options: {{serial: A1}}}}
   - {{key: det-b, driver: apptest.detector, location: room-b, name: 机房烟感, options: {{serial: B1}}}}
+notify:
+  channels:
+    - {{key: web, type: webpush, options: {{subject: "mailto:ops@example.org"}}}}
 inspection:
   checkpoints:
     - {{key: cp-a1, name: 配电室, location: room-a, tags: [{{kind: qr, code: FB-A1}}], items: [extinguisher]}}
@@ -136,7 +140,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
     VALUES.clear()
     VALUES.update({"A1": {"smoke": False}, "B1": {"smoke": False}})
     loaded = load_text(SITE.format(db=tmp_path / "fb.db"), "site.yaml")
-    plugins = {"apptest": AppTestPlugin(), "inspection": inspection, "app": app_plugin, **web_plugins()}
+    plugins = {"apptest": AppTestPlugin(), "inspection": inspection, "notify": notify, "app": app_plugin, **web_plugins()}
     async with running_core(loaded, extra_plugins=plugins, autoload=False) as core:
         auth = AuthStore(core.storage)
         s = Site(core=core, app=create_app(core), auth=auth)

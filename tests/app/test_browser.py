@@ -2,7 +2,7 @@
 
 A duty officer of one unit signs in, the service worker installs and controls the page, the
 manifest parses and its icons load; they see their unit's fire and not the other unit's,
-acknowledge it from the app, submit a hazard's rectification with a photo; then the network
+acknowledge it from the app (the Web Push switch is offered: notify has a webpush channel), submit a hazard's rectification with a photo; then the network
 goes offline (CDP ``Network.emulateNetworkConditions``) and a reload shows the last state with
 the offline marker and its time.  Screenshots at 390 px go to FIREBUS_SCREENSHOT_DIR if set
 (docs/img/app-*.png are made this way).
@@ -45,6 +45,7 @@ def browser() -> webdriver.Chrome:
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--window-size=390,844", "--lang=zh-CN"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     d = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     # a desktop window is at least 500 px wide: emulate the phone's 390 px viewport instead
     d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 1,
@@ -96,6 +97,8 @@ def run(url: str, link: str, photo: Path, shots: Path) -> dict:
         seen["listed"] = js("return Array.from(document.querySelectorAll('a.alarm')).map(function (a) {"
                             " return [a.dataset.alarm, a.dataset.category, a.querySelector('.title').textContent]; });")
         seen["status_online"] = d.find_element(By.ID, "status").text
+        # the notify plugin has a webpush channel and this browser has Web Push: the switch is offered
+        seen["push"] = wait.until(lambda d: js("var b = document.getElementById('push-toggle'); return b && b.textContent;"))
         d.save_screenshot(str(shots / "app-alarms.png"))
         d.find_element(By.ID, "lang").click()  # the English switch, kept on the phone
         wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "a[data-tab=alarms]").text == "Alarms")
@@ -131,6 +134,10 @@ def run(url: str, link: str, photo: Path, shots: Path) -> dict:
 
         wait.until(lambda d: js(click, "a[data-tab=patrol]"))
         seen["patrol_href"] = wait.until(lambda d: d.find_element(By.ID, "start-patrol")).get_attribute("href")
+        wait.until(lambda d: js(click, "a[data-tab=reports]"))  # no reports plugin on this site: it says so
+        seen["reports"] = wait.until(lambda d: js(
+            "var h = document.querySelector('#view h2'), p = document.querySelector('#view p.empty');"
+            " return h && h.textContent === '单位报告' && p && p.textContent;"))
 
         at[0] = "signed link"
         d.get(url + link)  # a push message's link, on a signed-in phone
@@ -152,6 +159,7 @@ def run(url: str, link: str, photo: Path, shots: Path) -> dict:
         seen["offline_navigator"] = js("return navigator.onLine")
         d.save_screenshot(str(shots / "app-offline.png"))
         network(d, offline=False)
+        seen["console"] = [e["message"] for e in d.get_log("browser")]
     except Exception as exc:
         d.save_screenshot(str(shots / "app-failure.png"))
         raise AssertionError(f"the browser stopped at step {at[0]!r}: {exc.__class__.__name__}: {exc}") from exc
@@ -188,6 +196,7 @@ async def test_the_app_installs_acts_and_shows_the_last_state_offline(site, tmp_
     assert [x[0] for x in seen["listed"]] == [fire_a.id]  # unit B's fire is not the duty officer's
     assert fire_b.id not in str(seen["listed"]) and seen["listed"][0][1] == "fire"
     assert seen["status_online"].startswith("在线") and "最后更新" in seen["status_online"]
+    assert seen["push"] == "开启推送通知"
     assert seen["english"] == ["My alarms (1)", "en"]
     assert {"ack", "silence", "verdict-real_fire", "verdict-false_alarm", "verdict-test"} <= set(seen["buttons"])
     acked = await site.core.alarms.get(fire_a.id)
@@ -205,6 +214,9 @@ async def test_the_app_installs_acts_and_shows_the_last_state_offline(site, tmp_
     assert "配电室烟感" in seen["link_page"] and "登录后处理" in seen["link_page"]
     assert seen["patrol_href"].endswith("/-/plugins/inspection/patrol?lang=zh")
 
+    assert seen["reports"] == "本系统未启用报告功能。"
+    # no script error and nothing the panel's CSP refused (no inline script or style in the app)
+    assert not [m for m in seen["console"] if "Content Security Policy" in m or "Uncaught" in m], seen["console"]
     assert seen["offline_status"].startswith("离线") and "最后更新" in seen["offline_status"]
     assert [x[:2] for x in seen["offline_listed"]] == [[fire_a.id, "active_ack"]]
     assert seen["offline_listed"][0][2] == seen["listed"][0][2]  # the alarm's title, from the stored answer

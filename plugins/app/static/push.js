@@ -8,6 +8,7 @@ import { t } from "./i18n.js";
 import { get, send, errorText } from "./net.js";
 
 const NOTIFY = "/-/plugins/notify/webpush";
+let probe = null;
 
 function keyBytes(b64) {
   const pad = "=".repeat((4 - (b64.length % 4)) % 4);
@@ -21,7 +22,10 @@ export async function panel(ctx) {
     box.appendChild(el("p", { class: "muted", "data-push": "unsupported", text: t("push_unsupported") }));
     return box;
   }
-  const key = await get(`${NOTIFY}/key`);
+  // asked once per page load (the list re-renders on every alarm); again only after a network failure
+  if (!probe) probe = get(`${NOTIFY}/key`);
+  const key = await probe;
+  if (!key.ok && key.status !== 404) probe = null;
   if (!key.ok || !key.data || !key.data.public_key) return box;  // the server has no Web Push: nothing to offer
   const reg = await navigator.serviceWorker.getRegistration(ctx.base);
   if (!reg) return box;
