@@ -135,6 +135,13 @@ class DurableConsumer:
         else:
             self.cursor, self.ahead, self.version = stored
         self._saved_cursor = self.cursor if stored is not None else -1
+        if stored is None:
+            # A first start: the starting position is committed before anything is read, so a
+            # crash before the first checkpoint restarts from here.  Otherwise the next start
+            # would pick "start" again — after whatever was committed meanwhile, never handled.
+            sql, rows = self.cursor_part(self.cursor, set())
+            await self.journal.storage.execute(sql, rows[0], lane=Lane.ALARM)
+            self._saved_cursor = self.cursor
         self._sub, self._unsubscribe = self.bus.subscribe_batch(
             f"journal:{self.name}", self._live, self.types, maxsize=self.maxsize,
             batch_max=self.batch_max, provisional=self.provisional, on_overflow=self._overflow,
