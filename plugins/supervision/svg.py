@@ -61,9 +61,10 @@ def bars(items: Sequence[tuple[str, int]], title: str) -> str:
 def trend(months: Sequence[str], series: Sequence[tuple[str, str, Sequence[int]]], title: str) -> str:
     """Lines by month: ``series`` = (label, colour, values per month)."""
     width, height, left, bottom, top_pad = 640, 220, 36, 28, 24
+    right = 24
     top = max((max(v) for _, _, v in series if v), default=0) or 1
     n = max(len(months), 1)
-    step = (width - left - 12) / max(n - 1, 1)
+    step = (width - left - right) / max(n - 1, 1)
 
     def xy(i: int, v: int) -> tuple[float, float]:
         return left + i * step, height - bottom - (height - bottom - top_pad) * v / top

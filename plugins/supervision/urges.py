@@ -181,15 +181,18 @@ class Urges:
             now = self.clock.time()
             rows = await self.storage.fetchall(
                 f"SELECT {_COLS} FROM sup_urges WHERE status = 'open' AND overdue = 0 AND due_ts IS NOT NULL")
-            wake = now + 3600
+            wake: float | None = None
             for row in rows:
                 urge = _urge(row)
                 if urge["due"] <= now:
                     await self.storage.execute("UPDATE sup_urges SET overdue = 1 WHERE id = ?", (urge["id"],))
                     self._report(urge, "overdue", True)
                 else:
-                    wake = min(wake, urge["due"])
+                    wake = urge["due"] if wake is None else min(wake, urge["due"])
             self._wake = anyio.Event()
+            if wake is None:  # nothing due: only a new urge (or stop) wakes the loop
+                await self._wake.wait()
+                continue
             # sleep on the core's clock (a hand-driven one in tests) until the next due time; a new urge wakes it
             async with anyio.create_task_group() as tg:
                 async def sleeper() -> None:

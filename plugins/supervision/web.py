@@ -402,7 +402,8 @@ def routes(state_of: Callable[[], Any]) -> list[Route]:
                 f'<td class="n">{pct(r["verdicts"]["false_share"])}</td>',
                 f'<td>{e(fmt_ts(state, r["last_inspection_ts"]) if r["last_inspection_ts"] else t(lang, "never"))}</td>',
             ]
-            body_rows.append(f'<tr data-unit="{e(r["key"])}">{"".join(cells)}</tr>')
+            labelled = [c.replace("<td", f'<td data-label="{e(t(lang, label))}"', 1) for c, (_, label) in zip(cells, cols)]
+            body_rows.append(f'<tr data-unit="{e(r["key"])}">{"".join(labelled)}</tr>')
         table = (f'<div class="scroll"><table class="glance"><thead><tr>{"".join(head(k, l) for k, l in cols)}</tr></thead>'
                  f'<tbody>{"".join(body_rows)}</tbody></table></div>' if rows
                  else f'<p class="empty">{e(t(lang, "no_units"))}</p>')

@@ -20,6 +20,7 @@ import pytest
 
 import firebus.plugins.inspection as inspection
 import firebus.plugins.notify as notify
+import firebus.plugins.reports as reports
 import firebus.plugins.supervision as supervision
 from firebus.core.config import load_text
 from firebus.core.runtime import running_core
@@ -136,7 +137,6 @@ USERS = {
 class Site:
     core: Any
     clock: ManualClock
-    url: str
     hook: Hook
     tokens: dict[str, str] = field(default_factory=dict)
 
@@ -144,9 +144,25 @@ class Site:
     def state(self) -> Any:
         return supervision.state_for(self.core)
 
-    def client(self, who: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=f"{self.url}/-/plugins/supervision",
-                                 headers={"Authorization": f"Bearer {self.tokens[who]}"}, timeout=10)
+    @asynccontextmanager
+    async def http(self) -> AsyncIterator[str]:
+        """The panel on a real port while the block runs.  Not while the hand-driven clock
+        settles: uvicorn's 0.1 s tick can keep ``wait_all_tasks_blocked`` from ever seeing
+        every task blocked (it polls at the same 0.1 s), so tests read and write over HTTP
+        in these blocks and advance the clock outside them."""
+        async with anyio.create_task_group() as tg:
+            server = await tg.start(serve, self.core, "127.0.0.1", 0)
+            try:
+                yield server.url
+            finally:
+                tg.cancel_scope.cancel()
+
+    @asynccontextmanager
+    async def client(self, who: str, plugin: str = "supervision") -> AsyncIterator[httpx.AsyncClient]:
+        async with self.http() as url:
+            async with httpx.AsyncClient(base_url=f"{url}/-/plugins/{plugin}",
+                                         headers={"Authorization": f"Bearer {self.tokens[who]}"}, timeout=10) as c:
+                yield c
 
     def place(self, key: str) -> str:
         return self.core.registry.place_by_key(key).id
@@ -181,23 +197,20 @@ async def wait_until(predicate: Any, timeout: float = 10.0) -> Any:
 
 
 @asynccontextmanager
-async def open_site(db: Path, hook: Hook, start: float = START) -> AsyncIterator[Site]:
+async def open_site(db: Path, hook: Hook, start: float = START, with_reports: bool = True) -> AsyncIterator[Site]:
     clock = ManualClock(start)
     loaded = load_text(site_yaml(db, hook.url("/hook")), "site.yaml")
     plugins = {"supervision": supervision, "inspection": inspection, "notify": notify}
+    if with_reports:
+        plugins["reports"] = reports
     async with running_core(loaded, clock=clock, autoload=False, extra_plugins=plugins) as core:
         auth = AuthStore(core.storage)
-        async with anyio.create_task_group() as tg:
-            server = await tg.start(serve, core, "127.0.0.1", 0)
-            site = Site(core=core, clock=clock, url=server.url, hook=hook)
-            for name, (role, units, orgs) in USERS.items():
-                if await auth.get_user(name) is None:  # a restart on the same database keeps them
-                    await auth.create_user(name, role, units=units, orgs=orgs, password=PASSWORD)
-                site.tokens[name], _ = await auth.create_token(name, label="test")
-            try:
-                yield site
-            finally:
-                tg.cancel_scope.cancel()
+        site = Site(core=core, clock=clock, hook=hook)
+        for name, (role, units, orgs) in USERS.items():
+            if await auth.get_user(name) is None:  # a restart on the same database keeps them
+                await auth.create_user(name, role, units=units, orgs=orgs, password=PASSWORD)
+            site.tokens[name], _ = await auth.create_token(name, label="test")
+        yield site
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ async def test_aggregates_after_alarms_acks_clears_and_restart(tmp_path, hook) -
     db = tmp_path / "fb.db"
     async with open_site(db, hook) as site:
         await scenario(site)
-        async with httpx_client(site, "manager_school", "inspection") as c:
+        async with site.client("manager_school", "inspection") as c:
             r = await c.post("/api/hazards", json={"description": "extinguisher missing", "location": "s-kitchen",
                                                    "deadline": START + 3600})
             assert r.status_code == 201, r.text
@@ -56,6 +56,11 @@ async def test_aggregates_after_alarms_acks_clears_and_restart(tmp_path, hook) -
                                                    "results": [{"item": "extinguisher", "result": "normal"}]})
             assert r.status_code == 201, r.text
         await site.clock.advance(7200)  # the hazard's deadline passed
+        # a periodic report the reports plugin stored (its table, as its scheduler writes it)
+        await site.core.storage.execute(
+            "INSERT INTO report_files (id, schedule, unit_id, unit_key, period, period_start, period_end, grade, score, "
+            "created, files) VALUES ('r1', 'monthly', ?, 'school', '2026-11', ?, ?, 'C', 66.5, ?, '{}')",
+            (site.place("school"), START - 30 * 86400, START - 9 * 3600, START - 8 * 3600))
         await site.state.aggregator.refresh()
 
         def settled(row: dict) -> bool:
@@ -71,6 +76,7 @@ async def test_aggregates_after_alarms_acks_clears_and_restart(tmp_path, hook) -
         assert row["verdicts"]["false_alarm"] == 1 and row["verdicts"]["false_share"] == 1.0
         assert (row["hazards_open"], row["overdue"]) == (1, 1)
         assert row["last_inspection_ts"] == START + 200
+        assert (row["grade"], row["score"], row["score_period"]) == ("C", 66.5, "2026-11")
         assert row["kind"] == "school" and row["geo"] == {"lat": 31.23, "lon": 121.47}
         factory = await unit_row(site, "factory")
         assert factory["open_by_category"] == {"fire": 1} and factory["response"]["ack_median_s"] is None
@@ -107,10 +113,3 @@ async def test_aggregates_after_alarms_acks_clears_and_restart(tmp_path, hook) -
 async def _poll(site: Site, key: str, ok) -> dict | None:
     row = await unit_row(site, key)
     return row if ok(row) else None
-
-
-def httpx_client(site: Site, who: str, plugin: str):
-    import httpx
-
-    return httpx.AsyncClient(base_url=f"{site.url}/-/plugins/{plugin}",
-                             headers={"Authorization": f"Bearer {site.tokens[who]}"}, timeout=10)
