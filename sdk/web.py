@@ -71,6 +71,18 @@ def signed_in(route: R) -> R:
     return route
 
 
+def public(route: R) -> R:
+    """Open a plugin route to anyone, signed in or not (HTTP only, never a WebSocket).
+
+    For pages that carry their own credential — a signed, expiring link
+    (``firebus.sdk.links``) — and nothing else: the handler must verify that
+    credential and show no more than it grants.  ``caller(request)`` is set when
+    someone happens to be signed in, None otherwise.
+    """
+    setattr(route, ACCESS_ATTR, "public")
+    return route
+
+
 NAV_ATTR = "firebus_nav"
 
 

@@ -346,23 +346,30 @@ def _plugin_mounts(core: Any) -> list[Mount]:
         if plugin_routes:
             routes = list(plugin_routes)
             open_routes = [r for r in routes if getattr(r, "firebus_access", "") == "signed_in"]
+            public_routes = [r for r in routes if getattr(r, "firebus_access", "") == "public"]
             for r in routes:
                 label = getattr(r, "firebus_nav", None)
                 if label and "{" not in getattr(r, "path", "{"):
                     links.append({"href": f"/-/plugins/{name}{r.path}", "zh": label[0], "en": label[1],
                                   "open": r in open_routes})
-            mounts.append(Mount(f"/-/plugins/{name}", app=_SystemOnly(Starlette(routes=routes), open_routes)))
+            mounts.append(Mount(f"/-/plugins/{name}", app=_SystemOnly(Starlette(routes=routes), open_routes,
+                                                                     public_routes)))
     _NAV_LINKS[id(core)] = links
     return mounts
 
 
 class _SystemOnly:
-    """System roles only, except routes the plugin opened with ``firebus.sdk.web.signed_in``;
+    """System roles only, except routes the plugin opened with ``firebus.sdk.web.signed_in``
+    (every signed-in role) or ``firebus.sdk.web.public`` (anyone, HTTP only);
     the caller goes to the plugin in ``scope["firebus.caller"]`` (``firebus.sdk.web.caller``)."""
 
-    def __init__(self, app: ASGIApp, open_routes: list[Any] | None = None) -> None:
+    def __init__(self, app: ASGIApp, open_routes: list[Any] | None = None,
+                 public_routes: list[Any] | None = None) -> None:
         self.app = app
         self.open_routes = open_routes or []
+        # ``firebus.sdk.web.public``: reachable signed out; the route checks its own credential
+        # (a signed link's token) and gets the caller only when someone is signed in.
+        self.public_routes = public_routes or []
 
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):  # a plugin's WebSocket is guarded like its pages
@@ -380,6 +387,7 @@ class _SystemOnly:
             if who is not None and who.user.must_change and who.via == "session":
                 who = None  # a one-time password opens nothing but the page that replaces it
             opened = any(r.matches(scope)[0] is Match.FULL for r in self.open_routes)
+            public = any(r.matches(scope)[0] is Match.FULL for r in self.public_routes)
             if who is None and opened and scope["type"] == "http" and request.method == "GET" \
                     and "text/html" in request.headers.get("accept", ""):
                 from urllib.parse import quote
@@ -395,6 +403,9 @@ class _SystemOnly:
                     orgs=tuple(who.user.orgs), all_units=who.all_units,
                     can_act=who.can_act, is_system=who.is_system, via=who.via, csrf=who.csrf or "",
                 )
+            if public and scope["type"] == "http":
+                await self.app(scope, receive, send)
+                return
             if (who is None or not (who.is_system or opened)) and scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})  # before accept: the server answers 403
                 return

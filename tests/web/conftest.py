@@ -63,12 +63,18 @@ class WebTestPlugin:
         from starlette.routing import Route
 
         from firebus.sdk import nav_link, signed_in
+        from firebus.sdk.web import caller, public
 
         async def page(request):
             return HTMLResponse("<p>巡查</p>")
 
+        async def open_page(request):
+            who = caller(request)
+            return HTMLResponse(f"<p>{who.name if who else 'anonymous'}</p>")
+
         return [signed_in(nav_link(Route("/rounds", page), "巡查", "Rounds")),
-                nav_link(Route("/setup", page), "配置", "Setup")]
+                nav_link(Route("/setup", page), "配置", "Setup"),
+                public(Route("/open", open_page))]
 
 
 def web_plugins() -> dict[str, Any]:
