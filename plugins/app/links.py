@@ -21,20 +21,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from firebus.sdk import CoreAPI, signed_in
-from firebus.sdk import web as sdk_web
+from firebus.sdk import CoreAPI
+from firebus.sdk import links as sdk_links
+from firebus.sdk.web import public
 
 from .i18n import LANGS, t
 
-try:  # the notify helper's signed links; until the SDK has them every link is "unavailable"
-    from firebus.sdk import links as sdk_links
-except ImportError:  # pragma: no cover - depends on the SDK release
-    sdk_links = None  # type: ignore[assignment]
-
-#: A route open to callers who are not signed in, if the core offers that (the token is the
-#: credential); otherwise signed-in only, so the link still works for a signed-in phone.
-_public = getattr(sdk_web, "public", None)
-PUBLIC = _public is not None
 
 CSS = (
     "body{font-family:system-ui,'Noto Sans CJK SC','WenQuanYi Micro Hei',sans-serif;margin:0;color:#222;background:#fafafa}"
@@ -121,8 +113,6 @@ def summary(core: Any, alarm: dict[str, Any], lang: str, tz: str) -> dict[str, s
 def routes(core: CoreAPI, tz: str) -> list[Route]:
     async def alarm_link(request: Request) -> Response:
         lang = _lang(request)
-        if sdk_links is None:
-            return _refused(request, lang, "off", 404)
         token = request.path_params["token"]
         key = await core.secret("links")
         now = core.clock.time()
@@ -151,5 +141,5 @@ def routes(core: CoreAPI, tz: str) -> list[Route]:
     async def link_css(request: Request) -> Response:
         return Response(CSS, media_type="text/css", headers={"cache-control": "public, max-age=3600"})
 
-    mark = _public if _public is not None else signed_in
-    return [mark(Route("/a/{token}", alarm_link)), mark(Route("/link.css", link_css))]
+    # Public: the phone that opens a pushed link is often not signed in; the token is the credential.
+    return [public(Route("/a/{token}", alarm_link)), public(Route("/link.css", link_css))]

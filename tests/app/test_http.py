@@ -12,7 +12,6 @@ import httpx
 import pytest
 from PIL import Image
 
-from firebus.plugins.app import links as app_links
 from firebus.sdk import links
 
 from .conftest import PASSWORD, VALUES, wait_until
@@ -89,7 +88,7 @@ async def test_a_signed_link_shows_the_alarm_and_a_forged_or_expired_one_is_refu
     key = await site.core.secret("links")
     token = links.sign(key, alarm_id, "duty_a", time.time() + 3600)
     # without the core's public routes the link still works for a signed-in phone
-    async with site.client() if app_links.PUBLIC else site.client("duty_b") as c:
+    async with site.client() as c:
         r = await c.get(BASE + "a/" + token)
         assert r.status_code == 200, r.text
         assert 'data-alarm="' + alarm_id + '"' in r.text
@@ -109,9 +108,6 @@ async def test_a_signed_link_shows_the_alarm_and_a_forged_or_expired_one_is_refu
         assert r.status_code == 410 and "Link expired" in r.text and alarm_id not in r.text
 
 
-@pytest.mark.xfail(not app_links.PUBLIC, strict=True,
-                   reason="the core lets no one reach a plugin route without signing in "
-                          "(no firebus.sdk.web.public yet): the link opens after the login instead")
 async def test_a_signed_link_opens_without_signing_in(site) -> None:
     alarm_id = await _fire(site)
     token = links.sign(await site.core.secret("links"), alarm_id, "duty_a", time.time() + 3600)
