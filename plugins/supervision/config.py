@@ -4,6 +4,7 @@ kind, geo and location kinds (``units:``, through ``CoreAPI.plugin_config``)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,9 +30,9 @@ def load_config(section: dict[str, Any] | None) -> SupervisionConfig:
     try:
         cfg = msgspec.convert(section or {}, SupervisionConfig)
     except msgspec.ValidationError as exc:
-        where = str(exc).rsplit("at `$.", 1)
-        path = "supervision" + ("." + where[1].rstrip("`") if len(where) == 2 else "")
-        raise ConfigError(path, str(exc).split(" - at ")[0]) from None
+        text = str(exc)
+        at = re.search(r"at `\$\.([^`]+)`", text) or re.search(r"unknown field `([^`]+)`", text)
+        raise ConfigError("supervision" + (f".{at.group(1)}" if at else ""), text.split(" - at ")[0]) from None
     if not 1 <= cfg.window_days <= 3660:
         raise ConfigError("supervision.window_days", "must be 1 … 3660 days")
     if not 1 <= cfg.refresh_s <= 3600:

@@ -166,3 +166,13 @@ async def test_pages_in_both_languages(site: Site) -> None:
             assert not leftovers, (path, leftovers)
         r = await c.get("/api/where?months=0")
         assert r.status_code == 400 and r.json()["error"]["field"] == "months"
+
+
+def test_site_file_errors_name_the_field() -> None:
+    from firebus.plugins.supervision import firebus_validate_site
+
+    assert firebus_validate_site(None, {}) == []
+    for section, path in (({"window_days": "x"}, "supervision.window_days"), ({"refresh_s": 0}, "supervision.refresh_s"),
+                          ({"colour": 1}, "supervision.colour")):
+        [problem] = firebus_validate_site(None, {"supervision": section})
+        assert problem.path == path, problem
