@@ -28,7 +28,7 @@ from anyio.abc import TaskGroup
 from firebus.sdk.clock import SystemClock
 from firebus.sdk.context import Context, new_id
 from firebus.sdk.core_api import Clock, OverflowPolicy
-from firebus.sdk.driver import NotReady, PolledDriver, PushDriver, Reading
+from firebus.sdk.driver import NotReady, PolledDriver, PushDriver, Reading, ServiceDriver
 from firebus.sdk.events import CommandRequested, CommandResult, Event, Lane, LinkChanged, PayloadQuarantined
 from firebus.sdk.extension import Transport
 from firebus.sdk.vocab import ActorKind, Availability
@@ -49,6 +49,7 @@ from .config import (
 from .ingest import Ingest
 from .priority import AlarmPriority
 from .journal import Journal, state_resolver
+from .media import MediaStore
 from .plugins import PluginHost
 from .registry import DeviceEntry, Registry
 from .retention import downsample, purge
@@ -98,6 +99,11 @@ class _DriverContext:
     async def report(self, readings: list[Reading]) -> None:
         if self.device is None:
             raise RuntimeError("report() is for polled drivers; push drivers return DeviceReports from decode()")
+        for r in readings:
+            if r.media:  # a still of this reading: the alarm it raises shows it (core/media.py)
+                point = self.core.registry.point(self.device.id, r.point_key)
+                if point is not None:
+                    self.core.media.offer(point.id, tuple(r.media), self.core.clock.time())
         await self.core.ingest.ingest(self.device, readings, lane=self.core.lane_of(readings, self.device))
 
     def quarantine(self, source: str, raw: bytes, reason: str) -> None:
@@ -137,6 +143,9 @@ class Core:
         self.transports: dict[str, Transport] = {}
         self.polled: dict[str, PolledDriver] = {}  # device id → driver
         self.push: dict[tuple[str, str], PushDriver] = {}  # (transport, driver type) → driver
+        self.services: dict[str, ServiceDriver] = {}  # device id → driver that runs by itself (cameras)
+        self.media = MediaStore(self.storage, self.db_path.parent / "media", now=self.clock.time,
+                                alarm_exists=self._alarm_exists)
         self.device_ids: dict[str, str] = {}  # config key → device id
         self.poll_skips = 0
         self.quarantined = 0
@@ -146,6 +155,9 @@ class Core:
         self._started = anyio.Event()
         self.alarms: AlarmEngine | None = None
         self.extras: dict[str, Any] = {}  # per-plugin runtime objects, keyed by plugin name
+
+    async def _alarm_exists(self, alarm_id: str) -> bool:
+        return self.alarms is not None and await self.alarms.get(alarm_id) is not None
 
     def _describe_device(self, device_id: str) -> str:
         device = self.registry.devices.get(device_id)
@@ -205,7 +217,7 @@ class Core:
             device = self.registry.devices.get(device_id)
             if device is None:
                 raise KeyError(f"unknown device {device_id}")
-            polled = self.polled.get(device_id)
+            polled = self.polled.get(device_id) or self.services.get(device_id)
             if polled is not None:
                 await polled.write(point_key, value)
             else:
@@ -302,6 +314,7 @@ class Core:
     async def _start(self) -> None:
         await self.registry.load()
         await self.ingest.load()
+        await self.media.load()  # before the engine: a replayed reading claims its still again
         await self.registry.sync_places(self.site)
         # The engine subscribes before any device reports, so no first reading is missed.
         rule_types = [d.cls for d in self.plugins.declarations["rule"].values()]
@@ -352,6 +365,25 @@ class Core:
         options = convert(device_cfg.options, cls.Options, self.config.source, ("devices", index, "options"))
         transport = self.transports.get(device_cfg.transport) if device_cfg.transport else None
         identifiers = dict(device_cfg.identifiers) or {"config": device_cfg.key}
+        if issubclass(cls, ServiceDriver):
+            device = await self.registry.resolve_device(
+                identifiers, driver=cls.type_key, transport=None, config_key=device_cfg.key,
+                location_key=device_cfg.location,
+            )
+            await self._overrides_from_config(device, device_cfg)
+            ctx = _DriverContext(self, None, cls.type_key, device)
+            service = cls(options, ctx)
+            info = service.device_info()
+            if info is not None:
+                device = ctx.device = await self.registry.resolve_device(
+                    identifiers, driver=cls.type_key, transport=None, config_key=device_cfg.key,
+                    location_key=device_cfg.location, info=info,
+                )
+            await self.registry.ensure_points(device.id, service.points())
+            self.services[device.id] = service
+            self.device_ids[device_cfg.key] = device.id
+            self.start_task(self._run_service, service, ctx, name=f"service:{device_cfg.key}")
+            return device.id
         if issubclass(cls, PushDriver):
             if not device_cfg.identifiers:
                 raise ValueError(f"devices[{index}] ({device_cfg.key}): push devices need identifiers (IMEI, serial …)")
@@ -380,6 +412,26 @@ class Core:
         self.device_ids[device_cfg.key] = device.id
         self.start_task(self._run_polled, driver, ctx, device_cfg, name=f"poll:{device_cfg.key}")
         return device.id
+
+    async def _run_service(self, service: ServiceDriver, ctx: _DriverContext) -> None:
+        """``start()`` until it succeeds (unavailable meanwhile); the service runs by itself after."""
+        assert ctx.device is not None
+        delay = 1.0
+        while True:
+            try:
+                await service.start()
+                return
+            except Exception as exc:
+                kind = "not ready" if isinstance(exc, NotReady) else f"start failed ({type(exc).__name__})"
+                log.warning("service %s: %s: %s", ctx.device.id, kind, exc)
+                self.availability.set(ctx.device.id, Availability.UNAVAILABLE, f"{kind}: {exc}")
+                try:
+                    with anyio.fail_after(10):
+                        await service.stop()  # release what the failed start took before trying again
+                except Exception:
+                    log.exception("service %s: stop after a failed start failed", ctx.device.id)
+                await self.clock.sleep(delay)
+                delay = min(delay * 2, 60.0)
 
     def _subscribe_push(self, transport: Any, driver: PushDriver, transport_key: str) -> None:
         batch = getattr(transport, "subscribe_batch", None)
@@ -512,6 +564,10 @@ class Core:
         while True:
             await self.clock.sleep(60)
             try:
+                await self.media.purge()
+            except Exception:
+                log.exception("media purge failed; will retry")
+            try:
                 await downsample(self.storage)
                 await purge(
                     self.storage, raw_retention_days=cfg.raw_retention_days,
@@ -534,7 +590,13 @@ class Core:
                     await self.alarms.stop()
             except Exception:
                 log.exception("alarm engine: stop failed")
-        drivers = [*self.polled.values(), *self.push.values()]
+        for device_id, service in self.services.items():
+            try:
+                with anyio.fail_after(10):
+                    await service.stop()
+            except Exception:
+                log.exception("service %s: stop failed", device_id)
+        drivers = [*self.polled.values(), *self.push.values(), *self.services.values()]
         for driver in drivers:
             try:
                 with anyio.fail_after(5):
@@ -589,6 +651,7 @@ class Core:
             "poll_skips": self.poll_skips,
             "alarm_priority": self.priority.metrics(),
             "quarantined": self.quarantined,
+            "media": self.media.metrics(),
             "alarms": self.alarms.metrics() if self.alarms else {},
         }
 

@@ -262,3 +262,42 @@ CORE_MIGRATIONS.append(
         """,
     )
 )
+
+# Media with alarms (issue 17, video phase 2): the still and the clip of a camera's alarm.
+# The bytes are files under <database folder>/media/ (clips are megabytes: a backup of the
+# database stays small and media can sit on a disk of their own); this is their index, and
+# which alarm shows which medium.  Attachments are never deleted: a medium is purged only
+# when no alarm it is attached to needs it any more (core/media.py, the retention rule).
+CORE_MIGRATIONS.append(
+    Migration(
+        component="core",
+        version=6,
+        description="media (stills, clips) kept with alarms: file index and alarm attachments",
+        sql="""
+        CREATE TABLE media (
+            id TEXT PRIMARY KEY,
+            content_type TEXT NOT NULL,       -- image/jpeg | image/png | image/webp | video/mp4 | video/webm
+            bytes INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            path TEXT NOT NULL,               -- relative to the media folder
+            kind TEXT NOT NULL DEFAULT 'other',  -- still | clip | other
+            device_id TEXT,
+            ts REAL NOT NULL,                 -- the moment it shows
+            start_ts REAL,                    -- a clip's span
+            end_ts REAL,
+            created_ts REAL NOT NULL,
+            point_id TEXT,                    -- offered with a reading of this point (Reading.media) …
+            offered_ts REAL                   -- … at this time: the engine attaches it to the alarm it raises
+        );
+        CREATE INDEX media_offered ON media (point_id, offered_ts) WHERE point_id IS NOT NULL;
+        CREATE INDEX media_created ON media (created_ts);
+        CREATE TABLE media_links (
+            alarm_id TEXT NOT NULL,
+            media_id TEXT NOT NULL,
+            ts REAL NOT NULL,
+            PRIMARY KEY (alarm_id, media_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX media_links_media ON media_links (media_id);
+        """,
+    )
+)

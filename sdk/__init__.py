@@ -15,6 +15,7 @@ from .core_api import (
     ConsumerAPI,
     CoreAPI,
     JournalAPI,
+    MediaAPI,
     OverflowPolicy,
     PlaceInfo,
     PointInfo,
@@ -32,7 +33,10 @@ from .driver import (
     PolledDriver,
     PushDriver,
     Reading,
+    ServiceContext,
+    ServiceDriver,
 )
+from .media import CONTENT_TYPES, MediaError, MediaInfo, MediaKind, MediaRef
 from .events import (
     AlarmEvent,
     AlarmTransition,
@@ -118,6 +122,14 @@ __all__ = [
     "ConsumerAPI",
     "CoreAPI",
     "JournalAPI",
+    "MediaAPI",
+    "MediaError",
+    "MediaInfo",
+    "MediaKind",
+    "MediaRef",
+    "CONTENT_TYPES",
+    "ServiceContext",
+    "ServiceDriver",
     "OverflowPolicy",
     "PlaceInfo",
     "PointInfo",

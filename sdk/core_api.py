@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, Protocol, Sequence
 
 import msgspec
 
 from .context import Context
 from .events import Event, Lane, Payload
+from .media import MediaInfo, MediaKind, MediaRef
 
 
 class OverflowPolicy(StrEnum):
@@ -198,12 +200,38 @@ class RegistryAPI(Protocol):
         """The place a site-file key names (location first, then floor, building, unit)."""
 
 
+class MediaAPI(Protocol):
+    """Stills and clips kept with alarms (``firebus.sdk.media``), files in the database's folder.
+
+    Media attached to a fire alarm are kept as long as the alarm; see docs/plugins/video.md
+    for the retention of the others.  ``put`` checks ``content_type`` (``CONTENT_TYPES``) and
+    raises ``MediaError`` with the reason for anything else, or for more than ``max_bytes``.
+    """
+
+    async def put(
+        self, data: bytes | Path, content_type: str, *, kind: MediaKind = MediaKind.OTHER,
+        device_id: str | None = None, ts: float | None = None,
+        start_ts: float | None = None, end_ts: float | None = None,
+    ) -> MediaRef:
+        """Store ``data`` (bytes, or a file that is moved into the store); returns once durable."""
+
+    async def attach(self, alarm_id: str, media_id: str) -> None:
+        """Show ``media_id`` with ``alarm_id`` (idempotent; ``MediaError`` if either is unknown)."""
+
+    async def of_alarm(self, alarm_id: str) -> list[MediaInfo]:
+        """The media shown with an alarm, oldest first."""
+
+    async def alarms_of(self, media_id: str) -> list[str]:
+        """The alarms a medium is shown with."""
+
+
 class CoreAPI(Protocol):
     bus: BusAPI
     journal: JournalAPI
     storage: StorageAPI
     registry: RegistryAPI
     clock: Clock
+    media: MediaAPI
 
     def logger(self, name: str) -> logging.Logger: ...
 

@@ -1,6 +1,6 @@
 """Device drivers: the classes a plugin returns from ``firebus_register_drivers``.
 
-Two shapes, because field devices come in two shapes:
+Three shapes, because field devices come in three shapes:
 
 * ``PolledDriver`` — one instance per configured device; the core's poll
   coordinator calls ``poll()`` on a schedule (Modbus detectors, pump panels).
@@ -8,6 +8,10 @@ Two shapes, because field devices come in two shapes:
 * ``PushDriver`` — one instance per (transport, driver type); the transport
   hands it every message on its topics and it decodes them into
   ``DeviceReport``s naming the device by hardware identity (MQTT detector fleets).
+* ``ServiceDriver`` — one instance per configured device that runs by itself (a
+  camera: its own decoding threads and detector worker); no transport, the core
+  calls ``start()`` once and ``stop()`` at the end, and the driver reports through
+  ``ctx.report`` and ``ctx.set_availability`` like a polled one.
 
 Drivers never open sockets: they get a shared transport ("hub") through their
 ``DriverContext``.  Identity comes from hardware identifiers (serial, IMEI, Modbus
@@ -22,6 +26,7 @@ from typing import Any, Awaitable, Callable, ClassVar, Protocol
 
 import msgspec
 
+from .core_api import CoreAPI
 from .events import Lane
 from .vocab import Availability
 
@@ -67,6 +72,10 @@ class Reading(msgspec.Struct, frozen=True, omit_defaults=True):
     value: Any
     ts: float | None = None
     fault: str | None = None
+    #: ids of media (``CoreAPI.media.put``) that show this reading (a camera's still of the
+    #: moment its flame point turned true): attached to the alarm the reading raises, if any.
+    #: Honoured for readings passed to ``DriverContext.report``.
+    media: tuple[str, ...] = ()
 
 
 class DeviceReport(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -91,6 +100,12 @@ class DriverContext(Protocol):
 
     def quarantine(self, source: str, raw: bytes, reason: str) -> None:
         """Keep a payload that could not be decoded, with why; counts it."""
+
+
+class ServiceContext(DriverContext, Protocol):
+    """What a ``ServiceDriver`` gets: a driver's context plus the core (bus, media, tasks)."""
+
+    core: CoreAPI
 
 
 class Driver(ABC):
@@ -165,6 +180,44 @@ class PushDriver(Driver):
         return [PointSpec(key=r.point_key, point_class=r.point_key) for r in report.readings]
 
     async def write(self, identifiers: dict[str, str], point_key: str, value: Any) -> None:
+        raise ValueError(f"{self.type_key}: point {point_key!r} is not writable")
+
+
+class ServiceDriver(Driver):
+    """One instance per configured device that runs by itself: no transport, no poll.
+
+    The core resolves the device (its ``identifiers`` in the site file, else its key),
+    declares ``points()``, then awaits ``start()`` — which must return once the service
+    runs (start threads or tasks, do not loop in it); a ``start`` that raises is retried
+    with a doubling back-off and the device shown unavailable meanwhile.  ``stop()`` is
+    awaited when the core stops (at most 10 s).  Between the two the driver reports with
+    ``self.ctx.report([...])`` (alarm-class points on the alarm lane) and says when it cannot
+    see its device with ``self.ctx.set_availability``.  ``self.ctx.core`` is the
+    ``CoreAPI`` (bus, media, ``start_task``).
+    """
+
+    transports: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, options: msgspec.Struct, ctx: ServiceContext) -> None:
+        self.options = options
+        self.ctx = ctx
+
+    def device_info(self) -> DeviceInfo | None:
+        """What is known of the device before it runs (None: only the site file's identity)."""
+        return None
+
+    @abstractmethod
+    def points(self) -> list[PointSpec]:
+        """The device's points (known from the options, before ``start``)."""
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Start the service and return.  Raise (``NotReady`` or any error) to be retried."""
+
+    async def stop(self) -> None:
+        """Stop what ``start`` started.  Called once, also after a failed ``start``."""
+
+    async def write(self, point_key: str, value: Any) -> None:
         raise ValueError(f"{self.type_key}: point {point_key!r} is not writable")
 
 

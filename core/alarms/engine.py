@@ -82,6 +82,7 @@ from firebus.sdk.rule import (
 
 from ..journal.consumer import DurableConsumer  # noqa: F401  (the type of self.consumer)
 from ..storage import Op
+from ..media import SQL_MEDIA_LINK
 from .linkage import ActionHandler, LinkageRule, make_write_point_handler
 from .linkage_runner import LinkageRunner
 from .model import Alarm, AlarmError, AlarmNotFound, AlarmStatus, Transition, Verdict
@@ -250,6 +251,10 @@ class AlarmEngine:
         self._sent_rules: dict[tuple[str, str], int] = {}
         self._sent_alarms: dict[str, int] = {}
         self._history: list[tuple[Any, ...]] = []
+        # Media rows (core/media.py): stills offered with the reading that raised an alarm,
+        # attached in the transaction of its ``new`` transition.
+        self._media_links: list[tuple[Any, ...]] = []
+        self._last_claim: tuple[str, float, list[str]] = ("", 0.0, [])
         # Flushes submitted but not yet durable: history() waits for them so a reader
         # who saw an alarm in memory also finds its transitions on disk.
         self._inflight: set[anyio.Event] = set()
@@ -524,6 +529,9 @@ class AlarmEngine:
         parts, confirmed = self._checkpoint_parts()
         if self._history:
             parts.insert(0, (SQL_HISTORY, self._history))
+        if self._media_links:
+            parts.append((SQL_MEDIA_LINK, self._media_links))
+            self._media_links = []
         cursor, ahead = self.consumer.position(upto=upto)
         parts.append(self.consumer.cursor_part(cursor, ahead))
         events, self._outbox, self._history = self._outbox, [], []
@@ -965,6 +973,7 @@ class AlarmEngine:
             self._activate(alarm)
             ctx = Context(id=alarm.context_id, parent_id=parent_id, actor=ActorKind.RULE, actor_id=name)
             self._schedule_escalation(alarm, now, step=1)
+            self._attach_media(alarm, point.point_id, now)
             self._transition(alarm, AlarmTransition.NEW, ctx, now, {"value": cond.value})
         elif cond.active and alarm is not None:
             rose = cond.severity > alarm.severity
@@ -1001,6 +1010,24 @@ class AlarmEngine:
         elif not cond.active and alarm is not None:
             ctx = Context(parent_id=parent_id, actor=ActorKind.RULE, actor_id=name)
             self._clear(alarm, ctx, now, by=f"rule:{name}", detail={"value": cond.value})
+
+    def _attach_media(self, alarm: Alarm, point_id: str, now: float) -> None:
+        """Stills offered with this point's reading (``Reading.media``) go with the new alarm.
+
+        One reading can raise two alarms at once (the single-detector alarm on the point
+        and the confirmed fire on its place): both show the same still.
+        """
+        media = getattr(self.core, "media", None)
+        if media is None:
+            return
+        last_point, last_now, last_ids = self._last_claim
+        if last_point == point_id and last_now == now:
+            ids = last_ids
+        else:
+            ids = media.claim(point_id, now)
+            self._last_claim = (point_id, now, ids)
+        for mid in ids:
+            self._media_links.append((alarm.id, mid, now))
 
     def _clear(self, alarm: Alarm, ctx: Context, now: float, by: str, detail: dict[str, Any]) -> None:
         alarm.active = False

@@ -301,12 +301,13 @@ class BodyLimit:
 
 def create_app(core: Any) -> Starlette:
     """The panel + API for a running ``Core`` (its storage must be open, with WEB_MIGRATIONS)."""
-    from . import api, commission, journal_api, panel, plans, stream
+    from . import api, commission, journal_api, media_api, panel, plans, stream
 
     routes = [
         *commission.routes(),  # before api's: /api/alarms/ack must not match /api/alarms/{alarm_id}
         *api.routes(),
         *journal_api.routes(),
+        *media_api.routes(),
         *plans.api_routes(),
         *stream.routes(),
         *panel.routes(),

@@ -87,6 +87,15 @@ def openapi_document() -> dict[str, Any]:
                                                           "properties": {"code": {"type": "string"},
                                                                          "message": {"type": "string"}}}}}}}}},
             "schemas": {
+                "Media": {"type": "object", "required": ["id", "content_type", "bytes", "kind", "ts", "url"],
+                          "properties": {
+                    "id": {"type": "string"}, "content_type": {"type": "string"}, "bytes": {"type": "integer"},
+                    "kind": {"type": "string", "enum": ["still", "clip", "other"]},
+                    "ts": {"type": "number", "description": "the moment shown (epoch seconds)"},
+                    "device_id": {"type": ["string", "null"], "description": "the camera"},
+                    "start_ts": {"type": ["number", "null"]}, "end_ts": {"type": ["number", "null"]},
+                    "created_ts": {"type": "number"},
+                    "url": {"type": "string", "description": "GET it for the bytes"}}},
                 "Me": {"type": "object", "required": ["name", "role", "units", "direct_units", "orgs", "all_units",
                                                       "can_act", "can_urge", "via"], "properties": {
                     "name": {"type": "string"},
@@ -224,6 +233,22 @@ def openapi_document() -> dict[str, Any]:
             "/api/alarms/{alarm_id}/silence": {"post": {"summary": "silence reminders and sounders", **action}},
             "/api/alarms/{alarm_id}/verdict": {"post": {"summary": "record a fire alarm's verdict",
                                                         **{**action, "requestBody": verdict_body}}},
+            "/api/alarms/{alarm_id}/media": {"get": {
+                "summary": "stills and clips shown with an alarm (a camera's alarm: the still of the moment, "
+                           "then a clip of 10 s before to 20 s after); authorised like the alarm",
+                "parameters": [_param("alarm_id", "path")],
+                "responses": _ok("the alarm's media, oldest first", {
+                    "type": "object", "required": ["items", "total"], "properties": {
+                        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Media"}},
+                        "total": {"type": "integer"}}})}},
+            "/api/media/{media_id}": {"get": {
+                "summary": "a medium's bytes (Range requests supported); 404 unless the caller sees an alarm "
+                           "it is shown with",
+                "parameters": [_param("media_id", "path")],
+                "responses": {"200": {"description": "the bytes, with their content type", "content": {
+                    ct: {"schema": {"type": "string", "format": "binary"}}
+                    for ct in ("image/jpeg", "image/png", "image/webp", "video/mp4", "video/webm")}},
+                    "206": {"description": "the requested range"}, **ERRORS}}},
             "/api/alarms/ack": {"post": {
                 "summary": "acknowledge many alarms (roles that may act); one result per id",
                 "parameters": [_param("X-CSRF-Token", "header", desc="required with a session cookie")],

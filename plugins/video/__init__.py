@@ -1,4 +1,4 @@
-"""Video flame and smoke recognition on CPU (phase 1: detection, evaluation, worker, sources).
+"""Video flame and smoke recognition on CPU, and cameras as devices of a place.
 
 * ``cascade.CpuDetector`` (``video.cpu``) — the built-in detector: motion gate, colour
   candidates, a shipped gradient-boosted cell classifier (``model/``, numpy inference),
@@ -8,10 +8,14 @@
   results as msgspec messages, restarts with backoff, faults reported;
 * ``sources.CameraSource`` and ``ringbuf.RingBuffer`` — RTSP / MJPEG / snapshot / file
   cameras with reconnect and stall detection; still and clip of an alarm's moment;
+* ``camera.CameraDriver`` (``video.camera``) — a camera as a device of a place (a
+  ``ServiceDriver``): flame / smoke alarm points through the core's rules, the still and
+  the clip stored with the alarm (``core.media``), detector faults as a fault point;
+* ``web`` — live view (``/-/plugins/video/cameras/<id>/snapshot.jpg``, ``live.mjpeg``);
 * ``firebus video eval PATH [--json]`` — frame- and clip-level figures on labelled data.
 
-Camera devices, video alarms and media in the panel (phase 2) need core APIs: see
-docs/plugins/video.md.  Heavy imports stay inside the hooks so loading the plugin is cheap.
+See docs/plugins/video.md.  Heavy imports (PyAV, OpenCV, numpy) stay out of module level
+so loading the plugin is cheap.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from firebus.sdk import Manifest, hookimpl
 
 FIREBUS_MANIFEST = Manifest(
     name="video",
-    description="Video flame and smoke recognition on CPU; out-of-process detectors; camera sources",
+    description="Video flame and smoke recognition on CPU; cameras as devices with alarm stills, clips and live view",
     documentation="docs/plugins/video.md",
 )
 
@@ -32,6 +36,20 @@ def firebus_register_detectors(core: Any) -> list[type]:
     from .cascade import CpuDetector
 
     return [CpuDetector]
+
+
+@hookimpl
+def firebus_register_drivers(core: Any) -> list[type]:
+    from .camera import CameraDriver
+
+    return [CameraDriver]
+
+
+@hookimpl
+def firebus_register_routes(core: Any) -> list[Any]:
+    from .web import routes
+
+    return routes(core)
 
 
 @hookimpl

@@ -21,16 +21,9 @@ import cv2
 import msgspec
 import numpy as np
 
+from .options import RingOptions  # re-exported (defined where loading is cheap)
+
 log = logging.getLogger(__name__)
-
-
-class RingOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    pre_s: float = 10.0
-    post_s: float = 20.0
-    clip_fps: float = 10.0
-    jpeg_quality: int = 80
-    #: longest side of stored frames (0: as the camera sends them)
-    max_side: int = 1280
 
 
 class ClipInfo(msgspec.Struct, frozen=True):

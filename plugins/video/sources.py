@@ -24,14 +24,9 @@ import cv2
 import msgspec
 import numpy as np
 
+from .options import CameraOptions, SourceKind  # re-exported (defined where loading is cheap)
+
 log = logging.getLogger(__name__)
-
-
-class SourceKind(enum.StrEnum):
-    RTSP = "rtsp"
-    MJPEG = "mjpeg"
-    SNAPSHOT = "snapshot"
-    FILE = "file"
 
 
 class CameraState(enum.StrEnum):
@@ -41,34 +36,6 @@ class CameraState(enum.StrEnum):
     RECONNECTING = "reconnecting"
     ENDED = "ended"  # a file played to its end (loop off)
     STOPPED = "stopped"
-
-
-class CameraOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    url: str
-    #: None: from the URL (rtsp:// → rtsp, http(s):// → mjpeg, else a file)
-    kind: SourceKind | None = None
-    analysis_fps: float = 10.0
-    stall_timeout_s: float = 10.0
-    reconnect_initial_s: float = 1.0
-    reconnect_max_s: float = 30.0
-    #: seconds between GETs of a snapshot URL
-    snapshot_interval_s: float = 0.5
-    #: socket open / read timeout for network sources
-    timeout_s: float = 10.0
-    rtsp_transport: str = "tcp"
-    #: files: play at the file's own frame rate (False: as fast as decoding goes)
-    realtime: bool = True
-    loop: bool = False
-
-    def source_kind(self) -> SourceKind:
-        if self.kind is not None:
-            return self.kind
-        u = self.url.lower()
-        if u.startswith(("rtsp://", "rtsps://")):
-            return SourceKind.RTSP
-        if u.startswith(("http://", "https://")):
-            return SourceKind.SNAPSHOT if u.split("?")[0].endswith((".jpg", ".jpeg")) else SourceKind.MJPEG
-        return SourceKind.FILE
 
 
 class CameraFrame(msgspec.Struct, frozen=True):

@@ -44,6 +44,7 @@ import numpy as np
 from firebus.sdk.detector import Detection, DetectorSetup
 
 from . import ipc
+from .options import SupervisorOptions  # re-exported (defined where loading is cheap)
 
 log = logging.getLogger(__name__)
 
@@ -83,25 +84,6 @@ class Submit(enum.StrEnum):
     PENDING = "pending"  # waiting behind the stream's frame in the worker (latest wins)
     DROPPED_DOWN = "dropped_down"  # worker not running (restart backoff)
     REJECTED = "rejected"  # not a uint8 H×W×3 frame, or larger than a slot
-
-
-class SupervisorOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    frame_timeout_s: float = 3.0
-    start_timeout_s: float = 30.0
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
-    healthy_after_s: float = 10.0
-    error_limit: int = 3
-    slow_window_s: float = 10.0
-    slow_min_frames: int = 10
-    slow_drop_ratio: float = 0.5
-    #: largest frame accepted (bytes); frames are the analysis-size copy, not the camera's full frame
-    max_frame_bytes: int = 640 * 480 * 3
-    max_streams: int = 16
-    #: interpreter for the worker (a vendor's own virtualenv with firebus installed); default: this one
-    python: str = ""
-    #: extra import paths for the worker (prepended to PYTHONPATH)
-    pythonpath: list[str] = []
 
 
 class SupervisorStatus(msgspec.Struct):

@@ -55,7 +55,8 @@ class MultiDetectorRule(AlarmRule):
         on = truthy(inp.value)
         prev = points.get(point.point_id)
         activated = on and not (prev and prev["on"])
-        entry = {"on": on, "at": inp.ts if activated else (prev or {}).get("at"), "cls": point.point_class}
+        entry = {"on": on, "at": inp.ts if activated else (prev or {}).get("at"), "cls": point.point_class,
+                 "dev": point.device_id}
         points[point.point_id] = entry
 
         where = point.location_name or "?"
@@ -82,11 +83,14 @@ class MultiDetectorRule(AlarmRule):
                 for pid, p in points.items()
                 if p["on"] or (opts.window is not None and p.get("at") is not None and p["at"] >= inp.ts - opts.window)
             ]
-            enough = len(counted) >= opts.required
+            # Detectors, not points: a camera's flame and smoke points (or a multi-sensor
+            # head's smoke and heat) are one device, one independent signal (GB 50116 4.1.6).
+            devices = len({p.get("dev") or pid for pid, p in counted})
+            enough = devices >= opts.required
             if opts.distinct_classes:
                 enough = enough and len({p["cls"] for _, p in counted}) >= 2
             if enough:
-                confirmed_by = max(confirmed_by, len(counted))
+                confirmed_by = max(confirmed_by, devices)
             confirmed = confirmed or enough
         if confirmed and not any(p["on"] for p in points.values()):
             confirmed = False
@@ -96,13 +100,14 @@ class MultiDetectorRule(AlarmRule):
             in_alarm = sorted(pid for pid, p in points.items() if p["on"] or pid == point.point_id and activated)
             # The title counts the detectors that confirmed it, not those still on now: a
             # detector that restored by itself still confirmed the fire.
-            by = max(confirmed_by, len(in_alarm))
+            n_in_alarm = len({points[pid].get("dev") or pid for pid in in_alarm})
+            by = max(confirmed_by, n_in_alarm)
             conditions.append(
                 Condition(
                     category=AlarmCategory.FIRE,
                     severity=opts.confirmed_severity,
                     active=confirmed,
-                    value=len(in_alarm),
+                    value=n_in_alarm,
                     group="confirmed",
                     subject=Subject.LOCATION,
                     message=f"confirmed fire at {where}: {by} detector{'s' if by != 1 else ''} in alarm"
