@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+import anyio
 import av
 import cv2
 import numpy as np
@@ -19,7 +20,7 @@ import pytest
 
 from firebus.core.config import load_text
 from firebus.core.runtime import running_core
-from firebus.core.web import AuthStore, create_app
+from firebus.core.web import AuthStore, create_app, serve
 from firebus.plugins import video
 from firebus.plugins.video.camera import cameras_of
 from firebus.sdk import AlarmCategory
@@ -158,9 +159,51 @@ async def test_furg_raises_a_flame_alarm_with_still_and_clip_and_a_quiet_scene_r
         assert live.headers["content-type"].startswith("multipart/x-mixed-replace")
         assert live.content.count(b"--firebusframe\r\nContent-Type: image/jpeg\r\n") == 2
 
+    # The panel's alarm page (a real Chromium, in Chinese): the still, the clip, the live view.
+    async with anyio.create_task_group() as tg:
+        server = await tg.start(serve, core, "127.0.0.1", 0)
+        seen = await anyio.to_thread.run_sync(_alarm_page_in_browser, server.url, alarm.id)
+        tg.cancel_scope.cancel()
+    assert seen["still_width"] == 426, seen
+    assert seen["clip_src"].endswith(clip["id"]) and seen["clip_ready"] >= 1, seen
+    assert seen["live_changed"], "the live snapshot must refresh"
+    assert "现场图像" in seen["text"] and "报警录像" in seen["text"] and "现场实时画面" in seen["text"]
+
     # The fire-free scene played to its end without a fire alarm (it did analyse frames).
     quiet = cameras_of(core)[quiet_cam]
     await wait_until(lambda: quiet.state == "ended", timeout=30)
     assert quiet.counters["results"] > 40, quiet.status()
     assert not [a for a in core.alarms.open_alarms() if a.device_id == quiet_cam and a.category is AlarmCategory.FIRE]
     assert core.ingest.states[core.registry.point(quiet_cam, "flame").id].value is False
+
+
+def _alarm_page_in_browser(url: str, alarm_id: str) -> dict[str, Any]:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.web.test_browser import browser
+
+    seen: dict[str, Any] = {}
+    driver = browser()
+    wait = WebDriverWait(driver, 30, poll_frequency=0.1)
+    try:
+        driver.get(f"{url}/login?lang=zh")
+        driver.find_element(By.ID, "username").send_keys("duty_a")
+        driver.find_element(By.ID, "password").send_keys(PASSWORD)
+        driver.find_element(By.ID, "login-button").click()
+        wait.until(lambda d: "/login" not in d.current_url)
+        driver.get(f"{url}/alarms/{alarm_id}")
+        js = "var e = document.querySelector(arguments[0]); return e ? e[arguments[1]] : null;"
+        wait.until(lambda d: (d.execute_script(js, "img[data-media]", "naturalWidth") or 0) > 0)
+        seen["still_width"] = driver.execute_script(js, "img[data-media]", "naturalWidth")
+        wait.until(lambda d: (d.execute_script(js, "video[data-media]", "readyState") or 0) >= 1)
+        seen["clip_src"] = driver.execute_script(js, "video[data-media]", "src")
+        seen["clip_ready"] = driver.execute_script(js, "video[data-media]", "readyState")
+        wait.until(lambda d: (d.execute_script(js, "img[data-camera]", "naturalWidth") or 0) > 0)
+        first = driver.execute_script(js, "img[data-camera]", "src")
+        wait.until(lambda d: d.execute_script(js, "img[data-camera]", "src") != first)
+        seen["live_changed"] = True
+        seen["text"] = driver.find_element(By.TAG_NAME, "main").text
+    finally:
+        driver.quit()
+    return seen
