@@ -6,7 +6,7 @@
   write is idempotent by alarm id, so entries delivered again after a crash count once.
 * Every ``refresh_s`` (and soon after an offline alarm) the facts no journal entry carries
   are re-read from tables, read-only: devices and whether they ever reported (the core's
-  ``devices``, ``points``, ``point_state``), hazards changed since the last pass (the
+  ``devices``, ``points``, ``point_state`` and the journal's state changes by point), hazards changed since the last pass (the
   inspection plugin's ``insp_hazards``, by ``updated_ts``), the newest patrol record per
   unit (``insp_records``, by ``ts``) and the newest periodic score per unit (the reports
   plugin's ``report_files``).  A missing table (plugin not loaded) leaves the figure empty.
@@ -228,12 +228,21 @@ class Aggregator:
         self.refreshed = anyio.Event()
 
     async def _devices(self, facts: dict[str, dict[str, Any]]) -> None:
+        """Devices per unit and which of them ever reported: a state change of one of its points
+        in the journal (indexed by point), or its checkpointed state; remembered once seen, since
+        raw journal rows are purged after they are rolled up."""
         rows = await self.storage.fetchall(
-            "SELECT d.id, d.unit_id, EXISTS (SELECT 1 FROM points p JOIN point_state s ON s.point_id = p.id "
+            "SELECT d.id, d.unit_id, d.id IN (SELECT device_id FROM sup_devices_seen) OR EXISTS ("
+            "SELECT 1 FROM points p JOIN journal j ON j.type = 'StateChanged' AND j.subject = p.id "
+            "WHERE p.device_id = d.id) OR EXISTS (SELECT 1 FROM points p JOIN point_state s ON s.point_id = p.id "
             "WHERE p.device_id = d.id AND s.last_reported IS NOT NULL) FROM devices d "
             "WHERE d.orphaned_at IS NULL AND d.discovered = 0")
         never: dict[str, set[str]] = {}
+        seen: list[tuple[str, float]] = []
+        now = self.core.clock.time()
         for device_id, unit_id, reported in rows:
+            if reported:
+                seen.append((device_id, now))
             f = facts.get(self.unit_key(unit_id))
             if f is None:
                 continue
@@ -241,6 +250,9 @@ class Aggregator:
             f["reported"] = f.get("reported", 0) + int(bool(reported))
             if not reported:
                 never.setdefault(self.unit_key(unit_id), set()).add(device_id)
+        if seen:
+            await self.storage.executemany(
+                "INSERT OR IGNORE INTO sup_devices_seen (device_id, first_ts) VALUES (?, ?)", seen)
         self.never_reported = never
 
     async def _watermark(self, name: str) -> float:

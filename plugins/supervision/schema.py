@@ -114,4 +114,10 @@ MIGRATIONS = [
         CREATE INDEX sup_urges_status ON sup_urges (status, due_ts);
         """,
     ),
+    Migration(
+        component="supervision",
+        version=2,
+        description="devices heard from at least once (the journal's raw rows are purged once rolled up)",
+        sql="CREATE TABLE sup_devices_seen (device_id TEXT PRIMARY KEY, first_ts REAL NOT NULL) WITHOUT ROWID;",
+    ),
 ]

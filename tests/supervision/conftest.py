@@ -61,8 +61,8 @@ class Hook:
         self.server.server_close()
 
 
-def site_yaml(db: Path, hook_url: str) -> str:
-    return f"""
+def site_yaml(db: Path, hook_url: str, devices: str = "") -> str:
+    return devices + f"""
 site: {{name: County test, language: en, timezone: Asia/Shanghai}}
 storage: {{path: {db}}}
 units:
@@ -197,10 +197,15 @@ async def wait_until(predicate: Any, timeout: float = 10.0) -> Any:
 
 
 @asynccontextmanager
-async def open_site(db: Path, hook: Hook, start: float = START, with_reports: bool = True) -> AsyncIterator[Site]:
+async def open_site(db: Path, hook: Hook, start: float = START, with_reports: bool = True,
+                    devices: str = "") -> AsyncIterator[Site]:
     clock = ManualClock(start)
-    loaded = load_text(site_yaml(db, hook.url("/hook")), "site.yaml")
-    plugins = {"supervision": supervision, "inspection": inspection, "notify": notify}
+    loaded = load_text(site_yaml(db, hook.url("/hook"), devices), "site.yaml")
+    plugins: dict[str, Any] = {"supervision": supervision, "inspection": inspection, "notify": notify}
+    if devices:
+        import firebus.plugins.leakage as leakage
+
+        plugins["leakage"] = leakage
     if with_reports:
         plugins["reports"] = reports
     async with running_core(loaded, clock=clock, autoload=False, extra_plugins=plugins) as core:
@@ -211,6 +216,14 @@ async def open_site(db: Path, hook: Hook, start: float = START, with_reports: bo
                 await auth.create_user(name, role, units=units, orgs=orgs, password=PASSWORD)
             site.tokens[name], _ = await auth.create_token(name, label="test")
         yield site
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -113,3 +113,28 @@ async def test_aggregates_after_alarms_acks_clears_and_restart(tmp_path, hook) -
 async def _poll(site: Site, key: str, ok) -> dict | None:
     row = await unit_row(site, key)
     return row if ok(row) else None
+
+
+async def test_online_rate_counts_devices_never_heard_from(tmp_path, hook) -> None:
+    from pathlib import Path
+
+    import firebus.plugins.leakage as leakage
+    from firebus.sdk.testing.harness import modbus_simulator, modbus_transport_yaml
+
+    profile = Path(leakage.__file__).parent / "profiles" / "generic_rcd4t.yaml"
+    async with modbus_simulator({11: profile}) as sim:  # a real Modbus TCP peer; unit 12 never answers
+        devices = ("transports:\n" + modbus_transport_yaml("gw", sim.port) + """devices:
+  - {key: rcd-1, driver: leakage.modbus, transport: gw, location: s-switch, options: {unit: 11, profile: generic_rcd4t}}
+  - {key: rcd-2, driver: leakage.modbus, transport: gw, location: s-kitchen, options: {unit: 12, profile: generic_rcd4t}}
+""")
+        async with open_site(tmp_path / "fb.db", hook, devices=devices) as site:
+            async def counted() -> dict | None:
+                await site.clock.advance(1)  # polls and the state checkpoint run on the core's clock
+                await site.state.aggregator.refresh()
+                row = await unit_row(site, "school")
+                return row if row["online"] == 1 else None
+
+            row = await wait_until(counted)  # once the answering device's first reading is committed
+            assert (row["devices"], row["online"], row["online_rate"]) == (2, 1, 0.5)
+            mall = await unit_row(site, "mall")
+            assert (mall["devices"], mall["online_rate"]) == (0, None)
