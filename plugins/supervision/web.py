@@ -388,7 +388,7 @@ def routes(state_of: Callable[[], Any]) -> list[Route]:
             na = t(lang, "not_assessed")
             score = "" if r["score"] is None else f'<small>{r["score"]:.1f}</small>'
             cells = [
-                f'<td class="name"><a href="{BASE}/api/units/{e(r["key"])}">{e(r["name"])}</a>'
+                f'<td class="name"><a href="{BASE}/where?unit={e(r["key"])}&amp;lang={lang}">{e(r["name"])}</a>'
                 f'<small>{e(kind_label(lang, "ukind", r["kind"]))}</small></td>',
                 f'<td>{grade_badge(r["grade"], lang)}{score}</td>',
                 f'<td class="n{" hot" if r["open_alarms"] else ""}">{r["open_alarms"]}</td>',
@@ -408,7 +408,7 @@ def routes(state_of: Callable[[], Any]) -> list[Route]:
                  f'<tbody>{"".join(body_rows)}</tbody></table></div>' if rows
                  else f'<p class="empty">{e(t(lang, "no_units"))}</p>')
         unplaced = [r for r in rows if not r["geo"]]
-        mapped = unit_map(rows, t(lang, "map"), BASE + "/api/units/{key}")
+        mapped = unit_map(rows, t(lang, "map"), BASE + "/where?unit={key}&lang=" + lang)
         legend = "".join(f'<span class="grade g-{g}">{g}</span>' for g in GRADES) + \
             f'<span class="grade g-none">{e(t(lang, "not_assessed"))}</span>'
         missing = ("<p><b>" + e(t(lang, "no_geo")) + "</b>: " + ("、" if lang == "zh" else ", ").join(e(r["name"]) for r in unplaced) + "</p>"
@@ -424,6 +424,12 @@ def routes(state_of: Callable[[], Any]) -> list[Route]:
         e = html.escape
         org = request.query_params.get("org") or ""
         keys = scope(who, state, org)
+        unit = request.query_params.get("unit") or ""
+        if unit:
+            if unit not in keys:
+                raise Refused(404, "unit_not_found", f"unit: no unit {unit!r} in your scope",
+                              f"unit：您的范围内没有单位 {unit}", "unit")
+            keys = [unit]
         months = months_param(request, state)
         data = await state.aggregator.where_when(keys, months)
         days = [t(lang, f"weekday_{d}") for d in range(7)]
@@ -438,7 +444,8 @@ def routes(state_of: Callable[[], Any]) -> list[Route]:
             options = f'<option value="">{e(t(lang, "all"))}</option>' + "".join(
                 f'<option value="{e(o.key)}"{" selected" if o.key == org else ""}>{e(o.label(lang))}</option>' for o in orgs)
             picker = (f'<form class="filters" method="get"><input type="hidden" name="lang" value="{lang}">'
-                      f'<label>{e(t(lang, "org"))} <select name="org">{options}</select></label>'
+                      + (f'<input type="hidden" name="unit" value="{e(unit)}">' if unit else "")
+                      + f'<label>{e(t(lang, "org"))} <select name="org">{options}</select></label>'
                       f'<label>{e(t(lang, "months"))} <input type="number" name="months" min="1" max="60" '
                       f'value="{len(months)}"></label><button>{e(t(lang, "apply"))}</button></form>')
         a, p, hz = data["alarms"], data["pre_alarms"], data["hazards"]
@@ -446,7 +453,10 @@ def routes(state_of: Callable[[], Any]) -> list[Route]:
         for src in (a, p, hz):
             for k, n in src["place_kind"].items():
                 places[k] = places.get(k, 0) + n
+        which = (f'<h2 class="unit">{e(t(lang, "unit"))}: {e(state.facts.units[unit].name)} '
+                 f'<a href="?lang={lang}">{e(t(lang, "all"))}</a></h2>' if unit else "")
         body = "".join([
+            which,
             f'<p class="explain">{e(t(lang, "explain_where", n=len(months), first=months[0], last=months[-1]))}</p>',
             picker,
             '<div class="grid">',
