@@ -28,9 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import multiprocessing as mp
-import os
 import subprocess
 import sys
 import tempfile
@@ -42,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import emit, machine, progress  # noqa: E402
 
-from firebus.plugins.federation import envelope, schema  # noqa: E402
+from firebus.plugins.federation import envelope  # noqa: E402
 from firebus.plugins.federation.centre import Centre, CentreConfig  # noqa: E402
 from firebus.plugins.federation.servers import NatsServer, PostgresCluster, find_nats_server  # noqa: E402
 from firebus.sdk import (AlarmCategory, AlarmEvent, AlarmTransition, Context, Event, Lane, Severity,  # noqa: E402

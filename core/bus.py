@@ -93,7 +93,7 @@ class Subscription:
         self.busy = False
         self.current: list[Event] = []  # what the handler holds now (durable consumers' cursors)
         self.is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-            getattr(handler, "__call__", None)
+            handler.__call__  # a callable object with an async __call__
         )
         self._wake_send, self._wake_recv = anyio.create_memory_object_stream[None](1)
 

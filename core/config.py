@@ -319,7 +319,7 @@ def _substitute_env(node: yaml.Node, file: str, env: dict[str, str], errors: _Er
             # Re-resolve plain scalars so "${PORT}" can become an int.
             node.tag = yaml.resolver.Resolver().resolve(yaml.ScalarNode, node.value, (True, False))
     elif isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
+        for _key, value in node.value:
             _substitute_env(value, file, env, errors)
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:

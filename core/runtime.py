@@ -27,9 +27,9 @@ from anyio.abc import TaskGroup
 
 from firebus.sdk.clock import SystemClock
 from firebus.sdk.context import Context, new_id
-from firebus.sdk.core_api import Clock, OverflowPolicy
+from firebus.sdk.core_api import Clock
 from firebus.sdk.driver import NotReady, PolledDriver, PushDriver, Reading, ServiceDriver
-from firebus.sdk.events import CommandRequested, CommandResult, Event, Lane, LinkChanged, PayloadQuarantined
+from firebus.sdk.events import CommandRequested, CommandResult, Lane, LinkChanged, PayloadQuarantined
 from firebus.sdk.extension import Transport
 from firebus.sdk.vocab import ActorKind, Availability
 
@@ -53,7 +53,7 @@ from .media import MediaStore
 from .plugins import PluginHost
 from .registry import DeviceEntry, Registry
 from .retention import downsample, purge
-from .storage import SQL_QUARANTINE, Op, Storage
+from .storage import SQL_QUARANTINE, Storage
 
 log = logging.getLogger("firebus.core")
 

@@ -146,7 +146,7 @@ class ChannelProfileDriver(ModbusProfileDriver):
 
     def __init__(self, options: msgspec.Struct, ctx: Any) -> None:
         opts: ChannelDeviceOptions = options  # type: ignore[assignment]
-        self.profile = opts.load_profile()  # instance attribute: this device's map
+        self.profile = opts.load_profile()  # type: ignore[misc]  # this device's own map overrides the class's
         base = ModbusDeviceOptions(unit=opts.unit, name=opts.name, poll_interval=opts.poll_interval)
         super().__init__(base, ctx)
         self.options = options

@@ -88,4 +88,4 @@ class Notifier(ABC):
 
 # The video detector contract (the base class, Detection, Label, the host tracker) lives in
 # sdk/detector.py; imported here so ``firebus.sdk.VideoDetector`` is that one class.
-from .detector import VideoDetector  # noqa: E402
+from .detector import VideoDetector as VideoDetector  # noqa: E402 (an explicit re-export)

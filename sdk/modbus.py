@@ -974,6 +974,9 @@ class ModbusProfileDriver(PolledDriver):
             return
         # A command's read-back is part of the command: alarm priority, like the write.
         got = await self._read_block(Block(p.table, p.address, p.width, (p.point_key,)), Lane.ALARM)
+        ok: bool
+        expected: bool | list[int]
+        seen: bool | list[Any]
         if isinstance(encoded, bool):
             ok, expected, seen = bool(got[0]) == encoded, encoded, bool(got[0])
         else:

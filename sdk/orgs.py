@@ -98,7 +98,8 @@ def _fmt(path: tuple[Any, ...]) -> str:
 
 def _walk(nodes: Iterable[OrgNode], base: tuple[Any, ...]) -> Iterator[tuple[OrgNode, tuple[Any, ...], str | None]]:
     """(node, path in the file, parent key), depth first in file order."""
-    stack = [(node, base + (i,), None) for i, node in enumerate(nodes)][::-1]
+    top: str | None = None
+    stack = [(node, base + (i,), top) for i, node in enumerate(nodes)][::-1]
     while stack:
         node, path, parent = stack.pop()
         yield node, path, parent

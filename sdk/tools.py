@@ -378,8 +378,8 @@ def check_package(path: str | Path = ".") -> CheckReport:
         if pin and pin[0] in shared:
             report.error("pyproject.toml", f"dependency {req!r} pins {pin[0]} exactly ({pin[1]}); the core "
                                            "depends on it too — use a range such as '>=X.Y,<X+1'")
-    if not any(_norm(_REQ_RE.match(r).group(1)) == "firebus" for r in project.get("dependencies", [])
-               if _REQ_RE.match(r)):
+    if not any(_norm(m.group(1)) == "firebus" for r in project.get("dependencies", [])
+               if (m := _REQ_RE.match(r)) is not None):
         report.warning("pyproject.toml", "no dependency on firebus (add e.g. 'firebus>=0.1')")
 
     eps = project.get("entry-points", {}).get(ENTRY_POINT_GROUP, {})
@@ -422,7 +422,8 @@ def check_package(path: str | Path = ".") -> CheckReport:
         for cls in classes:
             profile = getattr(cls, "profile", None)
             if profile is not None:
-                _check_point_classes(report, where, f"{cls.type_key}", profile_point_classes(profile), plugin_known)
+                _check_point_classes(report, where, f"{getattr(cls, 'type_key', cls.__name__)}",
+                                     profile_point_classes(profile), plugin_known)
     check_profiles(report, base_seen or root, package_dirs, known)
     check_package_data(report, meta, root, base_seen, package_dirs)
     check_tests(report, root)

@@ -62,7 +62,8 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
 
 def caller(request: Any) -> Caller | None:
     """The caller of a plugin route (a Starlette ``Request``), or None when not signed in."""
-    return request.scope.get(SCOPE_KEY)
+    found = request.scope.get(SCOPE_KEY)
+    return found if isinstance(found, Caller) else None
 
 
 def signed_in(route: R) -> R:

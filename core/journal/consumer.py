@@ -162,8 +162,7 @@ class DurableConsumer:
         finally:
             if self._unsubscribe is not None:
                 self._unsubscribe()
-            with anyio.CancelScope(shield=True):
-                self.save()
+            self.save()  # synchronous (it queues the cursor): nothing here to shield
 
     def stop(self) -> None:
         self._stopped = True

@@ -16,7 +16,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import msgspec
 

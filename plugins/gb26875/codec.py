@@ -338,14 +338,14 @@ def _check_object(obj: AduObject, prefix: str, issues: _Issues) -> None:
         if value & ~mask:
             issues.pitfall(Problem.RESERVED_BITS, f"{prefix}.{name}", issues.offsets.get(f"{prefix}.{name}"),
                            f"reserved bits set: 0x{value & ~mask:X}", f"预留位被置位：0x{value & ~mask:X}")
-    if hasattr(obj, "reserved") and getattr(obj, "reserved") != 0:
+    if hasattr(obj, "reserved") and obj.reserved != 0:
         issues.pitfall(Problem.RESERVED_BYTE, f"{prefix}.reserved", issues.offsets.get(f"{prefix}.reserved"),
-                       f"reserved byte is {getattr(obj, 'reserved')}, the standard says 0",
-                       f"预留字节为 {getattr(obj, 'reserved')}，标准规定为 0")
-    if hasattr(obj, "record_count") and getattr(obj, "record_count") > MAX_RECORDS:
+                       f"reserved byte is {obj.reserved}, the standard says 0",
+                       f"预留字节为 {obj.reserved}，标准规定为 0")
+    if hasattr(obj, "record_count") and obj.record_count > MAX_RECORDS:
         issues.pitfall(Problem.COUNT_OVER_MAX, f"{prefix}.record_count", issues.offsets.get(f"{prefix}.record_count"),
-                       f"asks for {getattr(obj, 'record_count')} records, at most {MAX_RECORDS}",
-                       f"请求记录数 {getattr(obj, 'record_count')}，最多 {MAX_RECORDS}")
+                       f"asks for {obj.record_count} records, at most {MAX_RECORDS}",
+                       f"请求记录数 {obj.record_count}，最多 {MAX_RECORDS}")
 
 
 def _check_clocks(frame: Frame, opts: DecodeOptions, issues: _Issues) -> None:
@@ -364,7 +364,7 @@ def _check_clocks(frame: Frame, opts: DecodeOptions, issues: _Issues) -> None:
     for i, obj in enumerate(frame.adu.objects):
         if not obj.has_time_tag():
             continue
-        tag = getattr(obj, "time")
+        tag = obj.time
         when = tag.to_datetime(opts.tz) if tag is not None else None
         if when is None:
             continue

@@ -110,7 +110,7 @@ def object_to_json(obj: AduObject) -> JSON:
             d["resolution"] = spec.resolution if spec else None
         elif name == "raw":
             d["raw"] = v
-            d["value"] = engineering_value(getattr(obj, "analog_type"), v)
+            d["value"] = engineering_value(obj.analog_type, v)
         elif kind in ("time", "tag"):
             d[name] = None if v is None else str(v)
         elif kind == "text31":

@@ -395,7 +395,7 @@ def _restamp(adu: Any, tag: TimeTag) -> Any:
     """A vector's objects with today's time (their 2012 tags would be clock skew now)."""
     if not isinstance(adu, Adu):
         return adu
-    objs = tuple(msgspec.structs.replace(o, time=tag) if hasattr(o, "time") and getattr(o, "time") is not None
+    objs = tuple(msgspec.structs.replace(o, time=tag) if hasattr(o, "time") and o.time is not None
                  else o for o in adu.objects)
     return Adu(adu.type, objs)
 

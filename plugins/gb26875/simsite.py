@@ -195,7 +195,7 @@ class SimSite:
             out = [UitdTime(time=self.tag())]
         else:
             for obj in objs:
-                st, sa = getattr(obj, "system_type"), getattr(obj, "system_address")
+                st, sa = obj.system_type, obj.system_address
                 addr = getattr(obj, "component_address", None)
                 comps = self._find(st, sa, addr)
                 if t == 61:
@@ -208,7 +208,7 @@ class SimSite:
                 elif t == 63:
                     out += [self.analog(c).objects[0] for c in comps if c.analog_type is not None]
                 elif t == 64:
-                    n = getattr(obj, "record_count")
+                    n = obj.record_count
                     out += [SystemOperation(system_type=st, system_address=sa, operation=0b1, operator=1,
                                             time=self.tag())][:n]
                 elif t == 65:

@@ -182,7 +182,7 @@ class Service:
             now = self.clock.time()
             self.ticks += 1
             wake = now + self.tick_s
-            for key, plan in self.plans.items():
+            for plan in self.plans.values():
                 nxt = await self._make_tasks(plan, now)
                 if nxt is not None:
                     wake = min(wake, nxt)

@@ -142,7 +142,7 @@ class NtfyChannel(Channel):
 
     @property
     def storage(self) -> Any:
-        return getattr(self.ctx, "storage")
+        return self.ctx.storage
 
     def event_of(self, message: Message, now: float) -> NtfyEvent:
         return NtfyEvent(

@@ -73,7 +73,7 @@ class WebPushChannel(Channel):
 
     @property
     def storage(self) -> Any:
-        return getattr(self.ctx, "storage")
+        return self.ctx.storage
 
     async def start(self) -> None:
         """Load the VAPID key pair, making it on first start."""

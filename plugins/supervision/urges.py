@@ -194,9 +194,10 @@ class Urges:
                 await self._wake.wait()
                 continue
             # sleep on the core's clock (a hand-driven one in tests) until the next due time; a new urge wakes it
+            delay = max(0.0, wake - now)
             async with anyio.create_task_group() as tg:
-                async def sleeper() -> None:
-                    await self.clock.sleep(max(0.0, wake - now))
+                async def sleeper(delay: float = delay) -> None:  # this iteration's delay
+                    await self.clock.sleep(delay)
                     tg.cancel_scope.cancel()
 
                 async def waker() -> None:

@@ -217,7 +217,7 @@ class CpuDetector(VideoDetector):
         out: list[Detection] = []
         keep: list[_Blob] = []
         n_of = {Label.FIRE: (o.fire_k, o.fire_n), Label.SMOKE: (o.smoke_k, o.smoke_n)}
-        for k, b in enumerate(self._blobs):
+        for b in self._blobs:
             if not self.camera_moving:
                 b.win_frames += 1
             if ts - b.win_start >= o.window_s:

@@ -43,7 +43,7 @@ class RateOfRiseRule(AlarmRule):
     def evaluate(self, point: PointInfo, opts: RateOptions, inp: RuleInput, state: Mapping[str, Any]) -> Evaluation:
         samples: list[list[float]] = [s for s in state.get("samples", []) if s[0] >= inp.ts - opts.window]
         until = state.get("until")
-        jump = state.get("jump")
+        jump: Any = state.get("jump")  # [from, to] while a jump holds
         if isinstance(inp, ValueInput) and inp.fault is None and is_number(inp.value):
             lowest = min((s[1] for s in samples), default=None)
             samples.append([inp.ts, float(inp.value)])
@@ -53,7 +53,7 @@ class RateOfRiseRule(AlarmRule):
                 jump = [lowest, float(inp.value)]
         elif not isinstance(inp, TickInput):
             return Evaluation(state=dict(state), wake_at=until)
-        active = until is not None and inp.ts < until
+        active = until is not None and jump is not None and inp.ts < until
         new_state: dict[str, Any] = {"samples": samples}
         conditions: list[Condition] = []
         if active:

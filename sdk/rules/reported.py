@@ -60,7 +60,7 @@ class ReportedHeartbeatRule(HeartbeatRule):
         if isinstance(inp, ValueInput) and inp.key == self.interval_key and inp.fault is None:
             if is_number(inp.value) and inp.value > 0:
                 reported = float(inp.value)
-        fallback = (point.overrides or {}).get("expected_interval")
+        fallback: Any = (point.overrides or {}).get("expected_interval")
         return opts.interval or reported or (float(fallback) if is_number(fallback) else None)
 
     def evaluate(self, point: PointInfo, opts: HeartbeatOptions, inp: RuleInput, state: Mapping[str, Any]) -> Evaluation:

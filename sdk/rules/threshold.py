@@ -118,7 +118,7 @@ class ThresholdRule(AlarmRule):
             raise RuleConfigError(f"rule {self.key!r}: level names repeat: {names}")
 
     def evaluate(self, point: PointInfo, opts: ThresholdOptions, inp: RuleInput, state: Mapping[str, Any]) -> Evaluation:
-        value = state.get("value")
+        value: Any = state.get("value")  # a number, checked below before it is used
         if isinstance(inp, ValueInput):
             if inp.fault is not None or not is_number(inp.value):
                 # A faulty reading says nothing about the quantity: hold every level.
@@ -207,7 +207,7 @@ def _step(level: Level, opts: ThresholdOptions, value: float, ts: float, old: An
 
 def _next_wake(opts: ThresholdOptions, state: Mapping[str, Any]) -> float | None:
     wakes = []
-    for name, entry in state.get("levels", {}).items():
+    for entry in state.get("levels", {}).values():
         if entry["phase"] == "on":
             wakes.append(entry["since"] + opts.on_delay)
         elif entry["phase"] == "off":

@@ -37,9 +37,12 @@ import anyio
 import msgspec
 import pytest
 
-from firebus.sdk.driver import DeviceInfo, NotReady, PolledDriver, Reading
+from firebus.sdk.detector import VideoDetector
+from firebus.sdk.driver import DeviceInfo, NotReady, PolledDriver, PushDriver, Reading
+from firebus.sdk.extension import Notifier
 from firebus.sdk.manifest import API_VERSION, Manifest, sdk_compatible
 from firebus.sdk.vocab import Availability, PointClass
+import anyio.lowlevel
 
 
 class Level(StrEnum):
@@ -351,7 +354,7 @@ class PolledDriverContract:
             with anyio.fail_after(5):
                 while rig.open_connections():
                     await anyio.sleep(0.02)
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         leaked = [t.get_name() for t in _own_tasks() - before if t is not asyncio.current_task()]
         assert not leaked, f"tasks left running after close: {leaked}"
 
@@ -488,7 +491,7 @@ class PushDriverContract:
     def anyio_backend(self) -> str:
         return "asyncio"
 
-    driver_class: ClassVar[type]
+    driver_class: ClassVar[type[PushDriver]]
     options: ClassVar[dict[str, Any]] = {}
     samples: ClassVar[list[tuple[str, bytes]]] = []
     bad_samples: ClassVar[list[tuple[str, bytes]]] = []
@@ -608,7 +611,7 @@ class NotifierContract:
     def anyio_backend(self) -> str:
         return "asyncio"  # the core runs on asyncio (trio is not supported)
 
-    notifier_class: ClassVar[type]
+    notifier_class: ClassVar[type[Notifier]]
     options: ClassVar[dict[str, Any]] = {}
     send_within: ClassVar[float] = 20.0
     blocking_threshold: ClassVar[float] = 0.15
@@ -667,7 +670,7 @@ class NotifierContract:
             if close is not None:
                 await close()
                 await close()  # idempotent
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         leaked = [t.get_name() for t in _own_tasks() - before if t is not asyncio.current_task()]
         assert not leaked, f"tasks left running after close: {leaked}"
 
@@ -698,7 +701,7 @@ class DetectorContract:
     def anyio_backend(self) -> str:
         return "asyncio"  # the core runs on asyncio (trio is not supported)
 
-    detector_class: ClassVar[type]
+    detector_class: ClassVar[type[VideoDetector]]
     options: ClassVar[dict[str, Any]] = {}
     frames: ClassVar[list[tuple[Any, set[str]]]] = []
     labels: ClassVar[frozenset[str]] = frozenset({"fire", "smoke"})

@@ -103,7 +103,8 @@ class ChaosDetector(VideoDetector):
 
     def __init__(self, options: ChaosMode | None = None, setup: DetectorSetup | None = None) -> None:
         super().__init__(options, setup)
-        o: ChaosMode = self.options
+        o = self.options
+        assert isinstance(o, ChaosMode)
         self.inner: VideoDetector | None = None
         if o.target:
             module, _, name = o.target.partition(":")
@@ -112,7 +113,8 @@ class ChaosDetector(VideoDetector):
         self.frames = 0
 
     def _armed(self) -> bool:
-        o: ChaosMode = self.options
+        o = self.options
+        assert isinstance(o, ChaosMode)
         if self.frames <= o.after:
             return False
         if o.once_marker:
@@ -124,7 +126,8 @@ class ChaosDetector(VideoDetector):
 
     def detect(self, image: np.ndarray, ts: float) -> list[Detection]:
         self.frames += 1
-        o: ChaosMode = self.options
+        o = self.options
+        assert isinstance(o, ChaosMode)
         out = self.inner.detect(image, ts) if self.inner is not None else []
         if o.mode == "slow":
             time.sleep(o.slow_ms / 1000.0)
@@ -216,7 +219,7 @@ class VideoDetectorContract:
     def supervisor(self, options: dict[str, Any], collector: _Collector, **sup: Any) -> Any:
         from firebus.plugins.video.supervisor import DetectorSupervisor, SupervisorOptions
 
-        base = {"frame_timeout_s": 2.0, "start_timeout_s": 60.0, "backoff_initial_s": 0.2,
+        base: dict[str, Any] = {"frame_timeout_s": 2.0, "start_timeout_s": 60.0, "backoff_initial_s": 0.2,
                 "backoff_max_s": 1.0, "healthy_after_s": 0.5, "slow_window_s": 3.0, "slow_min_frames": 8,
                 "max_streams": 2}
         base.update(sup)

@@ -47,7 +47,11 @@ class EventRecorder:
         # types=None is "everything but StateReported" (the bus' default); ask for those too.
         off_all = bus.subscribe(name, self._record, maxsize=1_000_000)
         off_reported = bus.subscribe(f"{name}:reported", self._record, types=[StateReported], maxsize=1_000_000)
-        self._unsubscribe = lambda: (off_all(), off_reported())
+        def unsubscribe() -> None:
+            off_all()
+            off_reported()
+
+        self._unsubscribe = unsubscribe
 
     def detach(self) -> None:
         if self._unsubscribe is not None:

@@ -17,6 +17,7 @@ from firebus.sdk import (
     StateChanged,
     StateReported,
 )
+import anyio.lowlevel
 
 pytestmark = pytest.mark.anyio
 
@@ -109,7 +110,7 @@ async def test_drop_oldest_keeps_the_newest_values() -> None:
         await anyio.sleep(0.01)
         for n in range(10):
             bus.publish(reading(n))
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
         gate.set()
         await bus.drain()
         assert got == [0, 7, 8, 9]

@@ -29,7 +29,7 @@ def test_bad_sections_name_file_line_and_field(tmp_path, capsys, section, field,
     code, err = _check(tmp_path, section, capsys)
     assert code == 2
     line = next((ln for ln in err.splitlines() if "site.yaml:" in ln and "federation" in ln), err)
-    assert f"site.yaml:" in line and f": {field}: " in line and words in line, line
+    assert "site.yaml:" in line and f": {field}: " in line and words in line, line
     assert "Traceback" not in err
     lineno = int(line.split("site.yaml:")[1].split(":")[0])
     text = (tmp_path / "site.yaml").read_text().splitlines()

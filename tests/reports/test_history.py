@@ -6,7 +6,6 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import anyio
 import pytest
 
 from firebus.core.alarms.schema import ALARM_MIGRATIONS

@@ -80,7 +80,7 @@ def test_an_alarm_invalidates_the_cached_score() -> None:
     site = synthetic.school()
     places, devices, points = _meta(site)
     live = LiveScore(places[0], places, devices, points, ReportsConfig(), tz=synthetic.TZ, refresh_s=3600)
-    for five, hour in site.rollups(five_classes={"residual_current"}, five_from=synthetic.local(2026, 11, 1)):
+    for _five, hour in site.rollups(five_classes={"residual_current"}, five_from=synthetic.local(2026, 11, 1)):
         for r in hour:
             live.on_bucket(r[0], Resolution.HOUR, *r[1:])
     end = synthetic.local(2026, 12, 1)

@@ -249,7 +249,7 @@ async def test_history_counts_rolled_up_and_pending_entries_once(running: Runnin
 
 
 async def test_schedule_fires_on_the_clock_stores_lists_and_sends(running: Running, receiver: Receiver) -> None:
-    core, clock, service = running.core, running.clock, running.service
+    clock, service = running.clock, running.service
     due, label = next_due(ScheduleKind.WEEKLY, "01:00", TZ, clock.time())
     assert service.made == 0
     done = service.done

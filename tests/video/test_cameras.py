@@ -26,7 +26,7 @@ from firebus.plugins.video.camera import cameras_of
 from firebus.sdk import AlarmCategory
 
 from .camera_site import PASSWORD, Site, wait_until
-from .conftest import FURG, ROBOFLOW, negative_clip, needs_furg, needs_roboflow
+from .conftest import FURG, negative_clip, needs_furg, needs_roboflow
 
 pytestmark = [pytest.mark.anyio, needs_furg, needs_roboflow]
 

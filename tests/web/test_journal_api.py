@@ -6,6 +6,7 @@ import anyio
 import pytest
 
 from .conftest import VALUES, wait_until
+import anyio.lowlevel
 
 pytestmark = pytest.mark.anyio
 
@@ -28,7 +29,7 @@ async def test_outside_consumer_reads_batches_long_polls_and_stores_a_cursor(sit
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(poll)
-            await anyio.sleep(0)  # the request is on its way before the alarm exists
+            await anyio.lowlevel.checkpoint()  # the request is on its way before the alarm exists
             VALUES["A1"]["smoke"] = True
             await wait_until(lambda: bool(got), timeout=20)
         entries = got["entries"]
