@@ -236,7 +236,8 @@ class CoreAPI(Protocol):
     def logger(self, name: str) -> logging.Logger: ...
 
     def plugin_config(self, name: str) -> dict[str, Any]:
-        """The site file's top-level section ``name`` (e.g. ``notify``) as plain data."""
+        """The site file's top-level section ``name`` (e.g. ``notify``) as plain data: a dict, or a
+        list for a list section (``organisations``; read it with ``firebus.sdk.org_tree``)."""
 
     def declared_types(self, kind: str) -> dict[str, type]:
         """Classes every loaded plugin registered for ``kind`` (transport, driver, rule, notifier, detector)."""
