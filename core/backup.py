@@ -104,6 +104,8 @@ class BackupResult:
     seconds: float
     #: schema version per component (core, alarms, web, plugins …) in the copy
     versions: dict[str, int]
+    #: media files (alarm stills and clips) copied into the backup folder's ``media/`` now
+    media_copied: int = 0
 
 
 def backup_name(now: float | None = None) -> str:
@@ -178,7 +180,48 @@ def take_backup(db: str | Path, dest: str | Path) -> BackupResult:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    return BackupResult(target, target.stat().st_size, time.monotonic() - started, versions)
+    copied = _sync_media(_media_paths(target), db.parent / MEDIA_DIR, target.parent / MEDIA_DIR)
+    return BackupResult(target, target.stat().st_size, time.monotonic() - started, versions, copied)
+
+
+# -- media (core/media.py): files beside the database, indexed in its ``media`` table ----------
+#
+# A backup folder keeps one ``media/`` shared by its backups: a medium is written once and
+# never changed, so each backup adds only what is new (a hard link when the folders share a
+# file system), pruning deletes what no kept backup names, and a restore puts back what the
+# restored database names.
+
+MEDIA_DIR = "media"
+
+
+def _media_paths(db: Path) -> set[str]:
+    """The media files a database names (relative to its media folder); none before migration 6."""
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            return {str(p) for (p,) in conn.execute("SELECT path FROM media")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:  # no media table: a database from before media existed
+        return set()
+
+
+def _sync_media(paths: set[str], src: Path, dst: Path) -> int:
+    """Copy each of ``paths`` from ``src`` to ``dst`` unless it is there; the number copied."""
+    copied = 0
+    for rel in sorted(paths):
+        source, target = src / rel, dst / rel
+        if target.exists() or not source.is_file():
+            continue  # already copied, or purged from the site since (the database says so)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        try:
+            os.link(source, partial)  # media are never rewritten in place: sharing the inode is safe
+        except OSError:
+            shutil.copyfile(source, partial)
+        os.replace(partial, target)
+        copied += 1
+    return copied
 
 
 def backups_in(folder: str | Path) -> list[Path]:
@@ -194,6 +237,13 @@ def prune(folder: str | Path, keep: int) -> list[Path]:
     old = backups_in(folder)[:-keep] if keep > 0 else []
     for path in old:
         path.unlink(missing_ok=True)
+    if old:
+        media = Path(folder) / MEDIA_DIR
+        named = set().union(*(_media_paths(p) for p in backups_in(folder)))
+        if media.is_dir():
+            for f in media.rglob("*"):
+                if f.is_file() and f.relative_to(media).as_posix() not in named:
+                    f.unlink(missing_ok=True)
     return old
 
 
@@ -230,6 +280,7 @@ def restore(backup: str | Path, db: str | Path) -> RestoreResult:
         _fsync(partial)
         os.replace(partial, db)
         _fsync(db.parent)
+        _sync_media(_media_paths(db), backup.parent / MEDIA_DIR, db.parent / MEDIA_DIR)
     return RestoreResult(db, versions, aside)
 
 

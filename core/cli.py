@@ -177,6 +177,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     print(f"backup: {result.path} ({result.size / 1e6:.1f} MB in {result.seconds:.1f} s, "
           f"integrity ok; schema {', '.join(f'{k} {v}' for k, v in sorted(result.versions.items()))}; "
           f"taken {_site_time(result.path.stat().st_mtime, loaded)})")
+    if result.media_copied:
+        print(f"media: {result.media_copied} new file(s) (alarm stills and clips) in {result.path.parent / 'media'}")
     keep = args.keep if args.keep is not None else (configured.keep if configured and not args.to else None)
     if keep:
         for old in prune(result.path.parent, keep):

@@ -202,3 +202,35 @@ async def test_a_database_from_release_0_1_0_opens_and_migrates(tmp_path: Path) 
     now = dict(rows)
     assert all(now[c] >= v for c, v in old.items()), (old, now)
     assert verify(backups_in(tmp_path / "bk")[0]) == now
+
+
+async def test_alarm_media_go_into_the_backup_folder_and_come_back_with_a_restore(tmp_path: Path) -> None:
+    """Stills and clips live beside the database: a backup without them would lose the evidence."""
+    from firebus.core.backup import MEDIA_DIR
+    from firebus.sdk.media import MediaKind
+    from firebus.sdk.testing.harness import site_yaml, start_core
+
+    site_dir, bk = tmp_path / "site", tmp_path / "bk"
+    db = site_dir / "fb.db"
+    async with start_core(site_yaml(db)) as core:
+        still = await core.media.put(b"\xff\xd8 a still \xff\xd9", "image/jpeg", kind=MediaKind.STILL)
+        await core.storage.barrier()
+        first = take_backup(db, bk)
+        clip = await core.media.put(b"\x00\x00\x00\x18ftypmp42 a clip", "video/mp4", kind=MediaKind.CLIP)
+        await core.storage.barrier()
+        second = take_backup(db, bk)
+    assert (first.media_copied, second.media_copied) == (1, 1)  # each backup adds only what is new
+    stored = {p.relative_to(bk / MEDIA_DIR).as_posix() for p in (bk / MEDIA_DIR).rglob("*") if p.is_file()}
+    assert len(stored) == 2
+    assert take_backup(db, bk).media_copied == 0
+
+    shutil.rmtree(site_dir)  # the disk is gone
+    restore(second.path, db)
+    async with start_core(site_yaml(db)) as core:
+        for ref, data in ((still, b"\xff\xd8 a still \xff\xd9"), (clip, b"\x00\x00\x00\x18ftypmp42 a clip")):
+            found = await core.media.get(ref.id)
+            assert found is not None and found[1].read_bytes() == data
+
+    # Pruning the older backups keeps every file a kept backup names, and only those.
+    prune(bk, keep=1)
+    assert {p.relative_to(bk / MEDIA_DIR).as_posix() for p in (bk / MEDIA_DIR).rglob("*") if p.is_file()} == stored
