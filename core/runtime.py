@@ -30,7 +30,7 @@ from firebus.sdk.context import Context, new_id
 from firebus.sdk.core_api import Clock
 from firebus.sdk.driver import NotReady, PolledDriver, PushDriver, Reading, ServiceDriver
 from firebus.sdk.events import CommandRequested, CommandResult, Lane, LinkChanged, PayloadQuarantined
-from firebus.sdk.extension import Transport
+from firebus.sdk.extension import MessageTransport, Transport
 from firebus.sdk.vocab import ActorKind, Availability
 
 from .availability import AvailabilityTracker
@@ -641,7 +641,7 @@ class Core:
     ) -> None:
         candidates = [
             t for key, t in self.transports.items()
-            if hasattr(t, "publish") and (transport is None or key == transport)
+            if isinstance(t, MessageTransport) and (transport is None or key == transport)
         ]
         if not candidates:
             raise RuntimeError(f"no MQTT transport {transport or ''} configured to publish {topic!r}".replace("  ", " "))

@@ -11,7 +11,6 @@ import json
 import logging
 import subprocess
 import threading
-import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -23,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 import pytest
 
+from firebus.sdk.testing.waiting import eventually as wait_for  # noqa: F401 (used by the tests importing it from here)
 from firebus.core.bus import EventBus
 from firebus.core.journal import Journal, quiesce
 from firebus.core.storage import Storage
@@ -305,20 +305,6 @@ class NotifyHarness:
 
     def results(self) -> list[Event]:
         return [e for e in self.events if e.type == "NotificationResult"]
-
-
-async def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> None:
-    """Poll ``predicate`` (sync or async) until truthy; generous timeout for loaded machines."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if hasattr(value, "__await__"):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await anyio.sleep(0.02)
 
 
 def alarm(

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-import anyio
 import httpx
 import msgspec
 import pytest
 
+from firebus.sdk.testing.waiting import eventually as wait_until  # noqa: F401 (used by the tests importing it from here)
 from firebus.core.config import load_text
 from firebus.core.runtime import running_core
 from firebus.core.web import AuthStore, create_app, web_plugin
@@ -131,17 +131,6 @@ class Site:
         if who:
             kw.setdefault("headers", {})["Authorization"] = f"Bearer {self.tokens[who]}"
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), **kw)
-
-
-async def wait_until(predicate, timeout: float = 15.0, step: float = 0.02) -> None:
-    with anyio.fail_after(timeout):
-        while True:
-            result = predicate()
-            if hasattr(result, "__await__"):
-                result = await result
-            if result:
-                return
-            await anyio.sleep(step)
 
 
 ROLES = {
