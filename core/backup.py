@@ -27,31 +27,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from firebus.sdk.durations import parse_duration as parse_duration  # re-exported: backup.every uses it
+
 log = logging.getLogger("firebus.core.backup")
 
 PREFIX = "firebus-"
 SUFFIX = ".db"
 _NAME = re.compile(r"^firebus-\d{8}T\d{6}(?:\.\d+)?Z\.db$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 class BackupError(Exception):
     """A backup or restore that cannot be done, said so a user knows what to do."""
-
-
-def parse_duration(value: str | float | int) -> float:
-    """``1d``, ``12h``, ``30m``, ``90s``, ``2w`` or a number of seconds → seconds (> 0)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError(f"{value!r} is not a duration (e.g. 1d, 12h, 30m, or seconds)")
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError(f"{value!r}: a duration must be more than 0")
-    return seconds
 
 
 # -- the lock every Storage holds ----------------------------------------------------------

@@ -400,7 +400,7 @@ def _leave_out(doc: Any, exc: ConfigError) -> bool:
 def _check_backup(site: SiteConfig, source: SourceMap, errors: _Errors) -> None:
     if site.backup is None:
         return
-    from .backup import parse_duration
+    from firebus.sdk.durations import parse_duration
 
     try:
         parse_duration(site.backup.every)

@@ -349,7 +349,9 @@ class Core:
         self.start_task(self._housekeeping, name="housekeeping")
         self.start_task(self._checkpoint_state, name="state-checkpoint")
         if self.site.backup is not None:  # `backup:` in the site file (core/backup.py)
-            from .backup import backup_folder, parse_duration, run_schedule
+            from firebus.sdk.durations import parse_duration
+
+            from .backup import backup_folder, run_schedule
 
             b = self.site.backup
             self.start_task(run_schedule, self.storage.path, parse_duration(b.every), b.keep,

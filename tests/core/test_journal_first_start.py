@@ -8,7 +8,9 @@ flaky tests/notify/test_outbox.py replay test).
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import AsyncIterator
 
 import anyio
 import pytest
@@ -29,8 +31,9 @@ def fire(n: int) -> Event:
                                  severity=Severity.FIRE, rule="r", value=n), context=Context(), time_fired=float(n))
 
 
-async def crash_after_start(db: Path) -> None:
-    """Start a consumer for the first time, then stop the process's tasks without a clean save."""
+@asynccontextmanager
+async def journal_on(db: Path) -> AsyncIterator[Journal]:
+    """A real store and bus with a journal; leaving cancels everything — no clean save."""
     storage = Storage(db, synchronous="NORMAL")
     await storage.open(migrations=ALARM_MIGRATIONS)
     try:
@@ -39,11 +42,9 @@ async def crash_after_start(db: Path) -> None:
             bus = EventBus()
             bus.attach(tg)
             journal = Journal(storage, bus)
-            journal.start_seq = storage.last_seq
+            journal.start_seq = storage.last_seq  # "start" would begin after what is stored now
             journal.start_task = lambda func, *a, name="": tg.start_soon(func, *a)
-            consumer = journal.subscribe("notify", lambda events: None, [AlarmEvent])
-            await eventually(lambda: consumer.caught_up.is_set(), 10, "the consumer started")
-            assert await journal.cursor("notify") is not None  # committed, not merely queued
+            yield journal
             tg.cancel_scope.cancel()
     finally:
         await storage.close()
@@ -51,25 +52,16 @@ async def crash_after_start(db: Path) -> None:
 
 async def test_entries_committed_after_a_first_start_crash_are_delivered_at_the_next(tmp_path: Path) -> None:
     db = tmp_path / "j.db"
-    await crash_after_start(db)
+    async with journal_on(db) as journal:  # a first start, then a crash
+        consumer = journal.subscribe("notify", lambda events: None, [AlarmEvent])
+        await eventually(lambda: consumer.caught_up.is_set(), 10, "the consumer started")
+        assert await journal.cursor("notify") is not None  # committed, not merely queued
     # Committed while the consumer was not running (the process died before it handled them).
     async with Storage(db, synchronous="NORMAL").running(ALARM_MIGRATIONS) as storage:
         storage.append([fire(1), fire(2)])
         await storage.barrier()
     got: list[Event] = []
-    storage = Storage(db, synchronous="NORMAL")
-    await storage.open(migrations=ALARM_MIGRATIONS)
-    try:
-        async with anyio.create_task_group() as tg:
-            await tg.start(storage.run_writer)
-            bus = EventBus()
-            bus.attach(tg)
-            journal = Journal(storage, bus)
-            journal.start_seq = storage.last_seq  # "start" would begin after both entries
-            journal.start_task = lambda func, *a, name="": tg.start_soon(func, *a)
-            journal.subscribe("notify", got.extend, [AlarmEvent])
-            await eventually(lambda: len(got) == 2, 10, "both entries delivered")
-            assert [e.data.alarm_id for e in got] == ["a1", "a2"]
-            tg.cancel_scope.cancel()
-    finally:
-        await storage.close()
+    async with journal_on(db) as journal:
+        journal.subscribe("notify", got.extend, [AlarmEvent])
+        await eventually(lambda: len(got) == 2, 10, "both entries delivered")
+        assert [e.data.alarm_id for e in got] == ["a1", "a2"]
