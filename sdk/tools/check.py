@@ -1,43 +1,36 @@
-"""``firebus sdk new NAME`` and ``firebus sdk check [PATH]``: the vendor's two commands.
+"""``firebus sdk check [PATH]``: the hassfest of firebus.
 
-``new`` writes a plugin package that installs and passes its own tests as
-generated.  ``check`` is the hassfest of firebus: it validates a plugin
-package before it reaches a site (manifest, entry point, hook signatures, no
-exact pins on the core's dependencies, profiles, tests) and exits non-zero
-with one clear line per problem.
-
-Wire into a CLI with ``add_sdk_commands(subparsers)``; standalone:
-``python -m firebus.sdk.tools check path/to/plugin``.
+Validates a plugin package the way the core will see it, before it reaches a site:
+manifest, entry point, hook signatures, no exact pins on the core's dependencies,
+profiles (and that they ship in the wheel), point classes, tests.  Every problem is one
+clear line; ``check_package`` collects them all, ``print_report`` prints them and gives
+the exit status, ``run_tests`` adds the package's own test run (``--tests``).
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import importlib
 import importlib.metadata as md
 import inspect
 import re
 import sys
-import textwrap
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .manifest import API_VERSION, Manifest, sdk_compatible
-from .profile_data import parse_profile_data
+from ..manifest import API_VERSION, Manifest, sdk_compatible
+from ..profile_data import parse_profile_data
 
 ENTRY_POINT_GROUP = "firebus.plugins"
+#: a plugin's name: the entry-point name, and NAME in ``firebus sdk new NAME``
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
 _REQ_RE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)$")
 
 
 def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
-
-
-# --------------------------------------------------------------------------- check
 
 
 @dataclass
@@ -128,7 +121,7 @@ def _check_hooks(report: CheckReport, where: str, plugin: Any) -> list[type]:
     """Hook names, markers and signatures; returns the classes the declaring hooks return."""
     import pluggy
 
-    from . import hookspecs
+    from .. import hookspecs
 
     pm = pluggy.PluginManager("firebus")
     pm.add_hookspecs(hookspecs)
@@ -256,7 +249,7 @@ def _profile_kind(data: Any) -> str | None:
 def check_profiles(report: CheckReport, base: Path, package_dirs: Sequence[Path],
                    known: set[str] | None = None) -> None:
     """Every shipped profile parses; with ``known``, its point classes are known ones."""
-    from . import jsonmap, modbus
+    from .. import jsonmap, modbus
 
     seen = 0
     for pkg in package_dirs:
@@ -350,9 +343,9 @@ def check_tests(report: CheckReport, root: Path) -> None:
 
 
 def check_package(path: str | Path = ".") -> CheckReport:
-    # The contract suites' own rule for point classes (imported here: it needs pytest, which a
-    # site box running `firebus` has no use for).
-    from .testing.contracts import known_point_classes
+    # The contract suites' own rule for point classes, so that `check` fails where their
+    # test_points_are_known_classes would (from testing.checks, which needs no pytest).
+    from ..testing.checks import known_point_classes
 
     root = Path(path).resolve()
     report = CheckReport(root)
@@ -442,196 +435,6 @@ def print_report(report: CheckReport, out: Any = None) -> int:
     return 1 if errors else 0
 
 
-# --------------------------------------------------------------------------- new
-
-
-def _files(name: str) -> dict[str, str]:
-    mod = f"firebus_{name}"
-    title = name.replace("_", " ").title()
-    return {
-        "pyproject.toml": f'''\
-            [build-system]
-            requires = ["setuptools>=68"]
-            build-backend = "setuptools.build_meta"
-
-            [project]
-            name = "firebus-{name.replace('_', '-')}"
-            version = "0.1.0"
-            description = "firebus plugin: {title} detectors over Modbus"
-            readme = "README.md"
-            requires-python = ">=3.11"
-            # Ranges, never exact pins: the core and every plugin share one environment.
-            dependencies = ["firebus>=0.1"]
-
-            [project.optional-dependencies]
-            test = ["pytest>=8", "anyio>=4.4"]
-
-            [project.entry-points."firebus.plugins"]
-            {name} = "{mod}"
-
-            [tool.setuptools.packages.find]
-            where = ["src"]
-
-            [tool.setuptools.package-data]
-            "{mod}.profiles" = ["*.yaml", "*.toml"]
-
-            [tool.pytest.ini_options]
-            testpaths = ["tests"]
-            ''',
-        f"src/{mod}/__init__.py": f'''\
-            """firebus plugin: {title} detectors over Modbus (imports only ``firebus.sdk``)."""
-
-            from __future__ import annotations
-
-            from typing import Any
-
-            from firebus.sdk import Manifest, hookimpl
-
-            from .driver import {title.replace(" ", "")}Driver
-
-            FIREBUS_MANIFEST = Manifest(
-                name="{name}",
-                description="{title} detectors over Modbus",
-                requires_sdk=">={API_VERSION},<{int(API_VERSION.split('.')[0]) + 1}",
-                point_classes=("residual_current", "temperature"),
-                transports=("modbus_tcp", "modbus_rtu"),
-            )
-
-
-            @hookimpl
-            def firebus_register_drivers(core: Any) -> list[type]:
-                return [{title.replace(" ", "")}Driver]
-            ''',
-        f"src/{mod}/driver.py": f'''\
-            """The {title} driver: the SDK's generic Modbus driver with this model's register map.
-
-            Everything model-specific lives in ``profiles/{name}_detector.yaml``; override
-            ``setup`` or ``poll`` only for what a register map cannot say.
-            """
-
-            from __future__ import annotations
-
-            from firebus.sdk.modbus import ModbusProfileDriver, load_profile_resource
-
-
-            class {title.replace(" ", "")}Driver(ModbusProfileDriver):
-                type_key = "{name}.detector"
-                profile = load_profile_resource("{mod}.profiles", "{name}_detector.yaml")
-                poll_interval = 5.0
-            ''',
-        f"src/{mod}/profiles/__init__.py": "",
-        f"src/{mod}/profiles/{name}_detector.yaml": f'''\
-            # {title} detector register map (replace with the model's manual).
-            # Holding registers (FC03), big-endian words.
-            #  0x0000 residual current, uint16 mA   (0xFFFF: sensor fault)
-            #  0x0001 temperature, int16 0.1 °C
-            name: {name}_detector
-            manufacturer: {title}
-            model: detector
-            points:
-              - {{point_key: residual_current, point_class: residual_current, unit: mA, table: holding, address: 0x0000, dtype: uint16, sentinels: {{0xFFFF: sensor_fault}}}}
-              - {{point_key: temperature, point_class: temperature, unit: "°C", table: holding, address: 0x0001, dtype: int16, scale: 0.1, precision: 1}}
-            ''',
-        "tests/conftest.py": '''\
-            import pytest
-
-
-            @pytest.fixture
-            def anyio_backend() -> str:
-                return "asyncio"  # firebus runs on asyncio
-            ''',
-        f"tests/test_{name}.py": f'''\
-            """Contract suite (quality level) and a real core polling a simulated device."""
-
-            from __future__ import annotations
-
-            import pytest
-
-            import {mod}
-            from firebus.sdk import StateChanged
-            from firebus.sdk.testing.contracts import ModbusDriverContract
-            from {mod}.driver import {title.replace(" ", "")}Driver
-
-
-            class Test{title.replace(" ", "")}Contract(ModbusDriverContract):
-                driver_class = {title.replace(" ", "")}Driver
-                manifest = {mod}.FIREBUS_MANIFEST
-                plugin = {mod}
-                options = {{"unit": 1}}
-                values = {{"residual_current": 42, "temperature": 25.5}}
-
-
-            @pytest.mark.anyio
-            async def test_core_stores_readings(firebus_core, firebus_modbus_sim, firebus_recorder, firebus_site_yaml):
-                async with firebus_modbus_sim({{1: {title.replace(" ", "")}Driver.profile}},
-                                              values={{1: {{"residual_current": 42}}}}) as sim:
-                    devices = ("  - {{key: det-1, driver: {name}.detector, transport: gw, location: room, "
-                               "options: {{unit: 1, poll_interval: 0.1}}}}\\n")
-                    site = firebus_site_yaml(modbus_port=sim.port, devices=devices)
-                    async with firebus_core(site, plugins={{"{name}": {mod}}}) as core:
-                        await firebus_recorder.wait_for(StateChanged, point_key="residual_current", new_value=42)
-                        await core.storage.barrier()
-                        rows = await core.storage.fetchall("SELECT value FROM readings")
-                        assert 42 in [r[0] for r in rows]
-
-
-            @pytest.mark.anyio
-            async def test_plugin_is_listed_by_the_panel(firebus_core, firebus_panel_client, firebus_site_yaml):
-                async with firebus_core(firebus_site_yaml(), plugins={{"{name}": {mod}}}) as core:
-                    async with firebus_panel_client(core) as http:
-                        listing = (await http.get("/api/plugins")).json()["items"]
-                rows = {{row["name"]: row for row in listing}}
-                assert rows["{name}"]["status"] == "loaded"
-            ''',
-        "README.md": f'''\
-            # firebus-{name.replace('_', '-')}
-
-            A firebus plugin: {title} detectors over Modbus RTU/TCP.
-
-                pip install -e '.[test]'
-                pytest                 # contract suite (quality level) + a real core against a simulator
-                firebus sdk check .    # manifest, entry point, hooks, pins, profiles, tests
-
-            Site file:
-
-            ```yaml
-            devices:
-              - {{key: det-1, driver: {name}.detector, transport: gw, location: room, options: {{unit: 1}}}}
-            ```
-
-            The register map is `src/{mod}/profiles/{name}_detector.yaml`.
-            See the firebus SDK guide (docs/sdk.md) for publishing.
-            ''',
-    }
-
-
-def new_package(name: str, dest: str | Path = ".") -> Path:
-    """Write ``firebus-NAME/`` under ``dest``; ``ValueError`` for a bad name or an existing folder."""
-    if not NAME_RE.match(name):
-        raise ValueError(f"plugin name {name!r}: use lowercase letters, digits and _ (e.g. acme)")
-    root = Path(dest) / f"firebus-{name.replace('_', '-')}"
-    if root.exists():
-        raise ValueError(f"{root} already exists")
-    for rel, body in _files(name).items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(body), encoding="utf-8")
-    return root
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def cmd_new(args: argparse.Namespace) -> int:
-    try:
-        root = new_package(args.name, args.dest)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"created {root}\nnext: cd {root} && pip install -e '.[test]' && pytest && firebus sdk check .")
-    return 0
-
-
 def run_tests(report: CheckReport, timeout: float = 600) -> None:
     """Run the package's own tests (its contract suites included) against this firebus, with the
     package importable from its folder as it would be once installed."""
@@ -655,36 +458,3 @@ def run_tests(report: CheckReport, timeout: float = 600) -> None:
         report.error("tests/", f"the plugin's tests fail: {summary}")
     else:
         report.ok(f"tests pass: {summary}")
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    report = check_package(args.path)
-    if args.tests and not report.errors:
-        run_tests(report)
-    return print_report(report)
-
-
-def add_sdk_commands(subparsers: Any) -> None:
-    """Add ``sdk new`` and ``sdk check`` to a CLI's sub-parsers."""
-    sdk = subparsers.add_parser("sdk", help="plugin development: scaffold and check plugin packages")
-    sub = sdk.add_subparsers(dest="sdk_command", metavar="SDK_COMMAND", required=True)
-    p = sub.add_parser("new", help="create a plugin package that installs and passes its own tests")
-    p.add_argument("name", help="plugin name (lowercase, e.g. acme): package firebus-NAME, module firebus_NAME")
-    p.add_argument("--dest", default=".", help="folder to create it in (default: here)")
-    p.set_defaults(func=cmd_new)
-    p = sub.add_parser("check", help="validate a plugin package: manifest, entry point, hooks, pins, profiles, tests")
-    p.add_argument("path", nargs="?", default=".", help="the package folder (default: here)")
-    p.add_argument("--tests", action="store_true",
-                   help="then run the package's tests (its contract suites) with pytest")
-    p.set_defaults(func=cmd_check)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="firebus")
-    add_sdk_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
