@@ -92,6 +92,7 @@ async def modbus_simulator(
     *,
     values: Mapping[int, Mapping[str, Any]] | None = None,
     latency: float = 0.0,
+    device_cls: type | None = None,
 ) -> AsyncIterator[Any]:
     """A real pymodbus TCP server on 127.0.0.1 (free port) serving ``{unit: profile}``.
 
@@ -99,10 +100,13 @@ async def modbus_simulator(
     decodes them).  The yielded ``ModbusSimulator`` has ``port``,
     ``devices[unit].set(point, value)``, ``devices[unit].forced_silent = True``
     (the unit stops answering: a timeout) and ``requests`` (what was asked).
+    ``device_cls`` is a ``SimDevice`` subclass for a unit that behaves unlike a
+    register map (one that clamps a written value, say).
     """
     from firebus.core.sim.modbus import ModbusSimulator, SimDevice  # test-time only, see module doc
 
-    sim = ModbusSimulator([SimDevice(unit, as_profile(p)) for unit, p in devices.items()], latency=latency)
+    cls = device_cls or SimDevice
+    sim = ModbusSimulator([cls(unit, as_profile(p)) for unit, p in devices.items()], latency=latency)
     for unit, points in (values or {}).items():
         for key, value in points.items():
             sim.devices[unit].set(key, value)

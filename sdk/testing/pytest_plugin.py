@@ -10,9 +10,12 @@ Fixtures:
 
 ``firebus_core``          factory: ``async with firebus_core(site_yaml, plugins={...}) as core``
                           (autoload off: only the core's own plugin and the ones you name)
-``firebus_recorder``      every bus event of the cores started by ``firebus_core`` in this
-                          test; ``await firebus_recorder.wait_for(StateChanged, point_key="rc")``
+``firebus_recorder``      every bus event of the cores started by ``firebus_core`` (or
+                          ``firebus_rig``) in this test; ``await firebus_recorder.wait_for(StateChanged, point_key="rc")``
 ``firebus_clock``         a ``firebus.sdk.ManualClock`` (pass ``clock=`` to ``firebus_core``)
+``firebus_rig``           ``rig = await firebus_rig(site, plugins={...}, modbus={1: profile})``: a core and
+                          the simulator it polls, asked by key (``rig.value``, ``rig.alarms``, ``rig.polls``);
+                          stopped at the end of the test
 ``firebus_modbus_sim``    factory: ``async with firebus_modbus_sim({1: profile}, values={1: {...}}) as sim``
 ``firebus_mosquitto``     a real Mosquitto broker on a free port (``.host``, ``.port``)
 ``firebus_outbox``        notifier outbox: register ``firebus_outbox.plugin``; channel type ``test_outbox``
@@ -23,7 +26,7 @@ Fixtures:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
@@ -66,6 +69,25 @@ def firebus_core(firebus_recorder: Any, tmp_path: Path) -> Callable[..., Any]:
                           base_dir=tmp_path)
 
     return start
+
+
+@pytest.fixture
+async def firebus_rig(firebus_recorder: Any, tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+    """Factory for ``Rig``s (see ``rig.start_rig``); each core is attached to ``firebus_recorder``."""
+    from contextlib import AsyncExitStack
+
+    from .rig import Rig, SiteText, start_rig
+
+    async with AsyncExitStack() as stack:
+        async def start(site: SiteText, *, plugins: dict[str, object] | None = None,
+                        modbus: dict[int, Any] | None = None, values: dict[int, dict[str, Any]] | None = None,
+                        device_cls: type | None = None, scenario: str | Path | None = None,
+                        clock: Any = None) -> Rig:
+            return await stack.enter_async_context(start_rig(
+                site, plugins=plugins, modbus=modbus, values=values, device_cls=device_cls, scenario=scenario,
+                clock=clock, recorder=firebus_recorder, base_dir=tmp_path))
+
+        yield start
 
 
 @pytest.fixture

@@ -1,21 +1,20 @@
-"""Gas tests: a real core (site YAML) against the real pymodbus simulator and a real Mosquitto."""
+"""Gas tests: a real core (site YAML) against the real pymodbus simulator and a real Mosquitto (the SDK's
+rig and broker fixtures)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 import yaml
 
 import firebus.plugins.gas as gas_plugin
-from firebus.core.config import load_text
-from firebus.core.runtime import Core, running_core
-from firebus.core.sim.modbus import ModbusSimulator, SimDevice
+from firebus.core.sim.modbus import SimDevice
 from firebus.plugins.gas import get_profile
+from firebus.sdk.testing.harness import modbus_transport_yaml
 from firebus.sdk.testing.mosquitto import Mosquitto
-from firebus.sdk.testing.waiting import eventually as wait_until
+from firebus.sdk.testing.rig import Rig
 
 PLACES = """
 units:
@@ -50,10 +49,7 @@ def site(db: Path, transports: str, devices: str, alarms: str = "") -> str:
 
 
 def modbus_transport(port: int) -> str:
-    return (
-        "  - key: gw\n    type: modbus_tcp\n"
-        f"    options: {{host: 127.0.0.1, port: {port}, timeout: 0.5, retries: 0, reconnect_delay: 0.1, reconnect_delay_max: 0.5}}\n"
-    )
+    return modbus_transport_yaml("gw", port)
 
 
 def mqtt_transport(port: int) -> str:
@@ -75,97 +71,22 @@ def mqtt_device(key: str, serial: str, location: str = "kitchen_2") -> str:
     )
 
 
-class Rig:
-    def __init__(self, core: Core, sim: ModbusSimulator | None) -> None:
-        self.core = core
-        self.sim = sim
-
-    def device_id(self, key: str) -> str:
-        return self.core.device_ids[key]
-
-    def point_id(self, device_key: str, point_key: str) -> str | None:
-        entry = self.core.registry.point(self.core.device_ids.get(device_key, ""), point_key)
-        return entry.id if entry else None
-
-    def state(self, device_key: str, point_key: str) -> Any:
-        pid = self.point_id(device_key, point_key)
-        return self.core.ingest.state(pid) if pid else None
-
-    def value(self, device_key: str, point_key: str) -> Any:
-        st = self.state(device_key, point_key)
-        return st.value if st else None
-
-    async def wait_value(self, device_key: str, point_key: str, expected: Any, timeout: float = 20.0) -> None:
-        await wait_until(lambda: (st := self.state(device_key, point_key)) is not None and st.fault is None
-                         and st.value == expected, timeout, f"{point_key} == {expected!r}")
-
-    def alarms(self, *, rule: str | None = None, category: str | None = None, device_key: str | None = None,
-               point_key: str | None = None, active: bool = True) -> list[Any]:
-        out = []
-        for alarm in self.core.alarms.open_alarms():
-            if active and not alarm.active:
-                continue
-            if rule is not None and alarm.rule.split(":", 1)[0] != rule:
-                continue
-            if category is not None and str(alarm.category) != category:
-                continue
-            if device_key is not None and alarm.device_id != self.core.device_ids.get(device_key):
-                continue
-            if point_key is not None and alarm.point_id != self.point_id(device_key or "", point_key):
-                continue
-            out.append(alarm)
-        return out
-
-    async def polls(self, n: int = 3, unit: int | None = None) -> None:
-        assert self.sim is not None
-        start = self.sim.count(unit=unit)
-        await wait_until(lambda: self.sim.count(unit=unit) >= start + n, what=f"{n} more polls")
-        await self.core.storage.barrier()
-        await anyio.sleep(0.05)
-
-
 @pytest.fixture
-async def make_rig(tmp_path: Path):
-    """``await make_rig(units={unit: profile}, devices=..., alarms=..., behaviours=..., broker=...)``."""
-    stack: list[Any] = []
+def make_rig(firebus_rig: Any, tmp_path: Path):
+    """``await make_rig(units={unit: profile}, devices=..., alarms=..., behaviours=..., broker=...)`` → the
+    SDK's ``Rig``; an MQTT transport ``broker`` when a broker is given."""
 
     async def make(units: dict[int, str] | None = None, devices: str = "", alarms: str = "",
                    behaviours: dict[int, dict[str, Any]] | None = None, broker: Mosquitto | None = None,
                    device_cls: type[SimDevice] = SimDevice) -> Rig:
-        transports = ""
-        sim = None
-        if units:
-            sim_devices = []
-            for unit, profile in units.items():
-                dev = device_cls(unit, get_profile(profile))
-                for key, value in (behaviours or {}).get(unit, {}).items():
-                    dev.set(key, value)
-                sim_devices.append(dev)
-            sim = ModbusSimulator(sim_devices)
-            await sim.start()
-            stack.append(sim)
-            transports += modbus_transport(sim.port)
-        if broker is not None:
-            transports += mqtt_transport(broker.port)
-        text = site(tmp_path / "fb.db", transports, devices, alarms)
-        cm = running_core(load_text(text, "site.yaml"), extra_plugins={"gas": gas_plugin}, autoload=False)
-        core = await cm.__aenter__()
-        stack.append(cm)
-        return Rig(core, sim)
+        def text(port: int | None) -> str:
+            transports = modbus_transport(port) if port is not None else ""
+            if broker is not None:
+                transports += mqtt_transport(broker.port)
+            return site(tmp_path / "fb.db", transports, devices, alarms)
 
-    yield make
-    for item in reversed(stack):
-        if isinstance(item, ModbusSimulator):
-            await item.stop()
-        else:
-            await item.__aexit__(None, None, None)
+        return await firebus_rig(text, plugins={"gas": gas_plugin},
+                                 modbus={unit: get_profile(name) for unit, name in (units or {}).items()},
+                                 values=behaviours, device_cls=device_cls)
 
-
-@pytest.fixture
-def mosquitto(tmp_path):
-    broker = Mosquitto(tmp_path / "broker")
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
+    return make

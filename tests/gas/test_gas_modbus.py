@@ -6,8 +6,9 @@ import pytest
 
 from firebus.core.sim.scenario import Fault, Follow
 from firebus.sdk import Severity
+from firebus.sdk.testing.waiting import eventually as wait_until
 
-from .conftest import alarms_yaml, modbus_device, wait_until
+from .conftest import alarms_yaml, modbus_device
 
 pytestmark = pytest.mark.anyio
 

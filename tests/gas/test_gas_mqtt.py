@@ -11,8 +11,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from firebus.sdk import Severity
+from firebus.sdk.testing.waiting import eventually as wait_until
 
-from .conftest import alarms_yaml, mqtt_device, wait_until
+from .conftest import alarms_yaml, mqtt_device
 
 pytestmark = pytest.mark.anyio
 
@@ -46,17 +47,17 @@ class Field:
 
 
 @pytest.fixture
-def field(mosquitto):
-    f = Field(mosquitto)
+def field(firebus_mosquitto):
+    f = Field(firebus_mosquitto)
     yield f
     f.close()
 
 
-async def test_household_alarm_levels_valve_linkage_and_faults(make_rig, mosquitto, field) -> None:
+async def test_household_alarm_levels_valve_linkage_and_faults(make_rig, firebus_mosquitto, field) -> None:
     rig = await make_rig(
         devices=mqtt_device("flat_301", "GS-301") + mqtt_device("flat_302", "GS-302", location="boiler_room"),
         alarms=alarms_yaml(feedback_timeout=1.5),
-        broker=mosquitto,
+        broker=firebus_mosquitto,
     )
 
     async def report(serial: str, **data) -> None:

@@ -6,15 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 import firebus.plugins.leakage as leakage_plugin
-from firebus.core.config import load_text
-from firebus.core.runtime import running_core
-from firebus.core.sim.modbus import ModbusSimulator
-from firebus.core.sim.scenario import load_scenario
-
-from .conftest import Rig, wait_until
+from firebus.sdk.testing.waiting import eventually as wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -35,38 +29,26 @@ def demo_site_block(doc: str) -> str:
     return block
 
 
-async def test_leakage_demo_story(tmp_path: Path) -> None:
-    scenario_file = ROOT / "plugins" / "leakage" / "profiles" / "demo.scenario.yaml"
-    scenario = load_scenario(yaml.safe_load(scenario_file.read_text(encoding="utf-8")), str(scenario_file))
-    now = [0.0]
-    sim = ModbusSimulator.from_scenario(scenario, clock=lambda: now[0])
-    await sim.start()
-    try:
-        block = demo_site_block("leakage.md").replace("port: 5020", f"port: {sim.port}").replace(
-            "poll_interval: 2", "poll_interval: 0.1")
-        text = f"storage: {{path: {tmp_path / 'fb.db'}}}\n" + PLACES + block
-        async with running_core(load_text(text, "site.yaml"), extra_plugins={"leakage": leakage_plugin},
-                                autoload=False) as core:
-            rig = Rig(core, sim)
+async def test_leakage_demo_story(tmp_path: Path, firebus_rig) -> None:
+    block = demo_site_block("leakage.md")
 
-            async def advance_to(t: float) -> None:
-                """Walk simulated time in 5 s steps, polled in between, as a real site would see it."""
-                while now[0] < t:
-                    now[0] = min(t, now[0] + 5)
-                    await rig.polls(len(sim.devices) * 2)
-            await wait_until(lambda: rig.value("ap2_board", "residual_current") is not None
-                             and rig.value("al1_board", "residual_current") is not None)
-            await advance_to(70)  # AP2 jumps 60 → 170 mA
-            (jump,) = await wait_until(lambda: rig.alarms(rule="leakage.jump"))
-            assert "AP2 incomer" in jump.message
-            await advance_to(130)  # AL1 past 300 mA and its detector latched
-            await wait_until(lambda: rig.alarms(rule="threshold", category="electrical_alarm"))
-            await wait_until(lambda: rig.alarms(rule="leakage.device_flags", category="electrical_alarm"))
-            await advance_to(205)  # AP2 T3 probe lead broken
-            (wiring,) = await wait_until(lambda: rig.alarms(rule="leakage.device_flags", category="fault"))
-            assert "WP3 kitchen feeder L3" in wiring.message
-            await advance_to(245)  # AL1 T4 open circuit
-            await wait_until(lambda: (st := rig.state("al1_board", "temperature_4")) is not None
-                             and st.fault == "open_circuit")
-    finally:
-        await sim.stop()
+    def site(port: int | None) -> str:
+        return (f"storage: {{path: {tmp_path / 'fb.db'}}}\n" + PLACES
+                + block.replace("port: 5020", f"port: {port}").replace("poll_interval: 2", "poll_interval: 0.1"))
+
+    rig = await firebus_rig(site, plugins={"leakage": leakage_plugin},
+                            scenario=ROOT / "plugins" / "leakage" / "profiles" / "demo.scenario.yaml")
+    await wait_until(lambda: rig.value("ap2_board", "residual_current") is not None
+                     and rig.value("al1_board", "residual_current") is not None)
+    await rig.advance_to(70)  # AP2 jumps 60 → 170 mA
+    (jump,) = await wait_until(lambda: rig.alarms(rule="leakage.jump"))
+    assert "AP2 incomer" in jump.message
+    await rig.advance_to(130)  # AL1 past 300 mA and its detector latched
+    await wait_until(lambda: rig.alarms(rule="threshold", category="electrical_alarm"))
+    await wait_until(lambda: rig.alarms(rule="leakage.device_flags", category="electrical_alarm"))
+    await rig.advance_to(205)  # AP2 T3 probe lead broken
+    (wiring,) = await wait_until(lambda: rig.alarms(rule="leakage.device_flags", category="fault"))
+    assert "WP3 kitchen feeder L3" in wiring.message
+    await rig.advance_to(245)  # AL1 T4 open circuit
+    await wait_until(lambda: (st := rig.state("al1_board", "temperature_4")) is not None
+                     and st.fault == "open_circuit")

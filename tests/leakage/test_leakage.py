@@ -14,8 +14,9 @@ from firebus.core.sim.modbus import SimDevice
 from firebus.core.sim.scenario import Fault
 from firebus.sdk import CommandResult
 from firebus.sdk.modbus import ModbusWriteVerifyError, Table
+from firebus.sdk.testing.waiting import eventually as wait_until
 
-from .conftest import device_yaml, wait_until
+from .conftest import device_yaml
 
 pytestmark = pytest.mark.anyio
 
