@@ -11,18 +11,17 @@ import anyio
 import firebus.plugins.smoke as smoke_plugin
 import paho.mqtt.client as mqtt
 import pytest
-from firebus.core.config import load_text
-from firebus.core.runtime import running_core
 from firebus.core.sim.smoke import FleetConfig, SmokeFleetPublisher, iter_imeis
-from firebus.sdk import AlarmEvent, Event
+from firebus.sdk.testing.harness import start_core as sdk_start_core
 from firebus.sdk.testing.mosquitto import Mosquitto
+from firebus.sdk.testing.recorder import EventRecorder
 from paho.mqtt.enums import CallbackAPIVersion
 
 
 @pytest.fixture
-def broker(tmp_path: Path):
-    with Mosquitto(tmp_path / "broker") as b:
-        yield b
+def broker(firebus_mosquitto: Mosquitto) -> Mosquitto:
+    """The SDK's broker fixture, under the name these tests use."""
+    return firebus_mosquitto
 
 
 def site_yaml(db: Path, port: int, devices: list[tuple[str, str, str]], alarms: str = "", driver: str = "smoke.generic",
@@ -47,9 +46,11 @@ def site_yaml(db: Path, port: int, devices: list[tuple[str, str, str]], alarms: 
     )
 
 
-def start_core(tmp_path: Path, broker: Mosquitto, devices: list[tuple[str, str, str]], **kw: Any):
-    text = site_yaml(tmp_path / "fb.db", broker.port, devices, **kw)
-    return running_core(load_text(text, "site.yaml"), extra_plugins={"smoke": smoke_plugin}, autoload=False)
+def start_core(tmp_path: Path, broker: Mosquitto, devices: list[tuple[str, str, str]],
+               recorder: EventRecorder | None = None, **kw: Any):
+    """The SDK's ``start_core`` on ``site_yaml``; ``recorder`` (``firebus_recorder``) sees every event."""
+    return sdk_start_core(site_yaml(tmp_path / "fb.db", broker.port, devices, **kw), plugins={"smoke": smoke_plugin},
+                          recorder=recorder)
 
 
 def imeis(cfg: FleetConfig) -> list[str]:
@@ -72,41 +73,6 @@ def publish_raw(port: int, messages: list[tuple[str, bytes]]) -> None:
     finally:
         client.disconnect()
         client.loop_stop()
-
-
-class AlarmLog:
-    """Every AlarmEvent the core announces (after commit)."""
-
-    def __init__(self, core: Any) -> None:
-        self.core = core
-        self.events: list[AlarmEvent] = []
-        core.bus.subscribe("test-alarms", self._on, types=[AlarmEvent])
-
-    def _on(self, event: Event) -> None:
-        self.events.append(event.data)
-
-    def find(self, *, rule: str | None = None, transition: str | None = None, device: str | None = None,
-             location: str | None = None) -> list[AlarmEvent]:
-        out = []
-        for e in self.events:
-            if rule is not None and e.rule != rule:
-                continue
-            if transition is not None and str(e.transition) != transition:
-                continue
-            if device is not None and e.device_id != device:
-                continue
-            if location is not None and e.location_id != location:
-                continue
-            out.append(e)
-        return out
-
-    async def wait(self, timeout: float = 20.0, **kw: Any) -> AlarmEvent:
-        with anyio.fail_after(timeout):
-            while True:
-                found = self.find(**kw)
-                if found:
-                    return found[0]
-                await anyio.sleep(0.02)
 
 
 class Listener:

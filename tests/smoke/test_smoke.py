@@ -8,9 +8,10 @@ from pathlib import Path
 import anyio
 import pytest
 from firebus.core.sim.smoke import FleetConfig, ScriptedEvent
+from firebus.sdk import AlarmEvent
 from firebus.sdk.testing.waiting import eventually as wait_until
 
-from .conftest import AlarmLog, Listener, imeis, publish_raw, ready, run_fleet, start_core
+from .conftest import Listener, imeis, publish_raw, ready, run_fleet, start_core
 
 pytestmark = pytest.mark.anyio
 
@@ -21,25 +22,25 @@ def fleet(n: int = 3, **kw) -> FleetConfig:
     return FleetConfig(devices=n, seed=kw.pop("seed", 7), **kw)
 
 
-async def test_alarm_then_clear_from_the_device(tmp_path: Path, broker) -> None:
+async def test_alarm_then_clear_from_the_device(firebus_recorder, tmp_path: Path, broker) -> None:
     cfg = fleet(2, events=[ScriptedEvent(at=0.6, device=0, event="alarm", duration=0.8)])
     a, b = imeis(cfg)
-    async with start_core(tmp_path, broker, [("det-a", a, "room-a"), ("det-b", b, "room-b")]) as core:
-        log = AlarmLog(core)
+    async with start_core(tmp_path, broker, [("det-a", a, "room-a"), ("det-b", b, "room-b")], recorder=firebus_recorder) as core:
+        log = firebus_recorder
         await ready(core)
         await run_fleet(cfg, broker.port, 2.0)
         det_a = core.device_ids["det-a"]
-        new = await log.wait(rule="two_detector:single", transition="new", device=det_a)
+        new = await log.wait_for(AlarmEvent, rule="two_detector:single", transition="new", device_id=det_a)
         assert new.category == "fire" and new.value is True
         assert "Room A" in new.message
-        cleared = await log.wait(rule="two_detector:single", transition="cleared", device=det_a)
+        cleared = await log.wait_for(AlarmEvent, rule="two_detector:single", transition="cleared", device_id=det_a)
         assert cleared.alarm_id == new.alarm_id
         # One detector is a fire alarm, not a confirmed fire.
-        assert not log.find(rule="two_detector:confirmed")
-        assert not log.find(rule="two_detector:single", device=core.device_ids["det-b"])
+        assert not log.of(AlarmEvent, rule="two_detector:confirmed")
+        assert not log.of(AlarmEvent, rule="two_detector:single", device_id=core.device_ids["det-b"])
 
 
-async def test_two_detectors_in_one_room_confirm_a_fire(tmp_path: Path, broker) -> None:
+async def test_two_detectors_in_one_room_confirm_a_fire(firebus_recorder, tmp_path: Path, broker) -> None:
     cfg = fleet(3, events=[
         ScriptedEvent(at=0.5, device=0, event="alarm"),
         ScriptedEvent(at=0.9, device=1, event="alarm"),
@@ -47,58 +48,58 @@ async def test_two_detectors_in_one_room_confirm_a_fire(tmp_path: Path, broker) 
     ])
     a, b, c = imeis(cfg)
     devices = [("det-a1", a, "room-a"), ("det-a2", b, "room-a"), ("det-b1", c, "room-b")]
-    async with start_core(tmp_path, broker, devices) as core:
-        log = AlarmLog(core)
+    async with start_core(tmp_path, broker, devices, recorder=firebus_recorder) as core:
+        log = firebus_recorder
         await ready(core)
         await run_fleet(cfg, broker.port, 1.5)
         room_a = core.registry.place_by_key("room-a").id
         room_b = core.registry.place_by_key("room-b").id
-        confirmed = await log.wait(rule="two_detector:confirmed", transition="new", location=room_a)
+        confirmed = await log.wait_for(AlarmEvent, rule="two_detector:confirmed", transition="new", location_id=room_a)
         assert confirmed.category == "fire" and confirmed.severity == 60  # Severity.FIRE
         assert confirmed.value == 2
-        await log.wait(rule="two_detector:single", transition="new", device=core.device_ids["det-b1"])
-        assert not log.find(rule="two_detector:confirmed", location=room_b)
+        await log.wait_for(AlarmEvent, rule="two_detector:single", transition="new", device_id=core.device_ids["det-b1"])
+        assert not log.of(AlarmEvent, rule="two_detector:confirmed", location_id=room_b)
 
 
-async def test_missed_heartbeats_make_a_detector_offline(tmp_path: Path, broker) -> None:
+async def test_missed_heartbeats_make_a_detector_offline(firebus_recorder, tmp_path: Path, broker) -> None:
     cfg = fleet(1, heartbeat_s=1.0)  # the simulator reports whole seconds
     (a,) = imeis(cfg)
-    async with start_core(tmp_path, broker, [("det-a", a, "room-a")]) as core:
-        log = AlarmLog(core)
+    async with start_core(tmp_path, broker, [("det-a", a, "room-a")], recorder=firebus_recorder) as core:
+        log = firebus_recorder
         await ready(core)
         dev = core.device_ids["det-a"]
         await run_fleet(cfg, broker.port, 2.5)  # a few heartbeats, then silence
         # The period comes from the detector's own heartbeat_s, not from the site file.
-        offline = await log.wait(rule="smoke_heartbeat", transition="new", device=dev)
+        offline = await log.wait_for(AlarmEvent, rule="smoke_heartbeat", transition="new", device_id=dev)
         assert offline.category == "offline"
         assert "expected every 1 s" in offline.message
         # Back on the air: the offline alarm clears by itself.
         await run_fleet(fleet(1, heartbeat_s=1.0), broker.port, 1.0)
-        await log.wait(rule="smoke_heartbeat", transition="cleared", device=dev)
+        await log.wait_for(AlarmEvent, rule="smoke_heartbeat", transition="cleared", device_id=dev)
 
 
-async def test_low_battery_and_tamper_are_faults_of_their_own(tmp_path: Path, broker) -> None:
+async def test_low_battery_and_tamper_are_faults_of_their_own(firebus_recorder, tmp_path: Path, broker) -> None:
     cfg = fleet(2, battery_start=(10, 10), low_battery_pct=20,
                 events=[ScriptedEvent(at=0.6, device=1, event="tamper")])
     a, b = imeis(cfg)
-    async with start_core(tmp_path, broker, [("det-a", a, "room-a"), ("det-b", b, "room-a")]) as core:
-        log = AlarmLog(core)
+    async with start_core(tmp_path, broker, [("det-a", a, "room-a"), ("det-b", b, "room-a")], recorder=firebus_recorder) as core:
+        log = firebus_recorder
         await ready(core)
         await run_fleet(cfg, broker.port, 1.2)
-        low = await log.wait(rule="smoke_status:low_battery", transition="new", device=core.device_ids["det-a"])
+        low = await log.wait_for(AlarmEvent, rule="smoke_status:low_battery", transition="new", device_id=core.device_ids["det-a"])
         assert low.category == "fault" and "low battery" in low.message
-        tamper = await log.wait(rule="device_status:tamper", transition="new", device=core.device_ids["det-b"])
+        tamper = await log.wait_for(AlarmEvent, rule="device_status:tamper", transition="new", device_id=core.device_ids["det-b"])
         assert tamper.category == "fault" and "tamper" in tamper.message
         # Neither is a "detector fault", nor a fire.
-        assert not log.find(rule="device_status:fault")
-        assert not log.find(rule="two_detector:single")
+        assert not log.of(AlarmEvent, rule="device_status:fault")
+        assert not log.of(AlarmEvent, rule="two_detector:single")
 
 
-async def test_unknown_detector_is_discovered_not_trusted(tmp_path: Path, broker) -> None:
+async def test_unknown_detector_is_discovered_not_trusted(firebus_recorder, tmp_path: Path, broker) -> None:
     cfg = fleet(2, events=[ScriptedEvent(at=0.5, device=1, event="alarm")])
     known, stranger = imeis(cfg)
-    async with start_core(tmp_path, broker, [("det-a", known, "room-a")]) as core:
-        log = AlarmLog(core)
+    async with start_core(tmp_path, broker, [("det-a", known, "room-a")], recorder=firebus_recorder) as core:
+        log = firebus_recorder
         await ready(core)
         await run_fleet(cfg, broker.port, 1.2)
         def smoke_state():
@@ -111,11 +112,11 @@ async def test_unknown_detector_is_discovered_not_trusted(tmp_path: Path, broker
         found = core.registry.find_device({"imei": stranger})
         assert found.discovered and found.driver == "smoke.generic" and found.model == "generic NB-IoT smoke"
         # Stored, visible, but its alarm is not trusted until someone commissions it.
-        assert not log.find(device=found.id)
+        assert not log.of(AlarmEvent, device_id=found.id)
         assert not core.registry.find_device({"imei": known}).discovered
 
 
-async def test_malformed_payloads_are_quarantined_while_good_traffic_flows(tmp_path: Path, broker) -> None:
+async def test_malformed_payloads_are_quarantined_while_good_traffic_flows(firebus_recorder, tmp_path: Path, broker) -> None:
     cfg = fleet(1, events=[ScriptedEvent(at=0.6, device=0, event="alarm")])
     (a,) = imeis(cfg)
     good = {"v": 1, "imei": a, "seq": 1, "ts": 1.8e9, "event": "heartbeat",
@@ -129,13 +130,13 @@ async def test_malformed_payloads_are_quarantined_while_good_traffic_flows(tmp_p
         (f"firebus/smoke/{a}/up", json.dumps({k: v for k, v in good.items() if k != "state"}).encode()),
         (f"firebus/smoke/{a}/up", b"[1, 2, 3]"),
     ]
-    async with start_core(tmp_path, broker, [("det-a", a, "room-a")]) as core:
-        log = AlarmLog(core)
+    async with start_core(tmp_path, broker, [("det-a", a, "room-a")], recorder=firebus_recorder) as core:
+        log = firebus_recorder
         await ready(core)
         async with anyio.create_task_group() as tg:
             tg.start_soon(run_fleet, cfg, broker.port, 1.2)
             await anyio.to_thread.run_sync(publish_raw, broker.port, bad)
-        await log.wait(rule="two_detector:single", transition="new", device=core.device_ids["det-a"])
+        await log.wait_for(AlarmEvent, rule="two_detector:single", transition="new", device_id=core.device_ids["det-a"])
         await wait_until(lambda: core.quarantined >= len(bad))
         await core.storage.barrier()
         rows = await core.storage.fetchall("SELECT source, reason, payload FROM quarantine ORDER BY id")
@@ -151,17 +152,17 @@ async def test_malformed_payloads_are_quarantined_while_good_traffic_flows(tmp_p
         assert {bytes(r[2]) for r in rows} == {p for _, p in bad}  # the raw bytes are kept
 
 
-async def test_mute_is_published_back_to_the_detector(tmp_path: Path, broker) -> None:
+async def test_mute_is_published_back_to_the_detector(firebus_recorder, tmp_path: Path, broker) -> None:
     cfg = fleet(1, events=[ScriptedEvent(at=0.5, device=0, event="alarm")])
     (a,) = imeis(cfg)
     listener = Listener(broker.port, "firebus/smoke/+/down")
     try:
-        async with start_core(tmp_path, broker, [("det-a", a, "room-a")]) as core:
-            log = AlarmLog(core)
+        async with start_core(tmp_path, broker, [("det-a", a, "room-a")], recorder=firebus_recorder) as core:
+            log = firebus_recorder
             await ready(core)
             await run_fleet(cfg, broker.port, 1.0)
             dev = core.device_ids["det-a"]
-            alarm = await log.wait(rule="two_detector:single", transition="new", device=dev)
+            alarm = await log.wait_for(AlarmEvent, rule="two_detector:single", transition="new", device_id=dev)
             # The operator silences the fire alarm on the panel: the detector's sounder is muted too.
             await core.alarms.silence(alarm.alarm_id, "duty officer")
             await wait_until(lambda: listener.messages)

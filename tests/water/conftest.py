@@ -5,18 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 import yaml
 
 import firebus.plugins.smoke as smoke_plugin
 import firebus.plugins.water as water_plugin
-from firebus.core.config import load_text
-from firebus.core.runtime import running_core
 from firebus.core.sim.modbus import ModbusSimulator
-from firebus.sdk import AlarmEvent
 from firebus.sdk.modbus import load_profile_resource
+from firebus.sdk.testing.harness import start_core as sdk_start_core
 from firebus.sdk.testing.mosquitto import Mosquitto
+from firebus.sdk.testing.recorder import EventRecorder
 from firebus.sdk.testing.waiting import eventually as wait_until
 
 PROFILES = "firebus.plugins.water.profiles"
@@ -27,9 +25,9 @@ def profile(name: str):
 
 
 @pytest.fixture
-def broker(tmp_path: Path):
-    with Mosquitto(tmp_path / "broker") as b:
-        yield b
+def broker(firebus_mosquitto: Mosquitto) -> Mosquitto:
+    """The SDK's broker fixture, under the name these tests use."""
+    return firebus_mosquitto
 
 
 @pytest.fixture
@@ -68,28 +66,10 @@ def site(db: Path, *, modbus_port: int | None = None, modbus_timeout: float = 2.
     return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
 
 
-def start_core(tmp_path: Path, clock: Any = None, **kw: Any):
-    text = site(tmp_path / "fb.db", **kw)
-    return running_core(load_text(text, "site.yaml"), extra_plugins={"water": water_plugin, "smoke": smoke_plugin},
-                        autoload=False, clock=clock)
-
-
-class AlarmLog:
-    def __init__(self, core: Any) -> None:
-        self.events: list[AlarmEvent] = []
-        core.bus.subscribe("test-alarms", lambda e: self.events.append(e.data), types=[AlarmEvent])
-
-    def find(self, *, rule: str | None = None, transition: str | None = None, device: str | None = None,
-             point: str | None = None) -> list[AlarmEvent]:
-        return [e for e in self.events
-                if (rule is None or e.rule == rule) and (transition is None or str(e.transition) == transition)
-                and (device is None or e.device_id == device) and (point is None or e.point_id == point)]
-
-    async def wait(self, timeout: float = 20.0, **kw: Any) -> AlarmEvent:
-        with anyio.fail_after(timeout):
-            while not self.find(**kw):
-                await anyio.sleep(0.02)
-        return self.find(**kw)[0]
+def start_core(tmp_path: Path, clock: Any = None, recorder: EventRecorder | None = None, **kw: Any):
+    """The SDK's ``start_core`` on ``site(**kw)``; ``recorder`` (``firebus_recorder``) sees every event."""
+    return sdk_start_core(site(tmp_path / "fb.db", **kw), plugins={"water": water_plugin, "smoke": smoke_plugin},
+                          clock=clock, recorder=recorder)
 
 
 def value_of(core: Any, device_key: str, point_key: str) -> Any:
