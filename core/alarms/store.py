@@ -1,6 +1,6 @@
 """Persistence of alarms, their history, rule state and linkage outcomes: rows and reads.
 
-The engine builds its own write operations (``AlarmEngine._flush``: a
+The engine builds its own write operations (``checkpoint.py``, ``_flush``: a
 transition's history row and ``AlarmEvent`` commit with a checkpoint of the
 alarms and rule states, in the alarm lane); this module says what the rows are
 and reads them back.  Reads go through the store's readers, never its writer.
@@ -79,7 +79,7 @@ class AlarmStore:
         if barrier is not None:
             await barrier()
 
-    # -- writes (the engine builds its own operations; see AlarmEngine._flush) --------------
+    # -- writes (the engine builds its own operations; see checkpoint.py) -------------------
 
     def save_linkage(self, record: LinkageRecord, *, new: bool = False, on_durable: Callable[[], None] | None = None) -> None:
         """Queue a linkage record (``new``: insert only if absent, so a replay keeps the outcome)."""

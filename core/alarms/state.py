@@ -1,0 +1,123 @@
+"""What the engine keeps in memory, and the ``EngineState`` every part of it shares.
+
+Each part of the engine (``checkpoint``, ``lifecycle``, ``dispatch`` …) is a mixin over
+this state; ``AlarmEngine`` (``engine.py``) is all of them together.  Nothing here is read
+from the database per entry: alarms, rule states and caches live in these dicts and are
+checkpointed (``checkpoint.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterable, Mapping
+
+import anyio
+import msgspec
+
+from firebus.sdk import Event, PointInfo
+from firebus.sdk.rule import AlarmRule
+from firebus.sdk.timers import TimerQueue
+
+from ..journal.consumer import DurableConsumer  # noqa: F401  (the type of self.consumer)
+from .config import AlarmConfig, instantiate_rules
+from .linkage import ActionHandler, make_write_point_handler
+from .linkage_runner import LinkageRunner
+from .model import Alarm
+from .store import AlarmStore
+
+# One logger for every part of the engine, named as it was when the engine was one module
+# (log settings and filters name it).
+log = logging.getLogger("firebus.core.alarms.engine")
+
+
+class _RuleState(msgspec.Struct):
+    """One rule's state for one scope (point, device or place), as checkpointed."""
+
+    state: dict[str, Any]
+    point_id: str
+    context_id: str | None = None
+    wake_at: float | None = None
+
+
+#: what caused an evaluation: the journal entry (its id is worked out only if recorded), an id, or none
+Cause = Event | str | None
+
+
+def _ref(cause: Cause) -> str | None:
+    return cause.ref if isinstance(cause, Event) else cause
+
+
+class EngineState:
+    """The engine's memory.  ``core`` is a ``firebus.sdk.CoreAPI`` with a journal."""
+
+    #: kept under its old name: callers check a configuration with it before building an engine
+    _instantiate = staticmethod(instantiate_rules)
+
+    def __init__(
+        self,
+        core: Any,
+        rule_types: Iterable[type[AlarmRule]],
+        config: AlarmConfig | None = None,
+        handlers: Mapping[str, ActionHandler] | None = None,
+    ) -> None:
+        self.core = core
+        self.clock = core.clock
+        self.config = config or AlarmConfig()
+        self.store = AlarmStore(core.storage)
+        self.rules = instantiate_rules(list(rule_types), self.config.rules, self.config.default_rules)
+        self._by_key = {rule.key: rule for rule in self.rules}
+        self._gates = [r for r in self.rules if r.gate]
+        self._others = [r for r in self.rules if not r.gate]
+        self._has_related = any(type(r).related_keys is not AlarmRule.related_keys for r in self.rules)
+        self.timers = TimerQueue(self.clock)
+        self._open: dict[str, Alarm] = {}  # id -> alarm still on the board
+        self._closed: dict[str, Alarm] = {}  # left the board, row not yet confirmed on disk
+        self._active: dict[str, Alarm] = {}  # dedup_key -> active alarm
+        self._states: dict[tuple[str, str], _RuleState] = {}
+        self._last_update_pub: dict[str, float] = {}
+        self._config_errors: set[tuple[str, str]] = set()
+        self._invalid: dict[str, str] = {}  # point id -> why its current value is not a measurement
+        self._rules_for: dict[str, tuple[list[AlarmRule], list[AlarmRule]]] = {}  # point id -> (gates, others)
+        self._related_for: dict[str, list[tuple[AlarmRule, PointInfo]]] = {}
+        self._plans: dict[str, tuple[list[tuple[AlarmRule, str]], list[tuple[AlarmRule, str]]]] = {}
+        #: point id -> rule key -> (lo, hi): its values strictly inside need no evaluation (Evaluation.steady)
+        self._guards: dict[str, dict[str, tuple[float, float]]] = {}
+        self._heard: dict[str, float] = {}  # device id -> when its last state change arrived
+        self.skipped = 0
+        #: device id -> keys of the rules that asked to hear its repeated values (Evaluation.wants_reports;
+        #: "*": every rule, while the device has an active alarm)
+        self.report_watch: dict[str, set[str]] = {}
+        self._alarming: dict[str, int] = {}
+        self._devices: dict[str, Any] = {}
+        self._active_subjects: dict[str, int] = {}  # subject -> active alarms (skip clears of nothing)
+        self._links_down: dict[str, tuple[float, str, str]] = {}  # transport -> (since, reason, cause)
+        self._unsubscribe_reports: Callable[[], None] | None = None
+        self._unsubscribe_registry: Callable[[], None] | None = None
+        # checkpointing: what changed since the last checkpoint confirmed on disk
+        self._version = 0
+        self._dirty_rules: dict[tuple[str, str], int] = {}
+        self._dirty_alarms: dict[str, int] = {}
+        # The version of each dirty item already handed to the writer: the writer commits
+        # what it was given, in order, so a later checkpoint need not carry it again (at
+        # 10,000 open alarms re-sending every unconfirmed row with every flush was O(n²)).
+        self._sent_rules: dict[tuple[str, str], int] = {}
+        self._sent_alarms: dict[str, int] = {}
+        self._history: list[tuple[Any, ...]] = []
+        # Media rows (core/media.py): stills offered with the reading that raised an alarm,
+        # attached in the transaction of its ``new`` transition.
+        self._media_links: list[tuple[Any, ...]] = []
+        self._last_claim: tuple[str, float, list[str]] = ("", 0.0, [])
+        # Flushes submitted but not yet durable: history() waits for them so a reader
+        # who saw an alarm in memory also finds its transitions on disk.
+        self._inflight: set[anyio.Event] = set()
+        self._outbox: list[Event] = []
+        self._waiters: list[anyio.Event] = []
+        all_handlers: dict[str, ActionHandler] = {"write_point": make_write_point_handler(core)}
+        all_handlers.update(handlers or {})
+        self.linkage = LinkageRunner(core, self.store, self.config.linkage, all_handlers, self.clock, self)
+        self.consumer: DurableConsumer | None = None
+        self._timer_scope: anyio.CancelScope | None = None
+        self._timer_stopped = anyio.Event()
+        self.rule_errors = 0
+        self.evaluated = 0
+        self.started = False
