@@ -77,6 +77,7 @@ from .events import (
     RegistryUpdated,
     StateChanged,
     StateReported,
+    UnitScored,
 )
 from .clock import ManualClock, SystemClock
 from .extension import NoOptions, Notifier, Transport, TransportContext, VideoDetector
@@ -163,6 +164,7 @@ __all__ = [
     "AvailabilityChanged",
     "CommandRequested",
     "CommandResult",
+    "UnitScored",
     "ConditionReported",
     "Event",
     "Lane",

@@ -152,6 +152,25 @@ class ConditionReported(Payload):
     message_zh: str = ""
 
 
+class UnitScored(Payload):
+    """A unit's live health score or grade changed (the reports plugin's live health check).
+
+    A journal entry, so a consumer that starts later (the supervision views, a centre
+    through federation) has the current rating of every unit without asking the plugin
+    that computes it.  ``score`` is 0–100 (higher is safer), ``grade`` the band it falls
+    in (A–D, the reports' ``scoring`` bands); ``unit_id`` is the registry place id.
+    """
+
+    persist: ClassVar[bool] = True
+    journal_key: ClassVar[str] = "unit_id"
+    unit_id: str
+    unit_key: str
+    score: float
+    grade: str
+    window_days: float = 30.0  # the span of monitoring data behind the score
+    ts: float = msgspec.field(default_factory=time.time)
+
+
 class CommandRequested(Payload):
     """Ask a device to write a point (close a valve, start a pump, set a threshold)."""
 

@@ -26,13 +26,14 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-from firebus.sdk import AlarmEvent, Event, PointInfo, StateChanged
+from firebus.sdk import AlarmEvent, Event, PointInfo, StateChanged, UnitScored
 from firebus.sdk.core_api import HistoryBucket
 
 from .config import ReportsConfig
 from .core_source import CoreSource
 from .live import FIVE, HOUR, LiveScore, LiveScores
 from .model import DeviceRef, PointRef, Resolution, Series
+from .scoring import Score
 
 OPEN_S = 2 * 3600
 # Rows per history read while seeding: few live tuples at a time keep GC passes (which hold the
@@ -63,6 +64,8 @@ class LiveFeed:
         self._kick = anyio.Event()
         self.scored = anyio.Event()  # set after each refresh pass
         self.computed = 0
+        #: unit id → (score, grade) last published as ``UnitScored``
+        self.published: dict[str, tuple[float, str]] = {}
 
     # -- start ------------------------------------------------------------------------------
 
@@ -126,13 +129,25 @@ class LiveFeed:
                     continue
                 now = self.core.clock.time()
                 copy = live.take(now)
-                live.put(await anyio.to_thread.run_sync(copy.compute, now))
+                result = await anyio.to_thread.run_sync(copy.compute, now)
+                live.put(result)
                 self.computed += 1
+                self._publish(live, result[1], now)
             self.scored.set()
             self.scored = anyio.Event()
 
     def kick(self) -> None:
         self._kick.set()
+
+    def _publish(self, live: LiveScore, sc: Score, now: float) -> None:
+        """Journal the unit's score when it or its grade moved (by 0.1 or more): the supervision
+        views and a federation centre read ratings from the journal, not from this plugin."""
+        new = (round(sc.total, 1), str(sc.grade))
+        if self.published.get(live.unit.id) == new:
+            return
+        self.published[live.unit.id] = new
+        self.core.bus.publish(UnitScored(unit_id=live.unit.id, unit_key=live.unit.key, score=new[0],
+                                         grade=new[1], window_days=self.cfg.live.window_days, ts=now))
 
     # -- the journal ------------------------------------------------------------------------
 

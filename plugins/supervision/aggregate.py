@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 import anyio
 
-from firebus.sdk import AlarmEvent, AlarmTransition, Event
+from firebus.sdk import AlarmEvent, AlarmTransition, Event, UnitScored
 
 from .config import SiteFacts, SupervisionConfig
 
@@ -95,7 +95,8 @@ class Aggregator:
     # -- the journal consumer ---------------------------------------------------------------
 
     def start(self) -> None:
-        self.consumer = self.core.journal.subscribe(self.NAME, self._on_entries, [AlarmEvent], initial="earliest")
+        self.consumer = self.core.journal.subscribe(self.NAME, self._on_entries, [AlarmEvent, UnitScored],
+                                                    initial="earliest")
 
     def stop(self) -> None:
         self._stopped = True
@@ -116,8 +117,12 @@ class Aggregator:
         status: dict[str, str] = {}
         verdicts: set[str] = set()
         offline = False
+        scored: dict[str, tuple[Any, ...]] = {}
         for event in events:
             data = event.data
+            if isinstance(data, UnitScored):
+                scored[data.unit_key] = (data.unit_key, data.score, data.grade, data.ts, event.seq)
+                continue
             if not isinstance(data, AlarmEvent) or data.rule.startswith(OWN_RULE_PREFIX):
                 continue
             aid = data.alarm_id
@@ -135,6 +140,11 @@ class Aggregator:
                 status[aid] = data.status
             offline = offline or str(data.category) == "offline"
             self._response.pop(self.unit_key(data.unit_id), None)
+        if scored:
+            await self.storage.executemany(
+                "INSERT INTO sup_live_scores (unit_key, score, grade, ts, seq) VALUES (?,?,?,?,?) "
+                "ON CONFLICT (unit_key) DO UPDATE SET score = excluded.score, grade = excluded.grade, "
+                "ts = excluded.ts, seq = excluded.seq WHERE excluded.seq > sup_live_scores.seq", list(scored.values()))
         if not (news or others):
             return
         await self._adopt(news, others)
@@ -384,6 +394,8 @@ class Aggregator:
         facts = {r[0]: r[1:] for r in await self.storage.fetchall(
             "SELECT unit_key, devices, reported, last_inspection_ts, score, grade, score_period, score_ts, updated_ts "
             f"FROM sup_unit_facts WHERE unit_key IN ({marks})", keys)}
+        live = {r[0]: r[1:] for r in await self.storage.fetchall(
+            f"SELECT unit_key, score, grade, ts FROM sup_live_scores WHERE unit_key IN ({marks})", keys)}
         never = self.never_reported
         out = []
         for key in keys:
@@ -400,7 +412,13 @@ class Aggregator:
             out.append({
                 "key": key, "name": unit.name, "kind": unit.kind,
                 "geo": {"lat": unit.lat, "lon": unit.lon} if unit.lat is not None and unit.lon is not None else None,
-                "grade": grade, "score": score, "score_period": period, "score_ts": score_ts,
+                # The live health check's score when the reports plugin publishes one, else the
+                # newest stored report's; score_source says which (docs/plugins/supervision.md).
+                **({"grade": live[key][1], "score": live[key][0], "score_source": "live", "score_ts": live[key][2]}
+                   if key in live else
+                   {"grade": grade, "score": score, "score_source": "report" if grade is not None else None,
+                    "score_ts": score_ts}),
+                "report_grade": grade, "report_score": score, "score_period": period,
                 "open_alarms": sum(opened.values()), "open_by_category": opened,
                 "month": month,
                 "alarms_month": sum(counts.get(c, 0) for c in ALARM_CATEGORIES),

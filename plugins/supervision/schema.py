@@ -120,4 +120,18 @@ MIGRATIONS = [
         description="devices heard from at least once (the journal's raw rows are purged once rolled up)",
         sql="CREATE TABLE sup_devices_seen (device_id TEXT PRIMARY KEY, first_ts REAL NOT NULL) WITHOUT ROWID;",
     ),
+    Migration(
+        component="supervision",
+        version=3,
+        description="each unit's live health score, from the reports plugin's UnitScored journal entries",
+        sql="""
+        CREATE TABLE sup_live_scores (
+            unit_key TEXT PRIMARY KEY,
+            score REAL NOT NULL,                     -- 0-100, higher is safer
+            grade TEXT NOT NULL,                     -- A-D
+            ts REAL NOT NULL,                        -- when it was computed
+            seq INTEGER NOT NULL                     -- the journal entry: a replay never goes back
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]

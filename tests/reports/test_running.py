@@ -17,6 +17,7 @@ import msgspec
 import numpy as np
 import pytest
 
+from firebus.sdk.testing.waiting import eventually
 from firebus.core.config import ConfigError, load_text
 from firebus.core.runtime import running_core
 from firebus.core.web import AuthStore, create_app
@@ -132,16 +133,9 @@ notify:
 """
 
 
-async def wait_for(predicate: Any, what: str, timeout: float = 20.0) -> None:
-    """Wait on a condition with a deadline (real time: report rendering runs in a thread)."""
-    with anyio.fail_after(timeout):
-        while True:
-            value = predicate()
-            if hasattr(value, "__await__"):
-                value = await value
-            if value:
-                return
-            await anyio.sleep(0.02)
+async def wait_for(predicate: Any, what: str, timeout: float = 20.0) -> Any:
+    """``eventually`` with this file's argument order (real time: report rendering runs in a thread)."""
+    return await eventually(predicate, timeout, what)
 
 
 USERS = {"admin": ("admin", []), "wang": ("unit_manager", ["school"]), "li": ("unit_manager", ["mall"])}
@@ -184,6 +178,11 @@ async def running(tmp_path: Path, receiver: Receiver) -> AsyncIterator[Running]:
         yield r
 
 
+async def _last_score_is(entries: Any, score: float) -> list | None:
+    got = await entries()
+    return got if got and abs(got[-1]["score"] - round(score, 1)) < 0.051 else None
+
+
 async def test_live_score_follows_the_journal_and_drops_after_an_alarm(running: Running) -> None:
     core, clock = running.core, running.clock
     async with running.client() as http:
@@ -198,6 +197,15 @@ async def test_live_score_follows_the_journal_and_drops_after_an_alarm(running: 
             return now["score"] < before["score"]
         await wait_for(dropped, "the live score to drop")
         after = (await http.get(f"/-/plugins/reports/units/{before['unit']['id']}/score")).json()
+
+        async def journaled() -> list:  # UnitScored entries: what other plugins read ratings from
+            rows = await core.storage.fetchall(
+                "SELECT data FROM journal WHERE type = 'UnitScored' AND subject = ? ORDER BY seq", (before["unit"]["id"],))
+            return [msgspec.json.decode(r[0]) for r in rows]
+
+        entries = await wait_for(lambda: _last_score_is(journaled, after["score"]), "the new score journaled")
+        assert entries[-1]["unit_key"] == "school" and entries[-1]["grade"] == after["grade"]
+        assert len(entries) >= 2 and entries[0]["score"] > entries[-1]["score"]  # the first score, then the drop
         [alarms] = [d for d in after["deductions"] if d["element"] == "electrical_alarms"]
         assert alarms["deducted"] > 0 and alarms["evidence"], alarms
         assert "AL-1" in alarms["evidence"][0]["zh"] or "ARCM" in alarms["evidence"][0]["zh"]

@@ -76,7 +76,9 @@ async def test_aggregates_after_alarms_acks_clears_and_restart(tmp_path, hook) -
         assert row["verdicts"]["false_alarm"] == 1 and row["verdicts"]["false_share"] == 1.0
         assert (row["hazards_open"], row["overdue"]) == (1, 1)
         assert row["last_inspection_ts"] == START + 200
-        assert (row["grade"], row["score"], row["score_period"]) == ("C", 66.5, "2026-11")
+        assert (row["report_grade"], row["report_score"], row["score_period"]) == ("C", 66.5, "2026-11")
+        # the reports plugin runs here too: its live health check is the rating shown
+        assert row["score_source"] == "live" and row["grade"] in "ABCD"
         assert row["kind"] == "school" and row["geo"] == {"lat": 31.23, "lon": 121.47}
         factory = await unit_row(site, "factory")
         assert factory["open_by_category"] == {"fire": 1} and factory["response"]["ack_median_s"] is None
@@ -138,3 +140,22 @@ async def test_online_rate_counts_devices_never_heard_from(tmp_path, hook) -> No
             assert (row["devices"], row["online"], row["online_rate"]) == (2, 1, 0.5)
             mall = await unit_row(site, "mall")
             assert (mall["devices"], mall["online_rate"]) == (0, None)
+
+
+async def test_the_live_health_score_from_the_journal_is_the_units_rating(tmp_path, hook) -> None:
+    """The reports plugin journals UnitScored; the glance table shows the newest (score_source
+    "live"), whoever published it, and keeps the stored report's figures beside it."""
+    from firebus.sdk import UnitScored
+
+    async with open_site(tmp_path / "s.db", hook) as site:
+        school = site.place("school")
+        site.core.bus.publish(UnitScored(unit_id=school, unit_key="school", score=91.0, grade="A", ts=START))
+        site.core.bus.publish(UnitScored(unit_id=school, unit_key="school", score=72.5, grade="C", ts=START + 60))
+        await site.settle()
+
+        async def live_c() -> dict | None:
+            row = await unit_row(site, "school")
+            return row if row.get("score_source") == "live" and row["grade"] == "C" else None
+
+        row = await wait_until(live_c)
+        assert row["score"] == 72.5 and row["score_ts"] == START + 60
