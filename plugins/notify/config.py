@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
+from firebus.sdk.durations import parse_duration
 from firebus.sdk import AlarmCategory, Severity
 
 
@@ -148,24 +149,6 @@ class OutboxConfig(Strict):
     concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 8
     # Finished rows (sent, failed, digested, cancelled) are kept this long for the panel and audits.
     retention_days: float = 180.0
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
-
-
-def parse_duration(value: str | float | int) -> float:
-    """``24h``, ``7d``, ``30m``, ``45s``, ``2w`` or a number of seconds → seconds (> 0)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError(f"{value!r} is not a duration (e.g. 24h, 7d, 30m, 45s or seconds)")
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError(f"{value!r}: a duration must be more than 0")
-    return seconds
 
 
 class Links(Strict):

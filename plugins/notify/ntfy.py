@@ -22,10 +22,10 @@ import anyio
 import msgspec
 from anyio.streams.memory import MemoryObjectSendStream
 
+from firebus.sdk.durations import parse_duration
 from firebus.sdk import Lane
 
 from .channel import Channel
-from .config import parse_duration
 from .message import ChannelContext, DeliveryError, Message
 
 #: ntfy's own topic rule (server/server.go: topicRegex).
