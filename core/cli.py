@@ -42,6 +42,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             print(f"{r['name']:<{width}}  {r['status']:<12}  {r['version'] or '-':<10}  {r['distribution'] or r['module']}")
             if r["hooks"]:
                 print(f"{'':<{width}}  {'':<12}  {'':<10}  hooks: {', '.join(r['hooks'])}")
+            for kind, keys in r.get("declares", {}).items():
+                print(f"{'':<{width}}  {'':<12}  {'':<10}  {kind}: {', '.join(keys)}")
             if r["error"]:
                 print(f"{'':<{width}}  {'':<12}  {'':<10}  error: {r['error']}")
         if conflicts:

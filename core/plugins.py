@@ -293,4 +293,14 @@ class PluginHost:
         return results
 
     def listing(self) -> list[dict[str, Any]]:
-        return [self.records[name].as_dict() for name in sorted(self.records)]
+        """Each plugin's record and what it declares (``declares``: kind → type keys, and the
+        point classes it adds), once ``collect_declarations`` has run."""
+        rows = []
+        for name in sorted(self.records):
+            row = self.records[name].as_dict()
+            declares = {kind: sorted(key for key, d in table.items() if d.plugin == name)
+                        for kind, table in self.declarations.items()}
+            declares["point_class"] = sorted(c for c, p in self.point_classes.items() if p == name)
+            row["declares"] = {kind: keys for kind, keys in declares.items() if keys}
+            rows.append(row)
+        return rows
