@@ -3,7 +3,8 @@
 # package-dir, which mypy cannot follow through an editable install, so a throw-away tree
 # of symlinks (firebus/{core,sdk,plugins}) gives it the installed layout.
 #   strict: the plugin contract (what docs/sdk.md calls stable);
-#   normal: the rest of the SDK (the kit: profiles, rules, channels; the developer tools).
+#   normal: the rest of the SDK (the kit: profiles, rules, channels; the developer tools);
+#   core/contracts.py: the core's classes satisfy the SDK's protocols.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 py=${PYTHON:-$root/.venv/bin/python}
@@ -20,3 +21,5 @@ for m in "${contract[@]}"; do args+=(-m "firebus.sdk.$m"); done
 export MYPYPATH=$tree
 "$py" -m mypy --config-file "$root/pyproject.toml" --strict --follow-imports=silent "${args[@]}"
 "$py" -m mypy --config-file "$root/pyproject.toml" --follow-imports=silent -p firebus.sdk
+# the core's contexts and transports satisfy the SDK's protocols (core/contracts.py)
+"$py" -m mypy --config-file "$root/pyproject.toml" --follow-imports=silent -m firebus.core.contracts

@@ -89,7 +89,10 @@ class DeviceReport(msgspec.Struct, frozen=True, omit_defaults=True):
 class DriverContext(Protocol):
     """What the core gives a driver.  Implemented by the core; drivers only use it."""
 
-    device_id: str | None
+    @property
+    def device_id(self) -> str | None:
+        """The registry id of the device (None for a push driver's shared context)."""
+
     transport: Any
     logger: logging.Logger
 
