@@ -102,6 +102,10 @@ organisations:
     children:
       - {{key: town_a, name: 甲镇, name_en: Town A, kind: town, units: [school, mall]}}
       - {{key: town_b, name: 乙镇, name_en: Town B, kind: town, units: [factory]}}
+# The reports plugin's tables (report_files) without its live score: the tests publish the
+# UnitScored entries themselves, so no rating changes under them at a time of its choosing.
+reports:
+  live: {{enabled: false}}
 inspection:
   tick: 1d
   hazards: {{deadline: 2d, major_deadline: 1d, urge_every: 12h, escalate_after: 24h}}
