@@ -13,7 +13,7 @@ mypy --strict)      ``manifest``, ``migration``, ``media``, ``web``, ``orgs``, `
                     ``testing.detector_contract``, ``testing.waiting``
 kit (may change     ``modbus``, ``jsonmap``, ``profile_data`` (profile codecs and their
 in minor            generic drivers), ``channels``, ``rules`` (generic alarm rules),
-releases)           ``timers``; the rest of ``testing`` (the pieces behind the fixtures
+releases)           ``timers``, ``durations``; the rest of ``testing`` (the pieces behind the fixtures
                     and the suites' own modules: import those from ``testing.contracts``)
 tools               ``tools`` (``tools.scaffold``, ``tools.check``, ``tools.cli``):
                     ``firebus sdk new|check``; the commands are stable, the Python API is
