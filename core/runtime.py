@@ -347,7 +347,6 @@ class Core:
                 configured.append(device_id)
         await self.registry.orphan_missing(configured)
         self.start_task(self._housekeeping, name="housekeeping")
-        self.start_task(self._checkpoint_state, name="state-checkpoint")
         if self.site.backup is not None:  # `backup:` in the site file (core/backup.py)
             from firebus.sdk.durations import parse_duration
 
@@ -561,16 +560,6 @@ class Core:
             await self.quarantine(f"{transport_key}:{topic}", payload, "no driver subscribes to this topic", ack)
 
         return unrouted
-
-    async def _checkpoint_state(self) -> None:
-        """Current state to ``point_state`` every ``storage.state_checkpoint_s`` (wall time).
-
-        A restart after a crash replays the journal only from the last checkpoint; without
-        this it replayed from the last clean stop (or from the beginning).
-        """
-        while True:
-            await anyio.sleep(self.ingest.checkpoint_s)
-            self.ingest.checkpoint()
 
     async def _housekeeping(self) -> None:
         cfg = self.site.storage

@@ -269,19 +269,3 @@ async def test_a_batch_of_registry_writes_commits_in_one_transaction_parents_fir
         assert writer.commits - commits <= 2  # the batch (and the barrier), not one per operation
         rows = await storage.fetchall("SELECT value, device_id FROM device_identifiers ORDER BY value")
         assert rows == [("S0", "D0"), ("S1", "D1")]
-
-
-async def test_current_state_is_checkpointed_while_running(tmp_path: Path) -> None:
-    """point_state follows the present every state_checkpoint_s, not only at a clean stop."""
-    db = tmp_path / "fb.db"
-    SCRIPTS.setdefault("S1", Script()).values["rc"] = 7
-    text = site(db, ["S1"]).replace(f"storage: {{path: {db}}}", f"storage: {{path: {db}, state_checkpoint_s: 0.2}}")
-    async with running_core(load_text(text, "site.yaml"), extra_plugins={"test": TestPlugin()}, autoload=False) as core:
-        point_id = core.registry.points_of_device(core.device_ids["det-S1"])[0].point_id
-
-        async def checkpointed() -> Any:
-            # read on its own, never through barrier(): that would run the checkpoint itself
-            return await core.storage.fetchone("SELECT value FROM point_state WHERE point_id = ?", (point_id,))
-
-        row = await wait_until(checkpointed, 10, "the state checkpoint")
-        assert row[0] == 7
