@@ -14,27 +14,37 @@ import sys
 from pathlib import Path
 
 import anyio
+import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from firebus.core.config import load_file  # noqa: E402
 from firebus.core.runtime import running_core  # noqa: E402
-from firebus.sdk import hookimpl  # noqa: E402
-from firebus.sdk.jsonmap import make_driver, parse_profile  # noqa: E402
+from firebus.sdk import DeviceReport, NoOptions, PointSpec, PushDriver, Reading, hookimpl  # noqa: E402
 
 
-# The device is data, as a vendor's would be: a payload profile, no driver code.
-TEMP_PROFILE = """
-name: rel.temp
-topics: ["rel/+/t"]
-identity:
-  - {namespace: serial, topic_level: 1}
-timestamp: {path: ts, unit: s}
-required: [v, ts]
-points:
-  t: {path: v, type: number, point_class: temperature, unit: "°C"}
-"""
-TempDriver = make_driver(parse_profile(TEMP_PROFILE, "temp.yaml"), "rel.temp")
+class Msg(msgspec.Struct):
+    seq: int
+    v: float
+    ts: float
+
+
+class TempDriver(PushDriver):
+    type_key = "rel.temp"
+    Options = NoOptions
+    transports = ("mqtt",)
+    _decoder = msgspec.json.Decoder(Msg)
+
+    def subscriptions(self) -> list[str]:
+        return ["rel/+/t"]
+
+    def decode(self, topic: str, payload: bytes) -> list[DeviceReport]:
+        msg = self._decoder.decode(payload)
+        serial = topic.split("/")[1]
+        return [DeviceReport(identifiers={"serial": serial}, readings=[Reading(point_key="t", value=msg.v, ts=msg.ts)])]
+
+    def points_for(self, report: DeviceReport) -> list[PointSpec]:
+        return [PointSpec(key="t", point_class="temperature", unit="°C")]
 
 
 class Plugin:
