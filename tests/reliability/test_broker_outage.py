@@ -183,8 +183,9 @@ async def test_link_fault_raised_within_10s_and_session_resumes_after_each_outag
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "KNOWN ISSUE, not understood: in runs up to 2026-12-01 the first message a publisher sent into a hung "
-    "(SIGSTOPped) Mosquitto 2.0.11 was confirmed to the publisher but never stored; every run since passes. "
+    "KNOWN ISSUE, not understood: the first message a publisher sends into a hung (SIGSTOPped) Mosquitto "
+    "2.0.11 is sometimes confirmed to the publisher but never stored (every run up to 2026-12-01, about one "
+    "run in ten since). "
     "The core stores whatever it receives before acking, so the message most likely never reached its "
     "session (cf. eclipse-mosquitto/mosquitto#2349); see docs/benchmarks.md, 'Known issue (broker outage)'"))
 async def test_every_confirmed_message_stored_exactly_once_across_both_outages(outcome: Outcome) -> None:
