@@ -236,7 +236,8 @@ class MqttOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     key_file: str | None = None
     tls_insecure: bool = False  # skip hostname check (test rigs only)
     reconnect_min: int = 1
-    reconnect_max: int = 30
+    # Short: the broker is usually on the same box, and alarms wait in it while we back off.
+    reconnect_max: int = 10
     #: seconds to wait for TCP/TLS connect and for CONNACK
     connect_timeout: float = 10.0
     #: largest packet accepted (bytes; v5 tells the broker, which then drops bigger messages)

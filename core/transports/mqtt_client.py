@@ -129,7 +129,7 @@ class SessionConfig(msgspec.Struct, kw_only=True):
     ssl_context: ssl.SSLContext | None = None
     server_hostname: str | None = None
     reconnect_min: float = 1.0
-    reconnect_max: float = 30.0
+    reconnect_max: float = 10.0
     connect_timeout: float = 10.0
     #: unacknowledged inbound messages held before reading stops (0 → 2 × receive_maximum)
     max_held: int = 0
@@ -265,6 +265,10 @@ class MqttSession(asyncio.Protocol):
         self.paused_total = 0.0
         self.pauses = 0
         self.connects = 0
+        self.failed_attempts = 0  # connect attempts that failed (refused, timed out, no CONNACK)
+        self.last_error = ""
+        self.next_attempt_in = 0.0
+        self._streak = 0  # failed attempts since the last working connection (numbers the log lines)
         self.protocol_errors = 0
         self.subscribe_failures = 0
         self.session_present: bool | None = None
@@ -409,6 +413,9 @@ class MqttSession(asyncio.Protocol):
             "stale_acks": self.stale_acks,
             "connects": self.connects,
             "reconnects": max(0, self.connects - 1),
+            "failed_attempts": self.failed_attempts,
+            "last_error": self.last_error,
+            "next_attempt_in_s": self.next_attempt_in,
             "protocol_errors": self.protocol_errors,
             "subscribe_failures": self.subscribe_failures,
             "publishes_pending": len(self._out),
@@ -426,14 +433,25 @@ class MqttSession(asyncio.Protocol):
             except asyncio.CancelledError:
                 raise
             except MqttConnectError as exc:
-                self._link(False, str(exc))
+                self._attempt_failed(str(exc))
             except (OSError, asyncio.TimeoutError, ssl.SSLError, EOFError) as exc:
                 what = "timed out" if isinstance(exc, asyncio.TimeoutError) else (str(exc) or type(exc).__name__)
-                self._link(False, f"cannot connect to {c.host}:{c.port}: {what}")
+                self._attempt_failed(f"cannot connect to {c.host}:{c.port}: {what}")
             if self._stopping:
                 break
-            await asyncio.sleep(delay * random.uniform(0.9, 1.1))
+            pause = delay * random.uniform(0.9, 1.1)
+            self.next_attempt_in = round(pause, 2)
+            await asyncio.sleep(pause)
             delay = min(c.reconnect_max, delay * 2)
+
+    def _attempt_failed(self, reason: str) -> None:
+        # The link callback reports only changes (the link is already down); each failed
+        # attempt is still worth a line, or a session that never comes back says nothing.
+        self.failed_attempts += 1
+        self._streak += 1
+        self.last_error = reason
+        self.log.info("%s: connect attempt %d failed: %s", self.config.client_id, self._streak, reason)
+        self._link(False, reason)
 
     async def _connect_once(self) -> None:
         c = self.config
@@ -477,6 +495,7 @@ class MqttSession(asyncio.Protocol):
     def _on_connack(self, ack: Connack) -> None:
         c = self.config
         self.connects += 1
+        self._streak = 0
         self.session_present = ack.session_present
         props = ack.properties
         self._server_receive_max = int(props.get(Prop.RECEIVE_MAXIMUM, 65535))  # type: ignore[arg-type]

@@ -105,6 +105,14 @@ async def outages(tmp_path: Path, hang_s: float = 15.0) -> Outcome:
             links: list[tuple[float, bool]] = []
             core.bus.subscribe("test-links", lambda e: links.append((time.monotonic(), e.data.up)), types=[LinkChanged])
             transport = core.transports["mqtt"]
+
+            async def link_up_since(t0: float, what: str) -> None:
+                try:
+                    await wait_for(lambda: [t for t, up in links if up and t >= t0], 30, what)
+                except AssertionError as exc:
+                    # Say why: each session's attempts and last error, and what the broker saw.
+                    raise AssertionError(f"{exc}\nlinks {links}\nsessions {transport.stats()['sessions']}\n"
+                                         f"broker log (tail):\n{broker.log()[-4000:]}") from None
             await transport.wait_connected(20)
             pub = Publisher(broker.port)
             pub.start()
@@ -124,7 +132,7 @@ async def outages(tmp_path: Path, hang_s: float = 15.0) -> Outcome:
                 broker.resume()
             resumed = time.monotonic()
             marks.append(pub.sent)
-            await wait_for(lambda: [t for t, up in links if up and t >= resumed], 30, "link up after resume")
+            await link_up_since(resumed, "link up after resume")
             acked = transport.acked
             await wait_for(lambda: transport.acked > acked + 100, 30, "the stream flowing again")
 
@@ -138,7 +146,7 @@ async def outages(tmp_path: Path, hang_s: float = 15.0) -> Outcome:
             await anyio.to_thread.run_sync(broker.start)
             restarted = time.monotonic()
             marks.append(pub.sent)
-            await wait_for(lambda: [t for t, up in links if up and t >= restarted], 30, "link up after restart")
+            await link_up_since(restarted, "link up after restart")
 
             pub.stop_at = time.monotonic() + 2
             await wait_for(pub.done.is_set, 120, "publisher confirmed everything")
