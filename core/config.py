@@ -334,8 +334,19 @@ class LoadedConfig:
     path: Path
 
 
-def load_text(text: str, file: str = "<string>", env: dict[str, str] | None = None) -> LoadedConfig:
+def load_text(text: str, file: str = "<string>", env: dict[str, str] | None = None, *,
+              cache: bool = False) -> LoadedConfig:
+    """Parse and check a site file's text.  ``cache``: reuse (and store) the parsed document
+    of an unchanged file (``config_cache``): the checks still run, the YAML parse does not."""
     env = dict(os.environ) if env is None else env
+    if cache:
+        from . import config_cache
+
+        cached = config_cache.read(text, env)
+        if cached is not None:
+            loaded = _from_document(cached, SourceMap(file, None, text), file)
+            if loaded is not None:
+                return loaded
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -356,6 +367,23 @@ def load_text(text: str, file: str = "<string>", env: dict[str, str] | None = No
     # ``partial``: what could be read, so `firebus check` checks the rest of the file too.
     errors.raise_any(LoadedConfig(site=site, source=source, raw=doc, path=Path(file)))
     source.drop_nodes()  # a valid file: lines are needed only for rare later errors
+    if cache:
+        from . import config_cache
+
+        config_cache.write(text, env, raw)
+    return LoadedConfig(site=site, source=source, raw=raw, path=Path(file))
+
+
+def _from_document(raw: dict[str, Any], source: SourceMap, file: str) -> LoadedConfig | None:
+    """A cached document through the same checks; None (parse afresh, with lines) on any error."""
+    try:
+        site = convert(raw, SiteConfig, source)
+        errors = _Errors()
+        check_references(site, source, errors)
+        _check_backup(site, source, errors)
+        errors.raise_any(None)
+    except ConfigError:
+        return None
     return LoadedConfig(site=site, source=source, raw=raw, path=Path(file))
 
 
@@ -410,13 +438,13 @@ def _check_backup(site: SiteConfig, source: SourceMap, errors: _Errors) -> None:
         errors.add(source.error(("backup", "keep"), f"keep at least 1 backup, got {site.backup.keep}"))
 
 
-def load_file(path: str | Path, env: dict[str, str] | None = None) -> LoadedConfig:
+def load_file(path: str | Path, env: dict[str, str] | None = None, *, cache: bool = True) -> LoadedConfig:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), None, "", f"cannot read: {exc.strerror}") from None
-    loaded = load_text(text, str(path), env)
+    loaded = load_text(text, str(path), env, cache=cache)
     loaded.path = path
     return loaded
 
