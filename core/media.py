@@ -167,10 +167,9 @@ class MediaStore:
                                            (media_id,))
         return [r[0] for r in rows]
 
-    # -- the core's side -----------------------------------------------------------------------
-
     async def get(self, media_id: str) -> tuple[MediaInfo, Path] | None:
-        """A medium and its file (None: unknown, or its file is gone)."""
+        """A medium and its file (None: unknown, or its file is gone): the API serves it, notify
+        attaches a still to an e-mail (``MediaAPI.get``)."""
         row = await self.storage.fetchone(f"SELECT {_COLUMNS} FROM media m WHERE m.id = ?", (media_id,))
         if row is None:
             return None
@@ -179,6 +178,8 @@ class MediaStore:
             log.error("media: file of %s is missing (%s)", media_id, path)
             return None
         return _info(row), path
+
+    # -- the core's side -----------------------------------------------------------------------
 
     def offer(self, point_id: str, media_ids: tuple[str, ...], ts: float) -> None:
         """``media_ids`` show point ``point_id`` at ``ts`` (a reading's ``media``): claimable by the

@@ -6,7 +6,9 @@ A plugin stores bytes or a file with ``await core.media.put(...)`` and gets a
 to the alarm that reading raises, in the same transaction.  Media made later (a clip
 written 20 s after) are attached by alarm id with ``await core.media.attach(alarm_id,
 media_id)``.  People see them through ``GET /api/alarms/{id}/media`` and
-``GET /api/media/{id}``, authorised exactly like the alarm.
+``GET /api/media/{id}``, authorised exactly like the alarm; a plugin that passes a
+medium on (notify attaching the still to an e-mail) reads its file through
+``await core.media.get(media_id)``.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from .message import MqttPublish
 from .ntfy import NtfyHub
 
 if TYPE_CHECKING:
+    from .media import NotifyMedia
     from .service import NotifyService
 
 
@@ -44,3 +45,8 @@ class NotifyChannelContext:
     @property
     def ntfy_hub(self) -> NtfyHub:
         return self._service.ntfy_hub
+
+    @property
+    def media(self) -> "NotifyMedia":
+        """The alarm's media: ``read`` a still's bytes for an attachment (e-mail)."""
+        return self._service.media

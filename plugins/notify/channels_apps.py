@@ -12,6 +12,10 @@ have rotated it).  Vendor error codes are sorted into "try again" (rate limits, 
 "this message can never go" (unknown user, app not visible to them): the latter fail the
 row without blocking the channel.  ``base_url`` points elsewhere (a private deployment, a
 test receiver).
+
+The alarm's still (``Message.data["media"]``): WeCom sends a news message (图文) whose
+``picurl`` is the still's signed link; DingTalk shows it in the markdown (``![…](link)``);
+Feishu's post cannot show a picture by URL (only an uploaded ``image_key``), so it links it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import anyio
 import msgspec
 
 from .channel import Channel, json_body, post_checked, secret_from
+from .media import label, media_lines, public_media, public_still
 from .message import ChannelContext, DeliveryError, Message
 
 _JSON = {"Content-Type": "application/json; charset=utf-8"}
@@ -163,12 +168,20 @@ class WeComAppChannel(AppChannel):
     def payload(self, message: Message) -> dict[str, Any]:
         o: WeComAppOptions = self.options
         base: dict[str, Any] = {"touser": message.address, "agentid": o.agentid, "safe": 0}
+        still = public_still(message)
+        if still is not None:
+            # news (图文): the picture is fetched by WeCom from picurl; title ≤ 128 bytes, description
+            # ≤ 512 bytes; url (the alarm, else the picture) is what a tap opens.
+            return {**base, "msgtype": "news", "news": {"articles": [{
+                "title": message.title[:60], "description": message.text[:240],
+                "url": message.url or still["url"], "picurl": still["url"]}]}}
+        lines = "".join(f"\n{line}" for line in media_lines(message))
         if message.url:
             # textcard: title ≤ 128 bytes, description ≤ 512 bytes (WeCom cuts, we cut first on characters).
             return {**base, "msgtype": "textcard", "textcard": {
                 "title": message.title[:60], "description": message.text[:240], "url": message.url,
                 "btntxt": "详情" if message.language == "zh" else "Open"}}
-        return {**base, "msgtype": "text", "text": {"content": f"{message.title}\n{message.text}"[:2000]}}
+        return {**base, "msgtype": "text", "text": {"content": f"{message.title}\n{message.text}{lines}"[:2000]}}
 
     async def deliver(self, token: str, message: Message) -> None:
         o: WeComAppOptions = self.options
@@ -222,6 +235,10 @@ class DingTalkAppChannel(AppChannel):
 
     def payload(self, message: Message) -> dict[str, Any]:
         text = f"### {message.title}\n\n" + message.text.replace("\n", "\n\n")
+        still = public_still(message)
+        for m in public_media(message):  # the still as a picture, other media as links
+            name = label(message.language, str(m["kind"]))
+            text += f"\n\n![{name}]({m['url']})" if m is still else f"\n\n[{name}]({m['url']})"
         if message.url:
             msg = {"msgtype": "action_card", "action_card": {
                 "title": message.title, "markdown": text,
@@ -281,6 +298,8 @@ class FeishuAppChannel(AppChannel):
 
     def payload(self, message: Message) -> dict[str, Any]:
         lines: list[list[dict[str, Any]]] = [[{"tag": "text", "text": line}] for line in message.text.splitlines()]
+        lines += [[{"tag": "a", "text": label(message.language, str(m["kind"])), "href": m["url"]}]
+                  for m in public_media(message)]
         if message.url:
             lines.append([{"tag": "a", "text": "查看告警" if message.language == "zh" else "Open the alarm",
                            "href": message.url}])

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import html
 import smtplib
 import ssl
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate
-from typing import ClassVar, Literal
+from email.utils import formataddr, formatdate, make_msgid
+from typing import Any, ClassVar, Literal
 
 import anyio
 import msgspec
 
 from .channel import Channel, json_body, message_json, secret_from
+from .media import file_name, label, media_lines, stills_of
 from .message import ChannelContext, DeliveryError, Message
 
 
@@ -28,7 +30,9 @@ class EmailOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class EmailChannel(Channel):
-    """Plain-text e-mail over SMTP (stdlib ``smtplib`` in a worker thread).
+    """E-mail over SMTP (stdlib ``smtplib`` in a worker thread): plain text, and with the alarm's
+    still also an HTML part showing it inline (``multipart/related``, ``cid:``) and the still as an
+    attachment.
 
     The Message-ID is derived from the outbox id, so a retried mail that did
     reach the server the first time is recognisable as the same mail.
@@ -43,7 +47,8 @@ class EmailChannel(Channel):
         if options.username and not self.password:
             raise ValueError("username is set but password_env is not")
 
-    def build(self, message: Message) -> EmailMessage:
+    def build(self, message: Message, images: list[tuple[dict[str, Any], bytes]] | None = None) -> EmailMessage:
+        """The mail; ``images``: (media item, bytes) of the stills to show and attach."""
         opts: EmailOptions = self.options
         mail = EmailMessage()
         mail["From"] = formataddr((opts.sender_name, opts.sender))
@@ -52,13 +57,50 @@ class EmailChannel(Channel):
         mail["Date"] = formatdate(self.ctx.time(), localtime=False)
         mail["Message-ID"] = f"<{message.id}@firebus.notify>"
         mail["X-Firebus-Alarm-Id"] = message.alarm_id
-        mail.set_content(message.text)
+        images = images or []
+        # Media not attached (a clip, a still too large) are linked; the attached ones are named.
+        lines = media_lines(message, skip=frozenset(item["id"] for item, _ in images), public_only=False)
+        if images:
+            sep = "：" if message.language == "zh" else ": "
+            lines.insert(0, label(message.language, "attached") + sep + ", ".join(file_name(i) for i, _ in images))
+        text = message.text + ("\n\n" + "\n".join(lines) if lines else "")
+        mail.set_content(text)
+        if not images:
+            return mail
+        cids = [make_msgid(domain="firebus.notify") for _ in images]
+        alt = html.escape(label(message.language, "still"))
+        figures = "".join(f'<p><img src="cid:{cid[1:-1]}" alt="{alt}" style="max-width:100%"></p>' for cid in cids)
+        mail.add_alternative(
+            f'<!doctype html><html lang="{"zh-CN" if message.language == "zh" else "en"}"><head><meta charset="utf-8">'
+            f"</head><body><p style=\"white-space:pre-wrap\">{html.escape(text)}</p>{figures}</body></html>",
+            subtype="html")
+        html_part = mail.get_payload()[1]
+        for (item, data), cid in zip(images, cids):
+            maintype, _, subtype = str(item["content_type"]).partition("/")
+            html_part.add_related(data, maintype, subtype, cid=cid, disposition="inline", filename=file_name(item))
+        for item, data in images:
+            maintype, _, subtype = str(item["content_type"]).partition("/")
+            mail.add_attachment(data, maintype, subtype, filename=file_name(item))
         return mail
+
+    async def images(self, message: Message) -> list[tuple[dict[str, Any], bytes]]:
+        """The stills to attach, read through the service (a still that cannot be read is skipped)."""
+        reader = getattr(self.ctx, "media", None)
+        stills = stills_of(message)
+        if reader is None or not stills:
+            return []
+        out = []
+        for item in stills[: reader.opts.max_images]:
+            data = await reader.read(item)
+            if data is not None:
+                out.append((item, data))
+        reader.attached += len(out)
+        return out
 
     async def send(self, message: Message) -> None:
         if not message.address:
             raise DeliveryError(f"{message.recipient} has no e-mail address on {self.key}", permanent=True)
-        mail = self.build(message)
+        mail = self.build(message, await self.images(message))
         try:
             await anyio.to_thread.run_sync(self._send_blocking, mail, abandon_on_cancel=True)
         except (smtplib.SMTPException, OSError) as exc:

@@ -5,6 +5,11 @@ people of the escalation step by their contact on that channel (a mobile
 number for WeCom and DingTalk, a Feishu user/open id for Feishu).  All three
 answer HTTP 200 with a result code in the body; non-zero is a failure
 (rate limit, bad signature …) and is retried by the outbox.
+
+The alarm's still (``Message.data["media"]``, see ``media``): DingTalk markdown shows it
+(``![…](link)``); WeCom markdown and Feishu posts cannot show a picture by URL (WeCom's only
+by a separate image/news message, Feishu's only by an uploaded ``image_key``), so they and
+every text message get a line with the link.
 """
 
 from __future__ import annotations
@@ -14,10 +19,21 @@ from typing import Any, ClassVar, Literal
 import msgspec
 
 from .channel import Channel, json_body, post_checked, robot_result, secret_from
+from .media import label, media_lines, public_media, public_still
 from .message import ChannelContext, Message
 from .signing import dingtalk_sign, feishu_sign
 
 _JSON = {"Content-Type": "application/json; charset=utf-8"}
+
+
+def markdown_media(message: Message) -> str:
+    """DingTalk markdown: the first still as a picture (``![…](link)``), other media as links."""
+    still = public_still(message)
+    parts = []
+    for m in public_media(message):
+        name = label(message.language, str(m["kind"]))
+        parts.append(f"![{name}]({m['url']})" if m is still else f"[{name}]({m['url']})")
+    return "".join(f"\n\n{p}" for p in parts)
 
 
 class WeComOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -32,10 +48,13 @@ class WeComChannel(Channel):
     group: ClassVar[bool] = True
 
     def payload(self, message: Message) -> dict[str, Any]:
+        lines = "".join(f"\n{line}" for line in media_lines(message))
         if self.options.msgtype == "markdown":
             # WeCom markdown has no mention list; mobiles cannot be mentioned there.
-            return {"msgtype": "markdown", "markdown": {"content": f"### {message.title}\n{message.text}"}}
-        text: dict[str, Any] = {"content": f"{message.title}\n{message.text}"}
+            links = "".join(f"\n[{label(message.language, str(m['kind']))}]({m['url']})"
+                            for m in public_media(message))
+            return {"msgtype": "markdown", "markdown": {"content": f"### {message.title}\n{message.text}{links}"}}
+        text: dict[str, Any] = {"content": f"{message.title}\n{message.text}{lines}"}
         if message.mentions:
             text["mentioned_mobile_list"] = list(message.mentions)
         return {"msgtype": "text", "text": text}
@@ -70,10 +89,12 @@ class DingTalkChannel(Channel):
         if self.options.msgtype == "markdown":
             return {
                 "msgtype": "markdown",
-                "markdown": {"title": message.title, "text": f"### {message.title}\n\n{message.text}{tail}"},
+                "markdown": {"title": message.title,
+                             "text": f"### {message.title}\n\n{message.text}{markdown_media(message)}{tail}"},
                 "at": at,
             }
-        return {"msgtype": "text", "text": {"content": f"{message.title}\n{message.text}{tail}"}, "at": at}
+        lines = "".join(f"\n{line}" for line in media_lines(message))
+        return {"msgtype": "text", "text": {"content": f"{message.title}\n{message.text}{lines}{tail}"}, "at": at}
 
     def signed_url(self) -> str:
         if not self.secret:
@@ -108,6 +129,8 @@ class FeishuChannel(Channel):
     def payload(self, message: Message) -> dict[str, Any]:
         if self.options.msg_type == "post":
             lines: list[list[dict[str, Any]]] = [[{"tag": "text", "text": line}] for line in message.text.splitlines()]
+            lines += [[{"tag": "a", "text": label(message.language, str(m["kind"])), "href": m["url"]}]
+                      for m in public_media(message)]
             if message.mentions:
                 lines.append([{"tag": "at", "user_id": uid} for uid in message.mentions])
             lang = "zh_cn" if message.language == "zh" else "en_us"
@@ -117,7 +140,8 @@ class FeishuChannel(Channel):
             }
         else:
             ats = "".join(f' <at user_id="{uid}"></at>' for uid in message.mentions)
-            body = {"msg_type": "text", "content": {"text": f"{message.title}\n{message.text}{ats}"}}
+            extra = "".join(f"\n{line}" for line in media_lines(message))
+            body = {"msg_type": "text", "content": {"text": f"{message.title}\n{message.text}{extra}{ats}"}}
         if self.secret:
             ts = int(self.ctx.time())
             body = {"timestamp": str(ts), "sign": feishu_sign(self.secret, ts), **body}

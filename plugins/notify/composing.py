@@ -46,8 +46,9 @@ def rate_limiters(cfg: NotifyConfig, channel_types: dict[str, type],
 class Composer:
     def __init__(self, core: Any, cfg: NotifyConfig, channel_types: dict[str, type], *, clock: Any,
                  log: logging.Logger | Any, channels: ChannelRegistry, outbox: Outbox, links: AlarmLinks,
-                 store: EscalationStore, timers: NotifyTimers) -> None:
+                 store: EscalationStore, timers: NotifyTimers, media: Any = None) -> None:
         self.core = core
+        self.media = media  # media.NotifyMedia: a video alarm's first message may wait for its still
         self.cfg = cfg
         self.clock = clock
         self.log = log
@@ -173,6 +174,8 @@ class Composer:
                     if timer not in self.timers:
                         self.timers.arm(timer, max(lim.window_end(recipient, key, now) for lim in limiters))
                 entries.append(Entry(dedup, message, context_id, status, next_ts, int(alarm.severity)))
+        if kind == "new" and self.media is not None and entries:
+            await self.media.hold(alarm, entries)
         return entries
 
     async def restore_digests(self) -> None:

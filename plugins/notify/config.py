@@ -166,6 +166,27 @@ class Links(Strict):
         return parse_duration(self.ttl)
 
 
+class MediaOptions(Strict):
+    """The still of an alarm (``core.media``) in its messages (docs/plugins/notify.md, "Images").
+
+    A video alarm whose still is not attached yet waits at most ``grace`` before its first
+    message goes; every other alarm never waits.  An image over ``max_attachment_bytes`` is not
+    attached (it is still linked).
+    """
+
+    grace: str | float = "2s"
+    max_attachment_bytes: Annotated[int, msgspec.Meta(ge=0)] = 2 * 1024 * 1024
+    max_images: Annotated[int, msgspec.Meta(ge=0, le=10)] = 3  # stills per message
+    # Drivers whose alarms are video alarms (their still may be attached just after the alarm).
+    video_drivers: list[str] = msgspec.field(default_factory=lambda: ["video.camera"])
+
+    @property
+    def grace_s(self) -> float:
+        if str(self.grace).strip() in ("0", "0.0", "0s"):
+            return 0.0  # no waiting at all
+        return parse_duration(self.grace)
+
+
 class NotifyConfig(Strict):
     language: Language = Language.ZH
     timezone: str = "Asia/Shanghai"
@@ -176,6 +197,7 @@ class NotifyConfig(Strict):
     rate_limit: RateLimit = msgspec.field(default_factory=RateLimit)
     outbox: OutboxConfig = msgspec.field(default_factory=OutboxConfig)
     links: Links = msgspec.field(default_factory=Links)
+    media: MediaOptions = msgspec.field(default_factory=MediaOptions)
     # Categories whose messages ignore quiet hours (GB 50116 keeps fire and gas apart; both are life safety).
     urgent_categories: list[AlarmCategory] = msgspec.field(
         default_factory=lambda: [AlarmCategory.FIRE, AlarmCategory.GAS]
@@ -316,6 +338,13 @@ def _check(cfg: NotifyConfig, notifier_types: dict[str, type] | None) -> None:
         _ = cfg.links.ttl_s  # parses the duration
     except ValueError as exc:
         raise NotifyConfigError(f"notify.links.ttl: {exc}") from None
+    try:
+        grace = cfg.media.grace_s
+    except ValueError as exc:
+        raise NotifyConfigError(f"notify.media.grace: {exc}") from None
+    if not 0 <= grace <= 10:
+        # The grace delays a fire alarm's first message: seconds, never minutes.
+        raise NotifyConfigError(f"notify.media.grace: {grace:g}s is outside 0 to 10 s")
     users: dict[str, str] = {}
     for i, person in enumerate(cfg.people):
         user = person.user or person.name

@@ -26,6 +26,7 @@ from firebus.sdk.durations import parse_duration
 from firebus.sdk import Lane
 
 from .channel import Channel
+from .media import file_name, public_still
 from .message import ChannelContext, DeliveryError, Message
 
 #: ntfy's own topic rule (server/server.go: topicRegex).
@@ -35,6 +36,15 @@ TOPIC = re.compile(r"^[-_A-Za-z0-9]{1,64}$")
 class NtfyOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     retention: str | float = "7d"  # how long messages are kept for replay (since=…)
     keepalive: str | float = "45s"  # ntfy's default; the app reconnects after ~5 min of silence
+
+
+class NtfyAttachment(msgspec.Struct, omit_defaults=True):
+    """ntfy's ``attachment`` object: the app shows an image attachment in the notification."""
+
+    name: str
+    url: str
+    type: str | None = None
+    size: int | None = None
 
 
 class NtfyEvent(msgspec.Struct, omit_defaults=True):
@@ -50,6 +60,7 @@ class NtfyEvent(msgspec.Struct, omit_defaults=True):
     priority: int | None = None
     tags: list[str] | None = None
     click: str | None = None
+    attachment: NtfyAttachment | None = None
 
 
 _enc = msgspec.json.Encoder()
@@ -79,6 +90,15 @@ def priority_of(message: Message) -> int:
     if message.severity >= 30:
         return 3
     return 2
+
+
+def attachment_of(message: Message) -> NtfyAttachment | None:
+    """The alarm's still, by its signed link (the app downloads it from there)."""
+    still = public_still(message)
+    if still is None:
+        return None
+    return NtfyAttachment(name=file_name(still), url=str(still["url"]), type=str(still["content_type"]),
+                          size=int(still["bytes"]) if still.get("bytes") else None)
 
 
 def tags_of(message: Message) -> list[str]:
@@ -149,6 +169,7 @@ class NtfyChannel(Channel):
             id=message.id, time=int(now), event="message", topic=message.address,
             expires=int(math.ceil(now + self.retention_s)), title=message.title or None, message=message.text,
             priority=priority_of(message), tags=tags_of(message) or None, click=message.url or None,
+            attachment=attachment_of(message),
         )
 
     async def send(self, message: Message) -> None:

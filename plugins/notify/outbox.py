@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import anyio
 import msgspec
@@ -89,6 +89,17 @@ class Outbox:
         #: channels whose last send succeeded: their rows go out concurrently at once
         self._proven: set[str] = set()
         self.on_result: Callable[[Row, bool, str], None] | None = None
+        #: what a message gets just before each send (the alarm's media: ``media.NotifyMedia.prepare``)
+        self.prepare: Callable[[Message], Awaitable[Message]] | None = None
+
+    async def _prepared(self, message: Message) -> Message:
+        if self.prepare is None:
+            return message
+        try:
+            return await self.prepare(message)
+        except Exception:  # extras must never cost a notification its send
+            log.exception("notify: preparing %s failed; sending it as it is", message.id)
+            return message
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -123,8 +134,9 @@ class Outbox:
             return
         error = ""
         try:
+            message = await self._prepared(entry.message)
             with anyio.fail_after(self.cfg.send_timeout_s):
-                await channel.notifier.send(entry.message)
+                await channel.notifier.send(message)
         except anyio.get_cancelled_exc_class():
             raise
         except TimeoutError:
@@ -301,8 +313,9 @@ class Outbox:
         error = ""
         permanent = False
         try:
+            message = await self._prepared(row.message)
             with anyio.fail_after(self.cfg.send_timeout_s):
-                await entry.notifier.send(row.message)
+                await entry.notifier.send(message)
         except anyio.get_cancelled_exc_class():
             raise
         except TimeoutError:

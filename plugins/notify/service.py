@@ -10,6 +10,7 @@ This module wires the parts and runs them; each part has a module of its own:
 * ``composing`` — alarm → messages: recipients, templates, quiet hours, rate
   limits and digests;
 * ``alarm_links`` — the signed link in every alarm message;
+* ``media`` — the alarm's still in its messages (and the short wait for it);
 * ``timers`` — the escalation, digest and purge timers;
 * ``outbox`` — durable delivery, one task per channel.
 
@@ -36,6 +37,7 @@ from .escalation import Escalation
 from .escalation_state import SQL_ESCALATION, EscalationStore, Tracked
 from .handling import EventHandler
 from .health import ChannelEntry, ChannelRegistry
+from .media import NotifyMedia
 from .message import MqttPublish
 from .ntfy import NtfyHub
 from .outbox import Outbox
@@ -73,10 +75,12 @@ class NotifyService:
         self.outbox = Outbox(core, self.channels, cfg.outbox)
         self.timers = NotifyTimers(core.clock)
         self.links = AlarmLinks(core, cfg, self.clock, self.log)
+        self.media = NotifyMedia(core, cfg, self.clock, self.log, self.outbox)
+        self.outbox.prepare = self.media.prepare
         self.escalation_store = EscalationStore(core.storage, self.log)
         self.composer = Composer(core, cfg, channel_types, clock=self.clock, log=self.log, channels=self.channels,
                                  outbox=self.outbox, links=self.links, store=self.escalation_store,
-                                 timers=self.timers)
+                                 timers=self.timers, media=self.media)
         self.escalation = Escalation(cfg, clock=self.clock, log=self.log, store=self.escalation_store,
                                      timers=self.timers, composer=self.composer, outbox=self.outbox)
         self._ready = anyio.Event()
@@ -117,6 +121,7 @@ class NotifyService:
                     self.http = httpx.AsyncClient(follow_redirects=False)
                 await self.channels.restore()
                 await self.links.load_key()
+                await self.media.load_key()
                 for entry in self.channels.entries.values():
                     start = getattr(entry.notifier, "start", None)
                     if start is not None:

@@ -28,7 +28,8 @@ def routes(service_of: Callable[[], Any]) -> list[Route]:
 
     async def channels(request: Request) -> JSONResponse:
         try:
-            return JSONResponse({"channels": service_or_404().channels.snapshot()})
+            service = service_or_404()
+            return JSONResponse({"channels": service.channels.snapshot(), "media": service.media.metrics()})
         except LookupError as exc:
             return JSONResponse({"error": {"code": "not_found", "message": str(exc)}}, 404)
 
@@ -83,11 +84,13 @@ def routes(service_of: Callable[[], Any]) -> list[Route]:
         await service.outbox.add([Entry(f"test|{message.id}", message, None, "pending", now, 0)])
         return JSONResponse({"notification_id": message.id}, 202)
 
+    from .media_web import routes as media_routes
     from .ntfy_web import routes as ntfy_routes
     from .webpush_web import routes as webpush_routes
 
     return [
         *ntfy_routes(service_of),
+        *media_routes(service_of),
         *webpush_routes(service_of),
         Route("/channels", channels),
         Route("/outbox", outbox),

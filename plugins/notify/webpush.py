@@ -24,6 +24,7 @@ import msgspec
 from firebus.sdk import Lane
 
 from .channel import Channel
+from .media import public_still
 from .message import ChannelContext, DeliveryError, Message
 
 _enc = msgspec.json.Encoder()
@@ -58,6 +59,7 @@ class PushPayload(msgspec.Struct, omit_defaults=True):
     category: str = ""
     severity: int = 0
     tag: str = ""  # the notification tag: a later message of the same alarm replaces the earlier one
+    image: str = ""  # the alarm's still (signed link): the Notification's ``image``
 
 
 class WebPushChannel(Channel):
@@ -112,7 +114,8 @@ class WebPushChannel(Channel):
         return _enc.encode(PushPayload(
             id=message.id, kind=message.kind, title=message.title, body=message.text, url=message.url,
             alarm_id=message.alarm_id, category=message.category, severity=message.severity,
-            tag=f"firebus-{message.alarm_id}" if message.alarm_id else f"firebus-{message.id}"))
+            tag=f"firebus-{message.alarm_id}" if message.alarm_id else f"firebus-{message.id}",
+            image=str(still["url"]) if (still := public_still(message)) is not None else ""))
 
     async def send(self, message: Message) -> None:
         if self.vapid is None:

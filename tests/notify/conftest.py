@@ -247,6 +247,8 @@ class NotifyHarness:
         self.events: list[Event] = []
         self.mqtt: list[tuple[str, bytes, int, bool]] = []
         self.mqtt_publish: Any = None
+        #: called with the test core before notify starts (give it media, a secret, a registry)
+        self.prepare: Callable[[TestCore], None] | None = None
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[TestCore]:
@@ -262,6 +264,8 @@ class NotifyHarness:
                 if self.mqtt_publish is not None:
                     core.mqtt_publish = self.mqtt_publish  # type: ignore[attr-defined]
                 self.core = core
+                if self.prepare is not None:
+                    self.prepare(core)
                 await notify.firebus_startup(core)
                 service = notify.service_for(core)
                 assert service is not None
