@@ -118,6 +118,7 @@ class NotifyMedia:
         self.attached = 0  # stills attached to e-mails
         self.held = 0  # first messages that waited for a still
         self.released = 0  # … of which the still came within the grace
+        self._watching: dict[str, float] = {}  # alarm id → end of its grace
 
     @property
     def store(self) -> Any:
@@ -227,13 +228,17 @@ class NotifyMedia:
         pending = [e for e in entries if e.status == "pending" and e.message.kind == "new"]
         if not pending or self.grace_s <= 0 or self.store is None or not self.is_video(alarm):
             return
-        if await self.has_still(alarm.alarm_id):
+        watching = self._watching.get(alarm.alarm_id)
+        if watching is None and await self.has_still(alarm.alarm_id):
             return
-        deadline = self.clock.time() + self.grace_s
+        # A second route of the same alarm joins the wait already running (same deadline, one watch).
+        deadline = watching if watching is not None else self.clock.time() + self.grace_s
         for entry in pending:
             entry.next_ts = max(entry.next_ts, deadline)
-        self.held += 1
-        self.core.start_task(self.watch, alarm.alarm_id, deadline, name=f"notify:still:{alarm.alarm_id}")
+        if watching is None:
+            self._watching[alarm.alarm_id] = deadline
+            self.held += 1
+            self.core.start_task(self.watch, alarm.alarm_id, deadline, name=f"notify:still:{alarm.alarm_id}")
 
     async def watch(self, alarm_id: str, deadline: float) -> None:
         """Until ``deadline``: a still attached makes the waiting rows of ``alarm_id`` due now."""
@@ -249,6 +254,8 @@ class NotifyMedia:
         except Exception:
             # The rows become due at the deadline on their own: nothing is lost.
             self.log.exception("notify: watching for the still of alarm %s failed", alarm_id)
+        finally:
+            self._watching.pop(alarm_id, None)
 
     async def _release(self, alarm_id: str, deadline: float) -> None:
         now = self.clock.time()
