@@ -49,6 +49,7 @@ def by_rule(items: list[dict[str, Any]], group: str) -> dict[str, Any]:
 async def test_alarm_objects_carry_state_and_match_the_openapi_document(site) -> None:
     VALUES["A1"]["smoke"] = True
     await wait_until(lambda: any(a.active for a in site.core.alarms.open_alarms()))
+    await site.core.storage.barrier()  # the API reads what is committed
     async with site.client("admin") as c:
         doc = (await c.get("/api/openapi.json")).json()
         listing = (await c.get("/api/alarms")).json()
@@ -77,10 +78,12 @@ async def test_alarm_objects_carry_state_and_match_the_openapi_document(site) ->
 async def test_reset_unacknowledged_fire_sorts_above_active_leakage(site) -> None:
     VALUES["A1"]["smoke"] = True
     await wait_until(lambda: any(a.category == "fire" and a.active for a in site.core.alarms.open_alarms()))
+    await site.core.storage.barrier()  # the API reads what is committed
     VALUES["A1"]["smoke"] = False  # the detector resets by itself: cleared, not acknowledged
     VALUES["B1"]["rc"] = 900  # residual current far over the threshold: an active electrical alarm
     await wait_until(lambda: any(a.category == "fire" and not a.active for a in site.core.alarms.open_alarms())
                      and any(a.category.startswith("electrical") and a.active for a in site.core.alarms.open_alarms()))
+    await site.core.storage.barrier()  # the API reads what is committed
     async with site.client("admin") as c:
         items = (await c.get("/api/alarms")).json()["items"]
     assert items[0]["category"] == "fire" and items[0]["status"] == "cleared_unack", [
@@ -117,10 +120,13 @@ async def test_confirmed_fire_names_its_place_and_detectors(site2) -> None:
     site = site2
     VALUES["A1"]["smoke"] = True
     await wait_until(lambda: any(a.category == "fire" for a in site.core.alarms.open_alarms()))
+    await site.core.storage.barrier()  # the API reads what is committed
     VALUES["A2"]["smoke"] = True
     await wait_until(lambda: any(a.rule.endswith(":confirmed") for a in site.core.alarms.open_alarms()))
+    await site.core.storage.barrier()  # the API reads what is committed
     VALUES["A1"]["smoke"] = False  # one detector restores: the confirmed fire stays confirmed by two
     await wait_until(lambda: sum(a.active for a in site.core.alarms.open_alarms() if a.rule.endswith(":single")) == 1)
+    await site.core.storage.barrier()  # the API reads what is committed
     async with site.client("admin") as c:
         items = (await c.get("/api/alarms?lang=en")).json()["items"]
         zh = (await c.get("/api/alarms?lang=zh")).json()["items"]

@@ -15,6 +15,7 @@ async def raise_fire(site, serial: str = "A1") -> str:
     VALUES[serial]["smoke"] = True
     device = site.device("det-a" if serial == "A1" else "det-b")
     await wait_until(lambda: any(a.device_id == device and a.active for a in site.core.alarms.open_alarms()))
+    await site.core.storage.barrier()  # the API reads what is committed
     return next(a.id for a in site.core.alarms.open_alarms() if a.device_id == device)
 
 
@@ -109,6 +110,7 @@ async def test_alarms_list_filter_scope_and_counts(site) -> None:
     VALUES["B1"]["rc"] = 350  # electrical alarm in office B
     b = site.device("det-b")
     await wait_until(lambda: any(x.device_id == b for x in site.core.alarms.open_alarms()))
+    await site.core.storage.barrier()  # the API reads what is committed
     async with site.client("admin") as c:
         items = (await c.get("/api/alarms")).json()["items"]
         assert {i["category"] for i in items} >= {"fire", "electrical_alarm"}
@@ -169,6 +171,7 @@ async def test_verdict_only_for_fire(site) -> None:
     VALUES["B1"]["rc"] = 350
     b = site.device("det-b")
     await wait_until(lambda: any(x.device_id == b for x in site.core.alarms.open_alarms()))
+    await site.core.storage.barrier()  # the API reads what is committed
     alarm_id = next(x.id for x in site.core.alarms.open_alarms() if x.device_id == b)
     async with site.client("manager_b") as c:
         r = await c.post(f"/api/alarms/{alarm_id}/verdict", json={"verdict": "test"})

@@ -92,6 +92,7 @@ async def test_throttling_per_account_and_per_address(site) -> None:
 async def test_csrf_on_session_writes(site) -> None:
     VALUES["A1"]["smoke"] = True
     await wait_until(lambda: site.core.alarms.open_alarms())
+    await site.core.storage.barrier()  # the API reads what is committed
     alarm_id = site.core.alarms.open_alarms()[0].id
     async with site.client() as c:
         await login(c, "duty_a")

@@ -193,6 +193,7 @@ async def test_console_plan_and_adoption_in_a_real_browser(site, tmp_path: Path)
 
         async def alarm_id() -> None:
             await wait_until(lambda: any(a.device_id == ids["det_a"] for a in site.core.alarms.open_alarms()), timeout=60)
+            await site.core.storage.barrier()  # the API reads what is committed
             ids["alarm"] = next(a.id for a in site.core.alarms.open_alarms() if a.device_id == ids["det_a"])
 
         tg.start_soon(alarm_id)

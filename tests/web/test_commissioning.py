@@ -54,6 +54,7 @@ async def test_plan_upload_place_and_scope(site) -> None:
         assert big.status_code == 413
     VALUES["A1"]["smoke"] = True  # live colour: the device is in alarm on its plan
     await wait_until(lambda: any(a.active for a in site.core.alarms.open_alarms()))
+    await site.core.storage.barrier()  # the API reads what is committed
     async with site.client("duty_a") as c:
         assert (await c.get(f"/api/plans/{f1}")).json()["devices"][0]["status"] == "alarm"
         # Duty officers see plans but do not edit them.
@@ -108,6 +109,7 @@ async def test_bulk_acknowledge(site) -> None:
     VALUES["A1"]["smoke"] = True
     VALUES["B1"]["smoke"] = True
     await wait_until(lambda: len([a for a in site.core.alarms.open_alarms() if a.active]) >= 2)
+    await site.core.storage.barrier()  # the API reads what is committed
     ids = [a.id for a in site.core.alarms.open_alarms()]
     async with site.client("duty_a") as c:
         r = (await c.post("/api/alarms/ack", json={"ids": ids + ["nope"]})).json()

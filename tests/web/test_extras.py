@@ -45,6 +45,7 @@ async def test_notification_log_is_scoped_by_the_alarm_unit(tmp_path: Path) -> N
             await auth.create_user(name, role, units=units, password=PASSWORD)
             site.tokens[name], _ = await auth.create_token(name)
         await wait_until(lambda: {a.device_id for a in core.alarms.open_alarms()} >= set(core.device_ids.values()))
+        await core.storage.barrier()  # the API reads what is committed
         by_device = {a.device_id: a for a in core.alarms.open_alarms()}
         a_alarm, b_alarm = by_device[core.device_ids["det-a"]], by_device[core.device_ids["det-b"]]
         now = time.time()

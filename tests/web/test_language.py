@@ -68,12 +68,14 @@ def test_the_checker_catches_english_and_ids() -> None:
 async def test_every_page_in_chinese(site) -> None:
     VALUES["A1"]["smoke"] = True
     await wait_until(lambda: any(a.active for a in site.core.alarms.open_alarms()))
+    await site.core.storage.barrier()  # the API reads what is committed
     alarm = site.core.alarms.open_alarms()[0]
     async with site.client("admin") as c:
         await c.post(f"/api/alarms/{alarm.id}/silence", json={"note": "已通知保安"})
         await c.post(f"/api/alarms/{alarm.id}/ack")
     VALUES["A1"]["smoke"] = False
     await wait_until(lambda: not any(a.active for a in site.core.alarms.open_alarms() if a.id == alarm.id))
+    await site.core.storage.barrier()  # the API reads what is committed
     found = site.core.registry.register_discovered({"serial": "Z7"}, driver="webtest.detector", transport=None)
     floor = site.core.registry.place_by_key("a-f1").id
     pages = ["/", "/console", "/alarms", "/alarms?status=all", f"/alarms/{alarm.id}", "/devices",
