@@ -51,21 +51,31 @@ class CoreProcess:
                 self.proc.wait()
 
     def settle(self, db: Path, quiet: float = 1.5, timeout: float = 60) -> None:
-        """Wait until the database stops changing for ``quiet`` seconds (redeliveries and alarms landed)."""
+        """Wait until the alarm engine has handled every journal entry it reads (its cursor
+        commits in the same transaction as the alarms it raised) and the database then stops
+        changing for ``quiet`` seconds (redeliveries landed).  Quiet alone is not enough: a
+        restarted core on a loaded machine can pause longer than ``quiet`` mid catch-up."""
+        from firebus.core.alarms.dispatch import INPUT_TYPES
 
-        def snapshot() -> tuple[int, ...]:
+        names = [t.__name__ for t in INPUT_TYPES]
+
+        def snapshot() -> tuple[tuple[int, ...], bool]:
             with sqlite3.connect(db, timeout=5) as conn:
-                return tuple(conn.execute(
+                counts = tuple(conn.execute(
                     "SELECT (SELECT count(*) FROM readings), (SELECT count(*) FROM alarm_history),"
                     " (SELECT count(*) FROM alarms)").fetchone())
+                head = conn.execute(f"SELECT coalesce(max(seq), 0) FROM journal WHERE type IN ({','.join('?' * len(names))})",
+                                    names).fetchone()[0]
+                cursor = conn.execute("SELECT seq FROM journal_cursors WHERE name = 'alarms'").fetchone()
+            return counts, cursor is not None and cursor[0] >= head
 
         deadline = time.monotonic() + timeout
-        last, since = snapshot(), time.monotonic()
-        while time.monotonic() - since < quiet:
+        (last, caught_up), since = snapshot(), time.monotonic()
+        while not caught_up or time.monotonic() - since < quiet:
             if time.monotonic() > deadline:
-                raise AssertionError("the database kept changing")
+                raise AssertionError(f"the database kept changing (alarm engine caught up: {caught_up})")
             time.sleep(0.1)
-            now = snapshot()
+            now, caught_up = snapshot()
             if now != last:
                 last, since = now, time.monotonic()
 
