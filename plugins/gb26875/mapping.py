@@ -58,6 +58,9 @@ POINT_TARGETS: dict[str, Target] = {
 PLUGIN_POINT_TARGETS: dict[tuple[str, str], Target] = {
     ("gas", "valve_state"): Target(FIRE_ALARM_SYSTEM, 106),  # gas shut-off solenoid valve
     ("gas", "fan_state"): Target(FIRE_ALARM_SYSTEM, 104),  # exhaust fan started by a gas alarm
+    # A camera's smoke is seen, not sampled: the centre must be told it came from an image
+    # detector (78), not from a point-type smoke detector (40).
+    ("video", "smoke"): Target(FIRE_ALARM_SYSTEM, 78),
 }
 
 #: firebus plugin → target for points whose class is not listed above

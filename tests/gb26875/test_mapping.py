@@ -25,7 +25,8 @@ def test_unmapped_component_types() -> None:
 
 @pytest.mark.parametrize("point_class, plugin, system, component", [
     ("residual_current", "leakage", 1, 17), ("temperature", "leakage", 1, 18), ("smoke", "smoke", 1, 40),
-    ("gas_lel", "gas", 1, 10), ("flame", "video", 1, 78), ("water_level", "water", 11, 92),
+    ("gas_lel", "gas", 1, 10), ("flame", "video", 1, 78), ("smoke", "video", 1, 78),
+    ("fault", "video", 1, 78), ("water_level", "water", 11, 92),
     ("pump_state", "water", 11, 91), ("valve_state", "gas", 1, 106), ("battery", "smoke", 1, 40),
     ("whatever", "acme", 0, 0),
 ])
