@@ -259,6 +259,15 @@ class Core:
 
         return await read_history(self.storage, point_ids, start, end, bucket)
 
+    async def alarm_action(self, alarm_id: str, action: Any, actor: str, *, note: str = "",
+                           context: Context | None = None) -> Any:
+        """``firebus.sdk.CoreAPI.alarm_action`` (core/alarms/commands.py)."""
+        from firebus.sdk.core_api import AlarmActionOutcome, AlarmActionResult
+
+        if self.alarms is None:
+            return AlarmActionResult(AlarmActionOutcome.REFUSED, "the alarm engine is not running")
+        return await self.alarms.act(alarm_id, action, actor, note=note, context=context)
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:

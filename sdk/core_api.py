@@ -97,6 +97,28 @@ class Clock(Protocol):
     async def sleep(self, seconds: float) -> None: ...
 
 
+class AlarmAction(StrEnum):
+    """What a person may do to an alarm from outside the panel (``CoreAPI.alarm_action``)."""
+
+    ACKNOWLEDGE = "acknowledge"
+    SILENCE = "silence"
+    CLEAR = "clear"  # operator reset
+
+
+class AlarmActionOutcome(StrEnum):
+    APPLIED = "applied"
+    UNKNOWN_ALARM = "unknown_alarm"
+    ALREADY_CLEARED = "already_cleared"  # silence or clear of an alarm no longer active
+    ALREADY_DONE = "already_done"  # acknowledged / silenced before
+    REFUSED = "refused"  # any other refusal (``message`` says why)
+
+
+class AlarmActionResult(msgspec.Struct, frozen=True, omit_defaults=True):
+    outcome: AlarmActionOutcome
+    message: str = ""  # the engine's reason for a refusal (English)
+    status: str = ""  # the alarm's status afterwards (active_unack …), "" for an unknown alarm
+
+
 class BusAPI(Protocol):
     def subscribe(
         self,
@@ -264,3 +286,11 @@ class CoreAPI(Protocol):
 
     async def history(self, point_ids: Sequence[str], start: float, end: float, bucket: HistoryBucket) -> History:
         """Rollup rows with ``start <= bucket < end`` of these points (reports, live views; never raw rows)."""
+
+    async def alarm_action(
+        self, alarm_id: str, action: AlarmAction, actor: str, *, note: str = "", context: Context | None = None,
+    ) -> AlarmActionResult:
+        """Acknowledge, silence or clear an alarm exactly as the panel does (same checks, same
+        history row naming ``actor``, same ``AlarmEvent``); returns once durable.  A refusal is
+        an outcome, never an exception.  Idempotent by ``context.id``: an action whose context
+        id is already in the alarm's history is not applied again (outcome ``applied``)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from firebus.sdk import ActorKind, AlarmCategory, AlarmTransition, Context
+from firebus.sdk.core_api import AlarmAction, AlarmActionOutcome, AlarmActionResult
 
 from .lifecycle import Lifecycle
 from .model import Alarm, AlarmError, AlarmNotFound, Verdict
@@ -102,6 +103,43 @@ class OperatorActions(Lifecycle):
         snapshot = msgspec.structs.replace(alarm)
         await self._commit()
         return snapshot
+
+    async def act(self, alarm_id: str, action: AlarmAction | str, actor: str, *, note: str = "",
+                  context: Context | None = None) -> AlarmActionResult:
+        """``firebus.sdk.CoreAPI.alarm_action``: one of the actions above, its refusal as an outcome.
+
+        A refusal is classified from the alarm's state after it (the engine's message is prose).
+        """
+        Outcome = AlarmActionOutcome
+        try:
+            action = AlarmAction(action)
+        except ValueError:
+            return AlarmActionResult(Outcome.REFUSED, f"unknown action {action!r}")
+        found = await self.get(alarm_id)  # Queries (AlarmEngine is both)
+        if found is None:
+            return AlarmActionResult(Outcome.UNKNOWN_ALARM, f"no alarm {alarm_id}")
+        if context is not None and any(t.context_id == context.id
+                                       for t in await self.history(alarm_id)):
+            return AlarmActionResult(Outcome.APPLIED, "applied before (same context id)", str(found.status))
+        run = {AlarmAction.ACKNOWLEDGE: self.acknowledge, AlarmAction.SILENCE: self.silence,
+               AlarmAction.CLEAR: self.clear}[action]
+        try:
+            done = await run(alarm_id, actor, note=note, context=context)
+        except AlarmNotFound as exc:
+            return AlarmActionResult(Outcome.UNKNOWN_ALARM, str(exc))
+        except AlarmError as exc:
+            now = await self.get(alarm_id)
+            if now is None:
+                outcome = Outcome.UNKNOWN_ALARM
+            elif not now.active and action is not AlarmAction.ACKNOWLEDGE:
+                outcome = Outcome.ALREADY_CLEARED
+            elif (action is AlarmAction.ACKNOWLEDGE and now.acknowledged) or \
+                    (action is AlarmAction.SILENCE and now.silenced):
+                outcome = Outcome.ALREADY_DONE
+            else:
+                outcome = Outcome.REFUSED
+            return AlarmActionResult(outcome, str(exc), str(now.status) if now else "")
+        return AlarmActionResult(Outcome.APPLIED, "", str(done.status))
 
     async def _get_open(self, alarm_id: str) -> Alarm:
         alarm = self._open.get(alarm_id)
