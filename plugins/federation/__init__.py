@@ -1,7 +1,8 @@
 """Federation: many sites, one centre, over NATS JetStream into PostgreSQL.
 
 Site side (in the running core, section ``federation:`` of the site file): the
-journal, read from a stored cursor, published to JetStream (``site``).  Centre
+journal, read from a stored cursor, published to JetStream (``site``), and the
+centre's commands applied to alarms (``site_commands``).  Centre
 side (``firebus federation centre --pg DSN --nats URL``): durable pull
 consumers writing into PostgreSQL (``centre``, ``schema``).  ``servers`` starts a
 throw-away nats-server and PostgreSQL for tests and the bench.
@@ -27,8 +28,9 @@ FIREBUS_MANIFEST = Manifest(
 )
 
 _publishers: "WeakKeyDictionary[Any, Any]" = WeakKeyDictionary()
+_commands: "WeakKeyDictionary[Any, Any]" = WeakKeyDictionary()
 
-__all__ = ["FederationConfig", "FederationConfigError", "load_config", "publisher_for", "start"]
+__all__ = ["FederationConfig", "FederationConfigError", "commands_for", "load_config", "publisher_for", "start"]
 
 
 @hookimpl
@@ -44,6 +46,13 @@ def firebus_validate_site(core: Any, site: dict[str, Any]) -> list[SiteProblem]:
 
 
 @hookimpl
+def firebus_register_migrations(core: Any) -> list[Any]:
+    from .site_commands import MIGRATIONS
+
+    return list(MIGRATIONS)
+
+
+@hookimpl
 def firebus_register_commands(cli: Any) -> None:
     from .cli import add_commands
 
@@ -53,6 +62,11 @@ def firebus_register_commands(cli: Any) -> None:
 def publisher_for(core: Any) -> Any:
     """The running site publisher of ``core`` (metrics, tests)."""
     return _publishers.get(core)
+
+
+def commands_for(core: Any) -> Any:
+    """The running consumer of the centre's commands of ``core`` (metrics, tests)."""
+    return _commands.get(core)
 
 
 async def start(core: Any, section: dict[str, Any] | None = None) -> Any:
@@ -68,11 +82,14 @@ async def start(core: Any, section: dict[str, Any] | None = None) -> Any:
             "未启动：缺少 nats-py（pip install 'firebus[federation]'）")
         raise
     from .site import SitePublisher
+    from .site_commands import SiteCommands
 
     pub = SitePublisher(core, cfg)
     pub.subscribe()
     _publishers[core] = pub
     core.start_task(pub.run, name="federation")
+    cmds = _commands[core] = SiteCommands(core, cfg)
+    core.start_task(cmds.run, name="federation-commands")
     return pub
 
 

@@ -20,7 +20,8 @@ from typing import Any, Callable
 
 import msgspec
 
-from . import envelope, schema
+from . import commands, envelope, schema
+from .desk import CommandDesk
 
 log = logging.getLogger("firebus.plugin.federation.centre")
 
@@ -43,6 +44,10 @@ class CentreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # A batch delivered but not acknowledged (a centre killed mid-batch) comes again after this;
     # it bounds how long a restarted centre waits for the batch its predecessor held.
     ack_wait_s: float = 10.0
+    command_stream: str = "FIREBUS_CMD"  # centre → site commands and the sites' answers
+    command_expiry_s: float = 24 * 3600.0  # a site refuses a command older than this ("expired")
+    resend_every_s: float = 5.0  # a command not yet in JetStream is published again this often
+    http: str | None = None  # "host:port" of the commands API (None: no HTTP server)
 
 
 LANES = ("alarm", "telemetry")
@@ -178,6 +183,9 @@ class Centre:
         self._default_days: set[dt.date] = set()
         #: called after each COMMIT with (lane, entries) — the bench measures latency here
         self.on_commit: Callable[[str, list[envelope.Incoming]], None] | None = None
+        self.http_server: Any = None
+        self.desk = CommandDesk(cfg.pg, command_stream=cfg.command_stream, expiry_s=cfg.command_expiry_s,
+                                resend_every_s=cfg.resend_every_s)
 
     # -- set-up ------------------------------------------------------------------------------
 
@@ -208,12 +216,19 @@ class Centre:
             max_age=self.cfg.max_age_s, max_bytes=self.cfg.max_bytes,
             duplicate_window=self.cfg.duplicate_window_s,
         )
-        try:
-            await self.js.stream_info(self.cfg.stream)
-        except NotFoundError:
-            await self.js.add_stream(config)
-        else:
-            await self.js.update_stream(config)
+        # Commands and answers: a stream of their own, so the journal consumers never see them.
+        cmd_config = StreamConfig(
+            name=self.cfg.command_stream, subjects=commands.stream_subjects(), storage=StorageType.FILE,
+            retention=RetentionPolicy.LIMITS, discard=DiscardPolicy.OLD, max_age=self.cfg.max_age_s,
+            duplicate_window=self.cfg.duplicate_window_s,
+        )
+        for cfg in (config, cmd_config):
+            try:
+                await self.js.stream_info(cfg.name)
+            except NotFoundError:
+                await self.js.add_stream(cfg)
+            else:
+                await self.js.update_stream(cfg)
 
     async def _connect_pg(self) -> Any:
         import psycopg
@@ -230,6 +245,7 @@ class Centre:
             await conn.execute("SELECT pg_advisory_lock(727001)")  # several centres start at once
             try:
                 await conn.execute(schema.DDL)
+                await conn.execute(schema.COMMANDS_DDL)
                 await conn.execute(
                     "CREATE TABLE IF NOT EXISTS fed_quarantine (id bigserial PRIMARY KEY, subject text, "
                     "body bytea, reason text, received timestamptz NOT NULL DEFAULT now())")
@@ -272,6 +288,7 @@ class Centre:
             try:
                 await self._connect_nats()
                 subs = [await self._subscribe(lane) for lane in LANES]
+                results = await self.desk.subscribe_results(self.js)
                 break
             except Exception as exc:
                 self._error(exc)
@@ -285,8 +302,15 @@ class Centre:
                 for lane, sub in zip(LANES, subs):
                     tg.create_task(self._lane(lane, sub), name=f"centre:{lane}")
                 tg.create_task(self._partitions(), name="centre:partitions")
+                self.desk.js = self.js
+                tg.create_task(self.desk.results_loop(results), name="centre:command-results")
+                tg.create_task(self.desk.resend_loop(), name="centre:command-resend")
+                if self.cfg.http:
+                    tg.create_task(self._serve_http(self.cfg.http), name="centre:http")
                 self.ready.set()
         finally:
+            self.desk.js = None
+            await self.desk.close()
             nc, self.nc = self.nc, None
             if nc is not None:
                 try:
@@ -435,6 +459,23 @@ class Centre:
         if self.on_commit is not None:
             self.on_commit(lane, prepared.entries)
 
+    async def _serve_http(self, where: str) -> None:
+        import contextlib
+
+        import uvicorn
+
+        from .api import create_app
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Any:  # the CLI owns SIGINT/SIGTERM (it cancels the centre)
+                yield
+
+        host, _, port = where.rpartition(":")
+        self.http_server = Server(uvicorn.Config(create_app(self.desk), host=host or "127.0.0.1", port=int(port),
+                                                 log_level="warning", lifespan="off"))
+        await self.http_server.serve()
+
     async def _partitions(self) -> None:
         """Keep ``days_ahead`` partitions ready (a new day needs none created on the hot path)."""
         while True:
@@ -460,4 +501,4 @@ class Centre:
         return {"ingested": dict(self.ingested), "batches": dict(self.batches), "rows": dict(self.rows),
                 "quarantined": self.quarantined, "redelivered_batches": self.redelivered_batches,
                 "seconds": {k: round(v, 3) for k, v in self.seconds.items()}, "errors": self.errors, "last_error": self.last_error,
-                "time": time.time()}
+                "commands": self.desk.metrics(), "time": time.time()}

@@ -8,6 +8,9 @@
       max_unacked: 10000                 # entries in flight to NATS before telemetry waits in the journal
       ack_timeout_s: 5.0                 # a publish not acknowledged by then is sent again
       batch_max: 1000                    # journal entries per delivery to the publisher
+      commands: [acknowledge, silence, clear]   # alarm actions the centre may ask for ([]: none)
+      command_stream: FIREBUS_CMD        # the JetStream stream of centre → site commands
+      command_max_age_s: 86400           # a command older than this when it arrives is refused
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+
+from firebus.sdk.core_api import AlarmAction
 
 SUBJECT_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 STREAM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -32,6 +37,9 @@ class FederationConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, 
     max_unacked: int = 10_000
     ack_timeout_s: float = 5.0
     batch_max: int = 1000
+    commands: list[AlarmAction] = msgspec.field(default_factory=lambda: list(AlarmAction))
+    command_stream: str = "FIREBUS_CMD"
+    command_max_age_s: float = 24 * 3600.0
 
 
 class FederationConfigError(ValueError):
@@ -81,9 +89,12 @@ def load_config(section: dict[str, Any], base_dir: str | Path | None = None) -> 
             raise FederationConfigError("federation.credentials", f"no readable file {str(path)!r}",
                                         f"文件不存在或不可读：{str(path)!r}")
         cfg = msgspec.structs.replace(cfg, credentials=str(path))
-    if not STREAM_NAME.match(cfg.stream):
-        raise FederationConfigError("federation.stream", "1–32 letters, digits, '-' or '_'",
-                                    "1–32 个字母、数字、'-' 或 '_'")
+    for key in ("stream", "command_stream"):
+        if not STREAM_NAME.match(getattr(cfg, key)):
+            raise FederationConfigError(f"federation.{key}", "1–32 letters, digits, '-' or '_'",
+                                        "1–32 个字母、数字、'-' 或 '_'")
+    if not cfg.command_max_age_s > 0:
+        raise FederationConfigError("federation.command_max_age_s", "must be > 0 (seconds)", "必须 > 0（秒）")
     for name, low in (("max_unacked", 1), ("batch_max", 1)):
         if getattr(cfg, name) < low:
             raise FederationConfigError(f"federation.{name}", f"must be ≥ {low}", f"必须 ≥ {low}")

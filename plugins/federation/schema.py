@@ -111,6 +111,47 @@ BEGIN
 END $$;
 """
 
+# Centre → site commands (plugins/federation/desk.py).  ``commands`` is what a centre user
+# asked for; ``sent_at`` is set once JetStream has it (NULL: the centre sends it again).
+# ``command_results`` is the site's answer, the first one kept (a site repeats the same one).
+# ``centre_users``: who may use the centre's API; a token is stored as its SHA-256 only.
+COMMANDS_DDL = """
+CREATE TABLE IF NOT EXISTS commands (
+    id         text        PRIMARY KEY,
+    site_id    text        NOT NULL,
+    alarm_id   text        NOT NULL,
+    kind       text        NOT NULL,
+    note       text        NOT NULL DEFAULT '',
+    issued_by  text        NOT NULL,
+    role       text        NOT NULL,
+    issued_at  timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL,
+    sent_at    timestamptz
+);
+CREATE INDEX IF NOT EXISTS commands_site ON commands (site_id, issued_at);
+CREATE INDEX IF NOT EXISTS commands_unsent ON commands (issued_at) WHERE sent_at IS NULL;
+
+CREATE TABLE IF NOT EXISTS command_results (
+    command_id   text        PRIMARY KEY,
+    site_id      text        NOT NULL,
+    outcome      text        NOT NULL,
+    reason       text,
+    message      text        NOT NULL DEFAULT '',
+    message_zh   text        NOT NULL DEFAULT '',
+    alarm_status text        NOT NULL DEFAULT '',
+    at           timestamptz NOT NULL,
+    received     timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS centre_users (
+    name         text        PRIMARY KEY,
+    role         text        NOT NULL,
+    sites        text[]      NOT NULL DEFAULT '{}',
+    token_sha256 bytea       NOT NULL UNIQUE,
+    created      timestamptz NOT NULL DEFAULT now()
+);
+"""
+
 # The staging tables a batch is copied into (per connection; emptied at commit).  State
 # changes arrive as typed columns (decoded by the centre, no jsonb to parse on the hot path);
 # every other entry keeps its payload as jsonb.
