@@ -74,7 +74,7 @@ def create_app(desk: CommandDesk) -> Starlette:
                 return JSONResponse(exc.body(), exc.status,
                                     headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
             except Exception as exc:  # no traceback reaches a user; the log has it
-                desk._error(exc)
+                desk.note_error(exc)
                 return JSONResponse(DeskError(503, "unavailable", "the centre cannot answer now (database or NATS)",
                                               "中心暂时无法响应（数据库或 NATS）").body(), 503)
             return JSONResponse(data, status)

@@ -7,7 +7,11 @@ import asyncio
 import json
 import signal
 import sys
-from typing import Any
+from typing import Any, Awaitable, Callable
+
+from firebus.sdk.core_api import AlarmAction
+
+from .access import CentreRole
 
 
 def add_commands(cli: Any) -> None:
@@ -26,7 +30,44 @@ def add_commands(cli: Any) -> None:
                              "/ 未确认批次重投等待秒数")
     centre.add_argument("--stats-every", type=float, default=0.0,
                         help="print a JSON line of counters every N seconds (0: never) / 每 N 秒输出计数")
+    centre.add_argument("--http", default=None, metavar="HOST:PORT",
+                        help="serve the commands API there (docs/federation.md) / 在此地址提供命令 API")
+    centre.add_argument("--command-expiry", type=float, default=24 * 3600.0, metavar="SECONDS",
+                        help="a site refuses a command older than this (default 86400) / 命令有效期（秒）")
     centre.set_defaults(func=run_centre)
+
+    user = sub.add_parser("user", help="centre users of the commands API / 中心端 API 用户")
+    user_sub = user.add_subparsers(dest="federation_user_cmd", required=True)
+    add = user_sub.add_parser("add", help="create or replace a user; prints a new token once "
+                                          "/ 新建或替换用户，输出一次性显示的令牌")
+    add.add_argument("--pg", required=True, help="PostgreSQL DSN or URL / PostgreSQL 连接串")
+    add.add_argument("--name", required=True, help="user name / 用户名")
+    add.add_argument("--role", required=True, choices=[str(r) for r in CentreRole], help="role / 角色")
+    add.add_argument("--site", action="append", default=[],
+                     help="a site the user sees (repeat; admin and integrator see all) / 可见站点（可重复）")
+    add.set_defaults(func=run_user_add)
+
+    command = sub.add_parser("command", help="send an alarm command to a site as a centre user "
+                                             "/ 以中心用户身份向站点发送报警命令")
+    command.add_argument("--pg", required=True, help="PostgreSQL DSN or URL / PostgreSQL 连接串")
+    command.add_argument("--nats", required=True, action="append", help="NATS server URL / NATS 服务器地址")
+    command.add_argument("--creds", default=None, help="NATS credentials file / NATS 凭据文件")
+    command.add_argument("--stream", default="FIREBUS_CMD", help="command stream (default FIREBUS_CMD) / 命令流名称")
+    command.add_argument("--as", dest="user", required=True, help="the centre user it is from / 发出命令的中心用户")
+    command.add_argument("--site", required=True, help="site id / 站点编号")
+    command.add_argument("--alarm", required=True, help="alarm id at the site / 站点的报警编号")
+    command.add_argument("--kind", required=True, choices=[str(a) for a in AlarmAction],
+                         help="acknowledge (确认), silence (消音) or clear (复位)")
+    command.add_argument("--note", default="", help="note for the alarm history / 写入报警记录的备注")
+    command.set_defaults(func=run_command)
+
+    listing = sub.add_parser("commands", help="list commands and the sites' answers / 列出命令及站点回复")
+    listing.add_argument("--pg", required=True, help="PostgreSQL DSN or URL / PostgreSQL 连接串")
+    listing.add_argument("--as", dest="user", required=True, help="list what this centre user sees / 以此用户的范围列出")
+    listing.add_argument("--site", default=None, help="only this site / 仅此站点")
+    listing.add_argument("--alarm", default=None, help="only this alarm / 仅此报警")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50) / 最多条数")
+    listing.set_defaults(func=run_commands)
 
 
 def run_centre(args: argparse.Namespace) -> int:
@@ -40,7 +81,7 @@ def run_centre(args: argparse.Namespace) -> int:
     from .centre import Centre, CentreConfig
 
     centre = Centre(CentreConfig(pg=args.pg, nats=list(args.nats), stream=args.stream, credentials=args.creds,
-                                  ack_wait_s=args.ack_wait))
+                                  ack_wait_s=args.ack_wait, http=args.http, command_expiry_s=args.command_expiry))
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -52,7 +93,7 @@ def run_centre(args: argparse.Namespace) -> int:
 
         async def ready() -> None:
             await centre.ready.wait()
-            print(json.dumps({"ready": True, "stream": args.stream}), flush=True)
+            print(json.dumps({"ready": True, "stream": args.stream, "http": args.http}), flush=True)
             while args.stats_every > 0:
                 await asyncio.sleep(args.stats_every)
                 print(json.dumps(centre.metrics()), flush=True)
@@ -69,3 +110,97 @@ def run_centre(args: argparse.Namespace) -> int:
     except (asyncio.CancelledError, KeyboardInterrupt):
         pass
     return 0
+
+
+def _fail(en: str, zh: str) -> int:
+    print(f"错误 error: {zh} / {en}", file=sys.stderr)
+    return 2
+
+
+def _offline(func: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace) -> int:
+    """Run a one-shot command; its refusals and a missing database are sentences, not tracebacks."""
+    try:
+        import psycopg
+    except ImportError as exc:
+        return _fail(f"missing {exc.name}: pip install 'firebus[federation]'",
+                     f"缺少依赖 {exc.name}，请安装 firebus[federation]")
+    from .desk import DeskError
+
+    try:
+        return asyncio.run(func(args))
+    except DeskError as exc:
+        return _fail(exc.en, exc.zh)
+    except psycopg.OperationalError as exc:
+        return _fail(f"cannot reach PostgreSQL: {str(exc).strip()}", f"无法连接 PostgreSQL：{str(exc).strip()}")
+
+
+async def _user(desk: Any, name: str) -> Any:
+    from .access import CentreUser
+    from .desk import DeskError
+
+    rows = await desk.query("SELECT name, role, sites FROM centre_users WHERE name = %s", (name,))
+    if not rows:
+        raise DeskError(404, "user_not_found", f"no centre user {name!r} (firebus federation user add)",
+                        f"没有中心用户 {name!r}（firebus federation user add）")
+    return CentreUser(name=rows[0][0], role=CentreRole(rows[0][1]), sites=tuple(rows[0][2] or ()))
+
+
+def run_user_add(args: argparse.Namespace) -> int:
+    async def main(args: argparse.Namespace) -> int:
+        import psycopg
+
+        from .access import add_user
+        from .centre import Centre, CentreConfig
+
+        await Centre(CentreConfig(pg=args.pg, nats=[])).migrate()
+        async with await psycopg.AsyncConnection.connect(args.pg, autocommit=True) as conn:
+            token = await add_user(conn, args.name, CentreRole(args.role), list(args.site))
+        print(json.dumps({"name": args.name, "role": args.role, "sites": list(args.site), "token": token}))
+        return 0
+
+    return _offline(main, args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    async def main(args: argparse.Namespace) -> int:
+        from .desk import CommandDesk
+
+        desk = CommandDesk(args.pg, command_stream=args.stream)
+        nc = None
+        try:
+            user = await _user(desk, args.user)
+            try:
+                import nats
+
+                kwargs: dict[str, Any] = {"user_credentials": args.creds} if args.creds else {}
+                nc = await nats.connect(servers=list(args.nats), connect_timeout=2, max_reconnect_attempts=0,
+                                        **kwargs)
+                desk.js = nc.jetstream(timeout=5)
+            except Exception as exc:  # stored unsent: a running centre publishes it
+                print(f"注意 note: 无法连接 NATS，命令已保存，由中心端稍后发出 / cannot reach NATS ({exc}); "
+                      "the command is stored and a running centre sends it", file=sys.stderr)
+            view, _ = await desk.issue(user, args.site, args.alarm, args.kind, note=args.note)
+            print(json.dumps(view, ensure_ascii=False))
+            return 0
+        finally:
+            if nc is not None:
+                await nc.close()
+            await desk.close()
+
+    return _offline(main, args)
+
+
+def run_commands(args: argparse.Namespace) -> int:
+    async def main(args: argparse.Namespace) -> int:
+        from .desk import CommandDesk
+
+        desk = CommandDesk(args.pg)
+        try:
+            items, total = await desk.list(await _user(desk, args.user), site_id=args.site, alarm_id=args.alarm,
+                                           limit=max(1, min(args.limit, 500)))
+        finally:
+            await desk.close()
+        print(json.dumps({"items": items, "total": total}, ensure_ascii=False))
+        return 0
+
+    return _offline(main, args)

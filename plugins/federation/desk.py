@@ -85,7 +85,7 @@ class CommandDesk:
 
     # -- the database (one session; requests take turns, they are few) ---------------------------
 
-    async def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    async def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         import psycopg
 
         async with self._lock:
@@ -105,7 +105,7 @@ class CommandDesk:
     async def user_of_token(self, token: str) -> CentreUser | None:
         if not token.startswith(TOKEN_PREFIX):
             return None
-        rows = await self._query("SELECT name, role, sites FROM centre_users WHERE token_sha256 = %s",
+        rows = await self.query("SELECT name, role, sites FROM centre_users WHERE token_sha256 = %s",
                                  (token_hash(token),))
         if not rows:
             return None
@@ -149,7 +149,7 @@ class CommandDesk:
         issued = time.time() if now is None else now
         cmd = wire.Command(id=command_id, site_id=site_id, kind=action, alarm_id=alarm_id, by=user.name,
                            role=str(user.role), issued_at=issued, expires_at=issued + float(expires_in_s), note=note)
-        inserted = await self._query(
+        inserted = await self.query(
             "INSERT INTO commands (id, site_id, alarm_id, kind, note, issued_by, role, issued_at, expires_at) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, to_timestamp(%s), to_timestamp(%s)) "
             "ON CONFLICT (id) DO NOTHING RETURNING id",
@@ -169,7 +169,7 @@ class CommandDesk:
 
     async def _visible_site(self, user: CentreUser, site_id: str) -> None:
         """404 for a site the user may not see or the centre has never heard from (no oracle)."""
-        known = user.sees(site_id) and bool(await self._query(
+        known = user.sees(site_id) and bool(await self.query(
             "SELECT 1 FROM journal WHERE site_id = %s LIMIT 1", (site_id,)))
         if not known:
             raise DeskError(404, "site_not_found", f"no site {site_id!r}", f"没有站点 {site_id!r}")
@@ -182,14 +182,14 @@ class CommandDesk:
             await js.publish(wire.command_subject(cmd.site_id, cmd.kind), wire.encode(cmd),
                              stream=self.command_stream, headers={"Nats-Msg-Id": cmd.id}, timeout=5)
         except Exception as exc:  # sent again by resend()
-            self._error(exc)
+            self.note_error(exc)
             return False
-        await self._query("UPDATE commands SET sent_at = now() WHERE id = %s AND sent_at IS NULL", (cmd.id,))
+        await self.query("UPDATE commands SET sent_at = now() WHERE id = %s AND sent_at IS NULL", (cmd.id,))
         return True
 
     async def resend(self) -> int:
         """Publish every command not yet in JetStream (oldest first); returns how many went."""
-        rows = await self._query(
+        rows = await self.query(
             "SELECT id, site_id, alarm_id, kind, note, issued_by, role, extract(epoch FROM issued_at)::float8, "
             "extract(epoch FROM expires_at)::float8 FROM commands WHERE sent_at IS NULL ORDER BY issued_at LIMIT 1000")
         sent = 0
@@ -207,12 +207,12 @@ class CommandDesk:
             try:
                 await self.resend()
             except Exception as exc:
-                self._error(exc)
+                self.note_error(exc)
 
     # -- reading -------------------------------------------------------------------------------
 
     async def get(self, user: CentreUser, command_id: str) -> dict[str, Any] | None:
-        rows = await self._query(_SELECT + " WHERE c.id = %s", (command_id,))
+        rows = await self.query(_SELECT + " WHERE c.id = %s", (command_id,))
         if not rows or not user.sees(rows[0][1]):
             return None
         return _view(rows[0])
@@ -230,8 +230,8 @@ class CommandDesk:
             where.append("c.alarm_id = %s")
             params.append(alarm_id)
         cond = " AND ".join(where)
-        total = (await self._query(f"SELECT count(*) FROM commands c WHERE {cond}", tuple(params)))[0][0]
-        rows = await self._query(f"{_SELECT} WHERE {cond} ORDER BY c.issued_at DESC, c.id DESC LIMIT %s OFFSET %s",
+        total = (await self.query(f"SELECT count(*) FROM commands c WHERE {cond}", tuple(params)))[0][0]
+        rows = await self.query(f"{_SELECT} WHERE {cond} ORDER BY c.issued_at DESC, c.id DESC LIMIT %s OFFSET %s",
                                  (*params, limit, offset))
         return [_view(r) for r in rows], int(total)
 
@@ -259,30 +259,30 @@ class CommandDesk:
             except (nats.errors.TimeoutError, asyncio.TimeoutError):
                 continue
             except Exception as exc:  # the link went away: nats-py reconnects
-                self._error(exc)
+                self.note_error(exc)
                 await asyncio.sleep(0.5)
                 continue
             try:
                 await self._store_results(msgs)
             except Exception as exc:  # not acknowledged: delivered again after ack_wait
-                self._error(exc)
+                self.note_error(exc)
                 await asyncio.sleep(0.5)
                 continue
             for m in msgs:  # after the COMMIT
                 try:
                     await m.ack()
                 except Exception as exc:
-                    self._error(exc)
+                    self.note_error(exc)
 
     async def _store_results(self, msgs: list[Any]) -> None:
         for m in msgs:
             try:
                 r = wire.decode_result(m.data)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                await self._query("INSERT INTO fed_quarantine (subject, body, reason) VALUES (%s, %s, %s)",
+                await self.query("INSERT INTO fed_quarantine (subject, body, reason) VALUES (%s, %s, %s)",
                                   (m.subject, m.data, str(exc)))
                 continue
-            done = await self._query(
+            done = await self.query(
                 "INSERT INTO command_results (command_id, site_id, outcome, reason, message, message_zh, "
                 "alarm_status, at) VALUES (%s, %s, %s, %s, %s, %s, %s, to_timestamp(%s)) "
                 "ON CONFLICT (command_id) DO NOTHING RETURNING 1",
@@ -290,7 +290,7 @@ class CommandDesk:
                  r.message_zh, r.alarm_status, r.at))
             self.results += len(done)
 
-    def _error(self, exc: BaseException) -> None:
+    def note_error(self, exc: BaseException) -> None:
         self.errors += 1
         text = f"{type(exc).__name__}: {exc}"
         if text != self.last_error:

@@ -7,6 +7,12 @@ comes back through the journal like any local action.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +27,7 @@ from firebus.plugins import federation
 from firebus.plugins.federation import commands as wire
 from firebus.plugins.federation.access import CentreRole, CentreUser, add_user
 from firebus.plugins.federation.api import create_app
+from firebus.plugins.federation.servers import free_port
 from firebus.sdk import AlarmCategory, ConditionReported, Severity, new_id
 from firebus.sdk.core_api import AlarmAction
 from firebus.sdk.testing.harness import panel_client, start_core
@@ -198,3 +205,47 @@ async def test_commands_sent_while_the_site_is_down_apply_when_it_starts_and_old
             history = await site_history(core, alarm_id)
             assert [h["actor"] for h in history if h["transition"] == "acknowledged"] == ["centre:alice"]
             assert not [h for h in history if h["transition"] == "silenced"]
+
+
+def _cli(*args: str, cwd: Path) -> dict[str, Any]:
+    firebus = Path(sys.executable).parent / "firebus"
+    res = subprocess.run([str(firebus), "federation", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return dict(json.loads(res.stdout))
+
+
+async def test_the_centre_cli_serves_the_api_and_the_cli_sends_and_lists(tmp_path, nats_server, pg_dsn) -> None:
+    """As an operator runs it: ``firebus federation centre --http``, ``user add``, ``command``, ``commands``."""
+    port = free_port()
+    centre = subprocess.Popen(
+        [str(Path(sys.executable).parent / "firebus"), "federation", "centre", "--pg", pg_dsn,
+         "--nats", nats_server.url, "--http", f"127.0.0.1:{port}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert centre.stdout is not None
+        line = await asyncio.to_thread(centre.stdout.readline)
+        assert json.loads(line)["http"] == f"127.0.0.1:{port}"
+        token = (await asyncio.to_thread(_cli, "user", "add", "--pg", pg_dsn, "--name", "alice", "--role",
+                                         "duty_officer", "--site", "school-01", cwd=tmp_path))["token"]
+        async with site(tmp_path, nats_server.url) as core:
+            alarm_id = await raise_fire(core, pg_dsn)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
+                                         headers={"Authorization": f"Bearer {token}"}) as http:
+                sent = await asyncio.to_thread(_cli, "command", "--pg", pg_dsn, "--nats", nats_server.url,
+                                               "--as", "alice", "--site", "school-01", "--alarm", alarm_id,
+                                               "--kind", "clear", "--note", "reset from the centre", cwd=tmp_path)
+                done = await answered(http, sent["id"])
+                assert done["result"]["outcome"] == "applied" and done["result"]["alarm_status"] == "cleared_unack"
+            listed = await asyncio.to_thread(_cli, "commands", "--pg", pg_dsn, "--as", "alice", cwd=tmp_path)
+            assert [(i["id"], i["state"], i["kind_zh"]) for i in listed["items"]] == [(sent["id"], "applied", "复位")]
+            cleared = [h for h in await site_history(core, alarm_id) if h["transition"] == "cleared"]
+            assert [(h["actor"], h["detail"].get("note")) for h in cleared] == \
+                [("centre:alice", "reset from the centre")]
+        refused = await asyncio.to_thread(
+            subprocess.run, [str(Path(sys.executable).parent / "firebus"), "federation", "commands", "--pg", pg_dsn,
+                             "--as", "nobody"], capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2 and "没有中心用户" in refused.stderr and "Traceback" not in refused.stderr
+    finally:
+        centre.send_signal(signal.SIGTERM)
+        centre.wait(10)
