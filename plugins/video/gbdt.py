@@ -101,6 +101,20 @@ def _bin_edges(x: F32, bins: int) -> list[F32]:
     return edges
 
 
+def _histograms(xs_off: NDArray[np.int32], node: NDArray[np.int64], g: NDArray[np.float64],
+                h: NDArray[np.float64], n_nodes: int, nf: int, nb: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient and hessian sums per (node, feature, bin) of the rows given.
+
+    ``xs_off`` holds each row's bin plus ``feature * nb`` already (int32: half the memory
+    traffic of int64, and this index is the largest temporary of the training).
+    """
+    idx = (node.astype(np.int32)[:, None] * np.int32(nf * nb) + xs_off).ravel()
+    size = n_nodes * nf * nb
+    gh = np.bincount(idx, weights=np.repeat(g, nf), minlength=size).reshape(n_nodes, nf, nb)
+    hh = np.bincount(idx, weights=np.repeat(h, nf), minlength=size).reshape(n_nodes, nf, nb)
+    return gh, hh
+
+
 def train(x: F32, y: NDArray[np.floating], params: Params = Params(), weight: F32 | None = None) -> Model:
     """Fit on rows ``x`` (n, f) with labels ``y`` in {0, 1} and optional sample weights."""
     x = np.asarray(x, np.float32)
@@ -120,7 +134,6 @@ def train(x: F32, y: NDArray[np.floating], params: Params = Params(), weight: F3
     feats = np.zeros((params.trees, n_inner), np.int16)
     thrs = np.full((params.trees, n_inner), np.inf, np.float32)
     leaves = np.zeros((params.trees, n_leaf), np.float32)
-    feat_offsets = (np.arange(nf) * nb)[None, :]
     for t in range(params.trees):
         p = 1.0 / (1.0 + np.exp(-raw))
         g = (p - y) * w
@@ -129,21 +142,33 @@ def train(x: F32, y: NDArray[np.floating], params: Params = Params(), weight: F3
         fsel = rng.random(nf) < params.feature_subsample
         if not fsel.any():
             fsel[rng.integers(nf)] = True
+        fidx = np.flatnonzero(fsel)
+        ns = len(fidx)
         node = np.zeros(len(rows), np.int64)  # index within the level
         xr = xb[rows]
+        # histograms only over the sampled features (the others cannot split)
+        xs_off = xr[:, fidx] + (np.arange(ns, dtype=np.int32) * nb)[None, :]
         gr, hr = g[rows], h[rows]
+        lam = params.l2
+        parent_g = parent_h = None
         for level in range(d):
             n_nodes = 2 ** level
-            idx = (node[:, None] * (nf * nb) + feat_offsets + xr).ravel()
-            gh = np.bincount(idx, weights=np.repeat(gr, nf), minlength=n_nodes * nf * nb).reshape(n_nodes, nf, nb)
-            hh = np.bincount(idx, weights=np.repeat(hr, nf), minlength=n_nodes * nf * nb).reshape(n_nodes, nf, nb)
+            if level == 0:
+                gh, hh = _histograms(xs_off, node, gr, hr, 1, ns, nb)
+            else:
+                # sibling subtraction: histogram the left children only, right = parent − left
+                left = (node % 2) == 0
+                gl_, hl_ = _histograms(xs_off[left], node[left] // 2, gr[left], hr[left], n_nodes // 2, ns, nb)
+                gh = np.empty((n_nodes, ns, nb))
+                hh = np.empty((n_nodes, ns, nb))
+                gh[0::2], hh[0::2] = gl_, hl_
+                gh[1::2], hh[1::2] = parent_g - gl_, parent_h - hl_
+            parent_g, parent_h = gh, hh
             gl, hl = np.cumsum(gh, axis=2), np.cumsum(hh, axis=2)
             gt, ht = gl[:, :, -1:], hl[:, :, -1:]
             gR, hR = gt - gl, ht - hl
-            lam = params.l2
             gain = gl ** 2 / (hl + lam) + gR ** 2 / (hR + lam) - gt ** 2 / (ht + lam)
             ok = (hl >= params.min_leaf) & (hR >= params.min_leaf)
-            ok &= fsel[None, :, None]
             gain = np.where(ok, gain, -np.inf)
             flat = gain.reshape(n_nodes, -1)
             best = flat.argmax(axis=1)
@@ -154,7 +179,7 @@ def train(x: F32, y: NDArray[np.floating], params: Params = Params(), weight: F3
                 heap = 2 ** level - 1 + k
                 if not np.isfinite(best_gain[k]) or best_gain[k] <= 1e-9:
                     continue  # no useful split: threshold stays +inf (everything goes left)
-                f, b = int(bf[k]), int(bb[k])
+                f, b = int(fidx[bf[k]]), int(bb[k])
                 if b >= len(edges[f]):
                     continue
                 feats[t, heap] = f
