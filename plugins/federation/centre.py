@@ -302,14 +302,14 @@ class Centre:
                 for lane, sub in zip(LANES, subs):
                     tg.create_task(self._lane(lane, sub), name=f"centre:{lane}")
                 tg.create_task(self._partitions(), name="centre:partitions")
-                self.desk.js = self.js
+                self.desk.js, self.desk.nc = self.js, self.nc
                 tg.create_task(self.desk.results_loop(results), name="centre:command-results")
                 tg.create_task(self.desk.resend_loop(), name="centre:command-resend")
                 if self.cfg.http:
                     tg.create_task(self._serve_http(self.cfg.http), name="centre:http")
                 self.ready.set()
         finally:
-            self.desk.js = None
+            self.desk.js = self.desk.nc = None
             await self.desk.close()
             nc, self.nc = self.nc, None
             if nc is not None:

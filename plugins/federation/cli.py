@@ -175,7 +175,7 @@ def run_command(args: argparse.Namespace) -> int:
                 kwargs: dict[str, Any] = {"user_credentials": args.creds} if args.creds else {}
                 nc = await nats.connect(servers=list(args.nats), connect_timeout=2, max_reconnect_attempts=0,
                                         **kwargs)
-                desk.js = nc.jetstream(timeout=5)
+                desk.js, desk.nc = nc.jetstream(timeout=5), nc
             except Exception as exc:  # stored unsent: a running centre publishes it
                 print(f"注意 note: 无法连接 NATS，命令已保存，由中心端稍后发出 / cannot reach NATS ({exc}); "
                       "the command is stored and a running centre sends it", file=sys.stderr)

@@ -76,6 +76,7 @@ class CommandDesk:
         self.expiry_s = expiry_s
         self.resend_every_s = resend_every_s
         self.js: Any = None  # set by the centre once connected
+        self.nc: Any = None
         self._conn: Any = None
         self._lock = asyncio.Lock()
         self.issued = 0
@@ -176,8 +177,8 @@ class CommandDesk:
 
     async def _send(self, cmd: wire.Command) -> bool:
         js = self.js
-        if js is None:
-            return False
+        if js is None or self.nc is None or not self.nc.is_connected:
+            return False  # not now (a publish would wait for the reconnect): resend() sends it
         try:
             await js.publish(wire.command_subject(cmd.site_id, cmd.kind), wire.encode(cmd),
                              stream=self.command_stream, headers={"Nats-Msg-Id": cmd.id}, timeout=5)

@@ -37,7 +37,8 @@ log = logging.getLogger("firebus.plugin.federation")
 ACTOR_PREFIX = "centre:"  # how the alarm history names a centre user
 # A delivered command not acknowledged by then comes again.  It also bounds a delay: a
 # pull request of a site that just stopped outlives it on nats-server 2.9 for up to the
-# fetch's 1 s, and a command arriving then goes to the dead request until ack_wait.
+# fetch's 1 s, and a command arriving then goes to the dead request until ack_wait (the ones
+# behind it wait too: max_ack_pending 1 keeps the order).
 ACK_WAIT_S = 10.0
 
 MIGRATIONS = [Migration(component="federation", version=1, description="commands received from the centre", sql="""
@@ -106,7 +107,9 @@ class SiteCommands:
         subject = wire.command_subject(self.cfg.site_id, "*")
         config = ConsumerConfig(durable_name=durable, ack_policy=AckPolicy.EXPLICIT,
                                 deliver_policy=DeliverPolicy.ALL, filter_subject=subject, ack_wait=ACK_WAIT_S,
-                                max_deliver=-1, max_ack_pending=100)
+                                # one at a time: two commands on one alarm apply in the order sent,
+                                # even when the first went to a dead pull request (below)
+                                max_deliver=-1, max_ack_pending=1)
         try:
             await self.js.add_consumer(self.cfg.command_stream, config)
         except Exception as exc:  # it exists with other settings: it is still our cursor
@@ -130,7 +133,7 @@ class SiteCommands:
 
         while True:
             try:
-                msgs = await sub.fetch(10, timeout=1.0)
+                msgs = await sub.fetch(1, timeout=1.0)  # one is all max_ack_pending lets out
             except (nats.errors.TimeoutError, asyncio.TimeoutError):
                 if self.nc is None or self.nc.is_closed:
                     return

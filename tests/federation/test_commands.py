@@ -249,3 +249,17 @@ async def test_the_centre_cli_serves_the_api_and_the_cli_sends_and_lists(tmp_pat
     finally:
         centre.send_signal(signal.SIGTERM)
         centre.wait(10)
+
+
+async def test_a_command_issued_while_nats_is_down_is_sent_when_it_is_back(tmp_path, nats_server, pg_dsn) -> None:
+    async with running_centre(pg_dsn, nats_server.url, resend_every_s=0.5) as centre, \
+            site(tmp_path, nats_server.url) as core, api(centre, pg_dsn) as users:
+        alarm_id = await raise_fire(core, pg_dsn)
+        nats_server.stop()
+        await eventually(lambda: not centre.nc.is_connected, what="the centre noticing NATS is gone")
+        r = await users["alice"].post(f"/api/sites/school-01/alarms/{alarm_id}/commands",
+                                      json={"kind": "acknowledge"})
+        assert r.status_code == 201 and (r.json()["sent"], r.json()["state"]) == (False, "unsent")
+        nats_server.start()
+        done = await answered(users["alice"], r.json()["id"])
+        assert done["sent"] and done["result"]["outcome"] == "applied"
