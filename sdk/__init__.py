@@ -33,6 +33,9 @@ import pluggy
 
 from .context import Context, new_id
 from .core_api import (
+    AlarmAction,
+    AlarmActionOutcome,
+    AlarmActionResult,
     BusAPI,
     Clock,
     ConsumerAPI,
@@ -78,6 +81,7 @@ from .events import (
     StateChanged,
     StateReported,
     UnitScored,
+    VideoTrackChanged,
 )
 from .clock import ManualClock, SystemClock
 from .extension import NoOptions, Notifier, Transport, TransportContext, VideoDetector
@@ -122,6 +126,9 @@ ENTRY_POINT_GROUP = "firebus.plugins"
 __all__ = [
     # manifest, entry point, hooks
     "API_VERSION",
+    "AlarmAction",
+    "AlarmActionOutcome",
+    "AlarmActionResult",
     "ENTRY_POINT_GROUP",
     "Manifest",
     "hookimpl",
@@ -165,6 +172,7 @@ __all__ = [
     "CommandRequested",
     "CommandResult",
     "UnitScored",
+    "VideoTrackChanged",
     "ConditionReported",
     "Event",
     "Lane",

@@ -171,6 +171,29 @@ class UnitScored(Payload):
     ts: float = msgspec.field(default_factory=time.time)
 
 
+class VideoTrackChanged(Payload):
+    """A camera's tracker started, updated or ended a flame or smoke track (Frigate-style).
+
+    Live only (the bus, not the journal): what raises and clears a video alarm is the
+    camera's ``flame``/``smoke`` point, which is journaled like any reading; these events
+    say *where in the picture* and how sure, for live views and vendor integrations.
+    ``kind`` is ``new`` (the track was confirmed, K of N frames), ``update`` (score rose or
+    the box moved; at most one a second) or ``end`` (no detection for ``end_after`` s).
+    ``box`` is (x1, y1, x2, y2) normalised to 0…1 of the frame; times are epoch seconds.
+    """
+
+    device_id: str  # the camera (a video.camera device)
+    track_id: str
+    kind: str  # new | update | end
+    label: str  # fire | smoke
+    score: float
+    top_score: float
+    box: tuple[float, float, float, float]
+    first_seen: float
+    last_seen: float
+    end_time: float | None = None
+
+
 class CommandRequested(Payload):
     """Ask a device to write a point (close a valve, start a pump, set a threshold)."""
 

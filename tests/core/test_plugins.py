@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from firebus.sdk import API_VERSION
 from firebus.core.plugins import PluginError, PluginHost, PluginStatus
 from firebus.sdk import Manifest, NoOptions, PolledDriver, hookimpl, sdk_compatible
 
@@ -83,7 +84,7 @@ def test_incompatible_sdk_range_is_refused_with_both_versions() -> None:
     h = host()
     record = h.register(Future(), name="future")
     assert record.status is PluginStatus.INCOMPATIBLE
-    assert record.error == "requires firebus SDK >=2.0, this core provides 1.0"
+    assert record.error == f"requires firebus SDK >=2.0, this core provides {API_VERSION}"
     h.collect_declarations(None)
     assert "future.rc" not in h.declarations["driver"]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from firebus.sdk import API_VERSION
 from firebus.sdk.tools import check_package, exact_pin, main, new_package, print_report
 
 from .conftest import REPO, Venv
@@ -68,7 +69,7 @@ def test_exact_pin_parsing() -> None:
 
 def test_manifest_excluding_this_sdk(acme_copy: Path) -> None:
     edit(acme_copy / "src/firebus_acme/__init__.py", 'requires_sdk=">=1.0,<2"', 'requires_sdk=">=2.0,<3"')
-    assert any("requires_sdk '>=2.0,<3' excludes this SDK (1.0)" in e for e in errors(acme_copy))
+    assert any(f"requires_sdk '>=2.0,<3' excludes this SDK ({API_VERSION})" in e for e in errors(acme_copy))
 
 
 def test_malformed_manifest_range(acme_copy: Path) -> None:
