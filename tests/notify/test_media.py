@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import anyio
 import cv2
 import httpx
 import msgspec
@@ -432,3 +433,45 @@ def test_robot_markdown_and_push_payloads() -> None:
     push = WebPushChannel("wp", msgspec.convert({"subject": "mailto:a@b.c"}, WebPushOptions), Ctx())
     assert json.loads(push.payload(with_media()))["image"] == STILL_URL
     assert "image" not in json.loads(push.payload(with_media(data={})))
+
+
+async def test_the_picture_link_opens_without_signing_in_on_the_real_core(tmp_path, receiver) -> None:
+    """Through the core's own HTTP server: the plugin route is public, the token is the credential."""
+    from firebus.core.config import load_text
+    from firebus.core.runtime import running_core
+    from firebus.core.web import serve
+    from firebus.sdk import AlarmCategory, ConditionReported, ManualClock, Severity
+
+    site = f"""
+site: {{name: media link test}}
+storage: {{path: {tmp_path / 'fb.db'}, synchronous: NORMAL}}
+plugins: {{allow: [notify]}}
+notify:
+  links: {{base_url: "{BASE}"}}
+  channels: [{{key: hook, type: webhook, options: {{url: "{receiver.url('/hook')}"}}}}]
+  people: [{{name: duty, roles: [duty_officer], contacts: {{hook: x}}}}]
+  routes: [{{name: all, channels: [hook], escalation: {{steps: [{{roles: [duty_officer]}}]}}}}]
+"""
+    clock = ManualClock(START)
+    async with running_core(load_text(site, "site.yaml"), clock=clock) as core:
+        service = notify.service_for(core)
+        assert service is not None
+        core.bus.publish(ConditionReported(source="test", subject="room", key="fire", active=True,
+                                           category=AlarmCategory.FIRE, severity=Severity.FIRE, message="fire"))
+        await wait_for(lambda: core.alarms.open_alarms(), what="the alarm")
+        alarm_id = core.alarms.open_alarms()[0].id
+        picture = jpeg()
+        ref = await core.media.put(picture, "image/jpeg", kind=MediaKind.STILL, ts=START)
+        await core.media.attach(alarm_id, ref.id)
+        url = service.media.url(alarm_id, {"id": ref.id, "kind": "still", "content_type": "image/jpeg"})
+        path = url[len(BASE):]
+        async with anyio.create_task_group() as tg:
+            server = await tg.start(serve, core, "127.0.0.1", 0)
+            try:
+                async with httpx.AsyncClient(base_url=server.url) as client:
+                    got = await client.get(path)  # no session, no token header
+                    assert got.status_code == 200 and got.headers["content-type"] == "image/jpeg"
+                    assert hashlib.sha256(got.content).digest() == hashlib.sha256(picture).digest()
+                    assert (await client.get(f"/api/media/{ref.id}")).status_code in (401, 403)  # the API asks
+            finally:
+                server.stop()
