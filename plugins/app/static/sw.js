@@ -8,7 +8,7 @@
 //   the page knows it is showing an old state and since when.  The event stream and every write
 //   go straight to the network: an acknowledgement is never faked or queued here.
 // * A push message shows a notification; a click opens the alarm in the app.
-const VERSION = "1";
+const VERSION = "2";
 const SHELL = "firebus-app-shell-" + VERSION;
 const DATA = "firebus-app-data";
 const BASE = "/-/plugins/app/";
@@ -88,6 +88,7 @@ self.addEventListener("push", (event) => {
     requireInteraction: data.category === "fire",  // a fire stays on the screen until it is looked at
     icon: BASE + "static/icon-192.png",
     badge: BASE + "static/icon-192.png",
+    image: data.image || undefined,  // the alarm's still (a signed link), where the platform shows images
     data: { url },
   }));
 });
