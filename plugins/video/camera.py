@@ -55,8 +55,9 @@ from firebus.sdk import (
     PointSpec,
     Reading,
     ServiceDriver,
+    VideoTrackChanged,
 )
-from firebus.sdk.detector import Label, Mask, MaskRegion, TrackerOptions
+from firebus.sdk.detector import Label, Mask, MaskRegion, TrackEvent, TrackerOptions
 
 from .options import RingOptions, SourceKind, SupervisorOptions
 
@@ -158,7 +159,7 @@ class CameraDriver(ServiceDriver):
         self._fault: bool | None = None
         self.state = "stopped"
         self.state_detail = ""
-        self.counters = {"results": 0, "stills": 0, "clips": 0, "clip_errors": 0, "attached": 0}
+        self.counters = {"results": 0, "stills": 0, "clips": 0, "clip_errors": 0, "attached": 0, "track_events": 0}
 
     def points(self) -> list[PointSpec]:
         return list(POINTS)
@@ -264,7 +265,9 @@ class CameraDriver(ServiceDriver):
 
     def _on_result(self, result: Any) -> None:
         # The supervisor's thread: the tracker lives here, the loop gets the outcome.
-        self.tracker.update(result.detections, result.ts)
+        tracks = self.tracker.update(result.detections, result.ts)
+        if tracks:
+            self._post("tracks", tracks)
         active = {t.label for t in self.tracker.active()}
         fire = max((d.score for d in result.detections if d.label == Label.FIRE), default=0.0)
         smoke = max((d.score for d in result.detections if d.label == Label.SMOKE), default=0.0)
@@ -311,8 +314,21 @@ class CameraDriver(ServiceDriver):
                     await self._clip_done(*item[1:])
                 elif kind == "alarm":
                     await self._alarm_raised(item[1])
+                elif kind == "tracks":
+                    self._publish_tracks(item[1])
             except Exception:
                 log.exception("camera %s: handling %s failed", self.device_id, kind)
+
+    def _publish_tracks(self, events: list[TrackEvent]) -> None:
+        if self.device_id is None:
+            return
+        for ev in events:
+            t = ev.after
+            self.ctx.core.bus.publish(VideoTrackChanged(
+                device_id=self.device_id, track_id=t.id, kind=str(ev.kind), label=str(t.label), score=t.score,
+                top_score=t.top_score, box=(t.box[0], t.box[1], t.box[2], t.box[3]), first_seen=t.first_seen,
+                last_seen=t.last_seen, end_time=ev.end_time))
+            self.counters["track_events"] += 1
 
     async def _result(self, ts: float, fire_on: bool, smoke_on: bool, fire: float, smoke: float) -> None:
         self.counters["results"] += 1

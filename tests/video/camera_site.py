@@ -17,6 +17,7 @@ class Site:
     app: Any
     auth: Any
     tokens: dict[str, str] = field(default_factory=dict)
+    tracks: list[Any] = field(default_factory=list)  # VideoTrackChanged events seen on the bus
 
     def device(self, key: str) -> str:
         return self.core.device_ids[key]

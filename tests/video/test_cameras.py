@@ -23,7 +23,7 @@ from firebus.core.runtime import running_core
 from firebus.core.web import AuthStore, create_app, serve
 from firebus.plugins import video
 from firebus.plugins.video.camera import cameras_of
-from firebus.sdk import AlarmCategory
+from firebus.sdk import AlarmCategory, VideoTrackChanged
 
 from .camera_site import PASSWORD, Site, wait_until
 from .conftest import FURG, negative_clip, needs_furg, needs_roboflow
@@ -77,6 +77,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
     loaded = load_text(site_yaml(tmp_path / "fb.db", negative), "site.yaml")
     async with running_core(loaded, extra_plugins={"video": video}, autoload=False) as core:
         s = Site(core=core, app=create_app(core), auth=AuthStore(core.storage))
+        core.bus.subscribe("test-tracks", lambda e: s.tracks.append(e.data), types=[VideoTrackChanged])
         for name, (role, units) in ROLES.items():
             await s.auth.create_user(name, role, units=units, password=PASSWORD)
             s.tokens[name], _ = await s.auth.create_token(name, label="test")
@@ -98,6 +99,13 @@ async def test_furg_raises_a_flame_alarm_with_still_and_clip_and_a_quiet_scene_r
     (alarm,) = _flame_alarms(core, fire_cam)
     assert alarm.device_id == fire_cam and alarm.unit_id == core.registry.place_by_key("plant-a").id
     assert core.registry.devices[fire_cam].location_id == hall.id
+    # Where in the picture: the tracker's events are on the bus, boxes normalised, the fire
+    # camera's only (the quiet scene has no track).
+    fire_tracks = [t for t in site.tracks if t.device_id == fire_cam and t.label == "fire"]
+    assert fire_tracks and all(t.kind in ("new", "update", "end") for t in fire_tracks), site.tracks[:5]
+    assert all(0 <= t.box[0] < t.box[2] <= 1 and 0 <= t.box[1] < t.box[3] <= 1 for t in fire_tracks)
+    assert all(t.first_seen <= t.last_seen and 0 < t.score <= 1 for t in fire_tracks)
+    assert not [t for t in site.tracks if t.device_id == quiet_cam]
     # One camera is one detector: its flame and smoke points do not confirm a fire by themselves.
     assert not [a for a in core.alarms.open_alarms() if a.rule == "two_detector:confirmed"]
 
