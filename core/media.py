@@ -79,6 +79,7 @@ class MediaStore:
         self.offer_window_s = offer_window_s
         self.unattached_s = unattached_s
         self._offers: dict[str, list[tuple[float, str]]] = {}  # point id -> [(offered ts, media id)]
+        self._linked: set[str] = set()  # alarms with at least one medium (load(), attach, the engine)
         self.stored = 0
         self.attached = 0
         self.purged = 0
@@ -94,6 +95,11 @@ class MediaStore:
         )
         for point_id, ts, mid in rows:
             self._offers.setdefault(point_id, []).append((ts, mid))
+        self._linked = {r[0] for r in await self.storage.fetchall("SELECT DISTINCT alarm_id FROM media_links")}
+
+    def note_link(self, alarm_id: str) -> None:
+        """``alarm_id`` has (or is about to commit) a medium: ``of_alarm`` must look it up."""
+        self._linked.add(alarm_id)
 
     # -- MediaAPI ----------------------------------------------------------------------------
 
@@ -153,10 +159,15 @@ class MediaStore:
             raise MediaError(f"no medium {media_id!r}")
         if self.alarm_exists is not None and not await self.alarm_exists(alarm_id):
             raise MediaError(f"no alarm {alarm_id!r}")
+        self.note_link(alarm_id)
         await self.storage.execute(SQL_MEDIA_LINK, (alarm_id, media_id, self.now()), lane=Lane.ALARM)
         self.attached += 1
 
     async def of_alarm(self, alarm_id: str) -> list[MediaInfo]:
+        # Most alarms have no media, and notify asks before every send on the alarm path:
+        # answer those from memory (the set of alarms with links, loaded at start).
+        if alarm_id not in self._linked:
+            return []
         rows = await self.storage.fetchall(
             f"SELECT {_COLUMNS} FROM media_links l JOIN media m ON m.id = l.media_id WHERE l.alarm_id = ? "
             "ORDER BY m.ts, m.created_ts", (alarm_id,))

@@ -182,6 +182,8 @@ class Lifecycle(Escalation):
             self._last_claim = (point_id, now, ids)
         for mid in ids:
             self._media_links.append((alarm.id, mid, now))
+        if ids:
+            media.note_link(alarm.id)
 
     def _config_fault(self, rule: AlarmRule, point: PointInfo, error: str | None, cause: Cause,
                       now: float) -> None:

@@ -46,3 +46,21 @@ async def test_get_gives_the_stored_bytes_of_an_alarms_still(tmp_path: Path) -> 
         assert await core.media.get("01NOSUCHMEDIUM") is None
         path.unlink()
         assert await core.media.get(ref.id) is None  # the file is gone: as unknown, never a broken path
+
+
+async def test_an_alarms_media_are_found_after_a_restart_and_alarms_without_none(tmp_path: Path) -> None:
+    # of_alarm answers alarms without media from memory (notify asks before every send);
+    # the set of alarms with media must survive a restart, or a resent notification loses its still.
+    site = f"site: {{name: Media}}\nstorage: {{path: {tmp_path / 'fb.db'}}}\n"
+    data = b"\xff\xd8\xff\xe0" + bytes(range(64)) + b"\xff\xd9"
+    async with running_core(load_text(site, "site.yaml"), autoload=False) as core:
+        for key in ("fire", "smoke"):
+            core.bus.publish(ConditionReported(source="test", subject="room", key=key, active=True,
+                                               category=AlarmCategory.FIRE, severity=Severity.FIRE, message=key))
+        await eventually(lambda: len(core.alarms.open_alarms()) == 2, what="two alarms")
+        with_media, without = (a.id for a in core.alarms.open_alarms())
+        ref = await core.media.put(data, "image/jpeg", kind=MediaKind.STILL, ts=time.time())
+        await core.media.attach(with_media, ref.id)
+    async with running_core(load_text(site, "site.yaml"), autoload=False) as core:
+        assert [m.id for m in await core.media.of_alarm(with_media)] == [ref.id]
+        assert await core.media.of_alarm(without) == []
