@@ -14,6 +14,8 @@ measured by this parent from just before it spawns the process:
   ``GET /api/health`` answers 200 to this parent; ``subscribed_s``: until the
   core reported started with its MQTT session connected and subscribed (the
   core subscribes before the web server starts, so it is ≤ ``serving_s``);
+* ``serving_without_config_cache_s``: the same restart with the parsed-site-file cache
+  off (``FIREBUS_NO_CONFIG_CACHE=1``), i.e. parsing the YAML as before the cache;
 * ``rss_mb``: resident memory of the restarted core process at steady state;
   ``registry_rss_mb``: minus the same process with 0 devices.
 """
@@ -41,11 +43,15 @@ from firebus.sdk.testing.mosquitto import Mosquitto, free_port  # noqa: E402
 
 
 class CoreProcess:
-    def __init__(self, site: Path, populate: int = 0) -> None:
+    def __init__(self, site: Path, populate: int = 0, *, config_cache: bool = True) -> None:
         self.port = free_port()
         self.lines: list[dict] = []
         self.t0 = time.time()
         env = {k: v for k, v in os.environ.items() if not k.startswith("FIREBUS_")}
+        # The parsed-site-file cache of this run only (the first start writes it).
+        env["FIREBUS_CACHE_DIR"] = str(site.parent / "config-cache")
+        if not config_cache:
+            env["FIREBUS_NO_CONFIG_CACHE"] = "1"
         self.proc = subprocess.Popen(
             [PYTHON, str(HERE / "_coldstart_core.py"), str(site), "--t0", repr(self.t0), "--port", str(self.port),
              "--populate", str(populate)],
@@ -123,6 +129,14 @@ def main(args: argparse.Namespace) -> None:
                              "devices": steady["devices"]})
                 progress(f"restart {i + 1}/{args.repeat}: serving {serving:.2f} s, subscribed {subscribed['s']:.2f} s, "
                          f"rss {steady['rss_mb']} MB")
+            # The same restart parsing the site file (no cache): what the cache saves, same run.
+            uncached = []
+            for _ in range(args.repeat):
+                proc = CoreProcess(site, config_cache=False)
+                uncached.append(proc.wait_http())
+                proc.stage("steady")
+                proc.stop()
+            progress(f"restarts parsing the site file (no cache): serving {statistics.median(uncached):.2f} s")
             empty_site = tmp / "empty.yaml"
             empty_site.write_text(site_yaml(tmp / "empty.db", broker.port, []))
             base = CoreProcess(empty_site)
@@ -144,6 +158,7 @@ def main(args: argparse.Namespace) -> None:
         "points_per_device": 4,
         "serving_s": round(statistics.median(r["serving_s"] for r in runs), 3),
         "subscribed_s": round(statistics.median(r["subscribed_s"] for r in runs), 3),
+        "serving_without_config_cache_s": round(statistics.median(uncached), 3),
         "what": "process spawn → GET /api/health 200 (core started, MQTT subscribed, web serving)",
         "rss_mb": round(statistics.median(r["rss_mb"] for r in runs), 1),
         "registry_rss_mb": round(statistics.median(r["rss_mb"] for r in runs) - base_steady["rss_mb"], 1),
