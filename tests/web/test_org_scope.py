@@ -238,6 +238,7 @@ HINTS = {"kind": ["patrol", "duty", "hazards"], "fmt": ["csv"]}
 #: does not know fails the test until it is taught here (or added to HINTS / _unit_values)
 NOT_WALKED = {
     "/-/plugins/app/a/{token}": "a signed link: its own tests (the token is the scope)",
+    "/-/plugins/notify/media/{token}/{name}": "a signed image link: tests/notify/test_media.py (the token is the scope)",
     "/-/plugins/notify/ntfy/{topics}/json": "ntfy topics belong to channels, not units (notify's tests)",
     "/-/plugins/notify/ntfy/{topics}/sse": "ntfy topics belong to channels, not units (notify's tests)",
     "/-/plugins/notify/ntfy/{topics}/raw": "ntfy topics belong to channels, not units (notify's tests)",
