@@ -31,6 +31,7 @@ from firebus.sdk.core_api import AlarmAction, AlarmActionOutcome
 from . import commands as wire
 from .commands import Command, CommandResult, Outcome, Reason
 from .config import FederationConfig
+from .site import connect
 
 log = logging.getLogger("firebus.plugin.federation")
 
@@ -89,19 +90,12 @@ class SiteCommands:
             await self._close()
 
     async def _connect(self) -> Any:
-        import nats
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
         async def error(exc: Exception) -> None:
             self._error(exc)
 
-        kwargs: dict[str, Any] = {}
-        if self.cfg.credentials:
-            kwargs["user_credentials"] = self.cfg.credentials
-        self.nc = await nats.connect(
-            servers=list(self.cfg.servers), name=f"firebus-site-{self.cfg.site_id}-commands", connect_timeout=2,
-            allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5, ping_interval=5,
-            max_outstanding_pings=2, error_cb=error, **kwargs)
+        self.nc = await connect(self.cfg, f"firebus-site-{self.cfg.site_id}-commands", error_cb=error)
         self.js = self.nc.jetstream(timeout=self.cfg.ack_timeout_s)
         durable = wire.site_consumer(self.cfg.site_id)
         subject = wire.command_subject(self.cfg.site_id, "*")
