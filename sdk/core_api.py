@@ -149,6 +149,11 @@ class StorageAPI(Protocol):
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None: ...
 
+    async def fetch_batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]:
+        """Each statement's rows, all read from one committed snapshot.  Under load a request
+        waits per read handed to a reader thread, so a view that needs several reads asks once."""
+        ...
+
 
 class ConsumerAPI(Protocol):
     """A running durable subscription (see ``JournalAPI.subscribe``)."""

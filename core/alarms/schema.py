@@ -106,4 +106,10 @@ ALARM_MIGRATIONS = [
         DROP TABLE alarm_watermark;
         """,
     ),
+    Migration(
+        component="alarms",
+        version=4,
+        description="alarms by device: a device's page reads its own alarms, not the whole table",
+        sql="CREATE INDEX alarms_device ON alarms (device_id, start_ts);",
+    ),
 ]

@@ -76,7 +76,7 @@ from firebus.sdk.events import Lane
 log = logging.getLogger(__name__)
 
 #: messages handed over per turn of the event loop (a burst is handed over in slices)
-HANDOVER_CHUNK = 256
+HANDOVER_CHUNK = 128
 
 # v3.1.1 CONNACK return codes (§3.2.2.3); v5 reason codes are listed in §3.2.2.2.
 _V3_REFUSALS: Final = {1: "unacceptable protocol version", 2: "client identifier rejected", 3: "server unavailable",

@@ -36,6 +36,7 @@ class Db(Protocol):
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None: ...
+    async def fetch_batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]: ...
 
 
 TOKEN_PREFIX = "fbt_"
@@ -54,35 +55,44 @@ class AuthStore:
         row = await self.db.fetchone("SELECT count(*) FROM web_users")
         return int(row[0]) if row else 0
 
-    async def _user_from_row(self, row: tuple[Any, ...]) -> User:
-        units = [r[0] for r in await self.db.fetchall(
-            "SELECT unit_key FROM web_user_units WHERE user_id = ? ORDER BY unit_key", (row[0],)
-        )]
-        orgs = [r[0] for r in await self.db.fetchall(
-            "SELECT org_key FROM web_user_orgs WHERE user_id = ? ORDER BY org_key", (row[0],)
-        )]
+    _USER_COLS = "id, name, role, must_change, disabled, created_ts"
+
+    @classmethod
+    def _user_reads(cls, user_id_sql: str, params: Sequence[Any]) -> list[tuple[str, Sequence[Any]]]:
+        """The reads that make a ``User`` whose id is ``user_id_sql`` (a value or a subquery):
+        asked in one batch, because every request authenticates (one reader hand-over, not three)."""
+        return [
+            (f"SELECT {cls._USER_COLS} FROM web_users WHERE id = ({user_id_sql})", params),
+            (f"SELECT unit_key FROM web_user_units WHERE user_id = ({user_id_sql}) ORDER BY unit_key", params),
+            (f"SELECT org_key FROM web_user_orgs WHERE user_id = ({user_id_sql}) ORDER BY org_key", params),
+        ]
+
+    @staticmethod
+    def _user_from_rows(rows: Sequence[list[tuple[Any, ...]]]) -> User | None:
+        users, units, orgs = rows
+        if not users:
+            return None
+        row = users[0]
         return User(
             id=row[0], name=row[1], role=Role(row[2]), must_change=bool(row[3]), disabled=bool(row[4]),
-            created_ts=row[5], units=units, orgs=orgs,
+            created_ts=row[5], units=[r[0] for r in units], orgs=[r[0] for r in orgs],
         )
-
-    _USER_COLS = "id, name, role, must_change, disabled, created_ts"
 
     async def get_user(self, name: str) -> User | None:
         try:
             name = normalise_name(name)
         except AuthError:
             return None
-        row = await self.db.fetchone(f"SELECT {self._USER_COLS} FROM web_users WHERE name = ?", (name,))
-        return await self._user_from_row(row) if row else None
+        return self._user_from_rows(await self.db.fetch_batch(
+            self._user_reads("SELECT id FROM web_users WHERE name = ?", (name,))))
 
     async def get_user_by_id(self, user_id: str) -> User | None:
-        row = await self.db.fetchone(f"SELECT {self._USER_COLS} FROM web_users WHERE id = ?", (user_id,))
-        return await self._user_from_row(row) if row else None
+        return self._user_from_rows(await self.db.fetch_batch(self._user_reads("?", (user_id,))))
 
     async def list_users(self) -> list[User]:
-        rows = await self.db.fetchall(f"SELECT {self._USER_COLS} FROM web_users ORDER BY name")
-        return [await self._user_from_row(r) for r in rows]
+        rows = await self.db.fetchall("SELECT id FROM web_users ORDER BY name")
+        users = [await self.get_user_by_id(r[0]) for r in rows]
+        return [u for u in users if u is not None]
 
     async def create_user(
         self,
@@ -211,19 +221,21 @@ class AuthStore:
     async def session(self, raw: str) -> Principal | None:
         if not raw or len(raw) > 128:
             return None
-        row = await self.db.fetchone(
-            "SELECT id_hash, user_id, csrf, created_ts, last_seen_ts FROM web_sessions"
-            " WHERE id_hash = ? AND ended_ts IS NULL",
-            (_sha256(raw),),
-        )
-        if row is None:
+        id_hash = _sha256(raw)
+        sessions, *user_rows = await self.db.fetch_batch([
+            ("SELECT id_hash, user_id, csrf, created_ts, last_seen_ts FROM web_sessions"
+             " WHERE id_hash = ? AND ended_ts IS NULL", (id_hash,)),
+            *self._user_reads("SELECT user_id FROM web_sessions WHERE id_hash = ? AND ended_ts IS NULL", (id_hash,)),
+        ])
+        if not sessions:
             return None
+        row = sessions[0]
         session = Session(id_hash=row[0], user_id=row[1], csrf=row[2], created_ts=row[3], last_seen_ts=row[4])
         now = self.now()
         if now - session.last_seen_ts > SESSION_IDLE_S or now - session.created_ts > SESSION_ABSOLUTE_S:
             await self.db.execute("UPDATE web_sessions SET ended_ts = ? WHERE id_hash = ?", (now, session.id_hash))
             return None
-        user = await self.get_user_by_id(session.user_id)
+        user = self._user_from_rows(user_rows)
         if user is None or user.disabled:
             return None
         if now - session.last_seen_ts > 60:  # one write a minute at most, not one per request
@@ -293,16 +305,18 @@ class AuthStore:
         if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
             return None
         token_id, _, secret = raw[len(TOKEN_PREFIX):].partition("_")
-        row = await self.db.fetchone(
-            "SELECT user_id, secret_hash, expires_ts, revoked_ts, last_used_ts FROM web_tokens WHERE id = ?",
-            (token_id,),
-        )
+        tokens, *user_rows = await self.db.fetch_batch([
+            ("SELECT user_id, secret_hash, expires_ts, revoked_ts, last_used_ts FROM web_tokens WHERE id = ?",
+             (token_id,)),
+            *self._user_reads("SELECT user_id FROM web_tokens WHERE id = ?", (token_id,)),
+        ])
+        row = tokens[0] if tokens else None
         if row is None or not secrets.compare_digest(row[1], _sha256(secret)):
             return None
         now = self.now()
         if row[3] is not None or (row[2] is not None and now > row[2]):
             return None
-        user = await self.get_user_by_id(row[0])
+        user = self._user_from_rows(user_rows)
         if user is None or user.disabled:
             return None
         if row[4] is None or now - row[4] > 60:

@@ -132,8 +132,12 @@ def place_tree(core: Any, scope: Scope) -> list[dict[str, Any]]:
 # -- devices -------------------------------------------------------------------------------
 
 
-def device_statuses(core: Any) -> dict[str, str]:
-    """Worst current condition per device: alarm > offline > fault > normal."""
+def device_statuses(core: Any, only: Any = None) -> dict[str, str]:
+    """Worst current condition per device: alarm > offline > fault > normal.
+
+    ``only``: one device, for a device's own page; the whole registry is not walked
+    for it (10,000 devices: ~20 ms of the loop per request at full ingest).
+    """
     out: dict[str, str] = {}
 
     def worse(device_id: str, status: str) -> None:
@@ -150,11 +154,15 @@ def device_statuses(core: Any) -> dict[str, str]:
             worse(alarm.device_id, "offline")
         else:
             worse(alarm.device_id, "fault")
-    for device_id, availability in core.availability.current.items():
-        if availability is Availability.UNAVAILABLE:
-            worse(device_id, "offline")
+    if only is not None:
+        if core.availability.get(only.id) is Availability.UNAVAILABLE:
+            worse(only.id, "offline")
+    else:
+        for device_id, availability in core.availability.current.items():
+            if availability is Availability.UNAVAILABLE:
+                worse(device_id, "offline")
     states = core.ingest.states
-    for device in core.registry.devices.values():
+    for device in [only] if only is not None else core.registry.devices.values():
         if device.discovered or device.orphaned_at is not None or device.id in out:
             continue
         if not any(p.point_id in states for p in core.registry.points_of_device(device.id)):
@@ -251,7 +259,7 @@ def point_rows(core: Any, device_id: str) -> list[dict[str, Any]]:
 
 
 async def device_detail(core: Any, device: Any, scope: Scope, lang: str | None = None) -> dict[str, Any]:
-    summary = device_summary(core, device, device_statuses(core), open_alarm_counts(core))
+    summary = device_summary(core, device, device_statuses(core, device), open_alarm_counts(core))
     summary["identifiers"] = dict(device.identifiers)
     summary["sw_version"] = device.sw_version
     summary["transport"] = device.transport
@@ -387,11 +395,11 @@ async def query_alarms(
             where.append(f"{column} = ?")
             params.append(value)
     clause = (" WHERE " + " AND ".join(where)) if where else ""
-    rows = await core.storage.fetchall(
-        f"SELECT data FROM alarms{clause} ORDER BY {ORDER_SQL} LIMIT ? OFFSET ?",
-        (*params, limit, offset),
-    )
-    total_row = await core.storage.fetchone(f"SELECT count(*) FROM alarms{clause}", params)
+    rows, totals = await core.storage.fetch_batch([
+        (f"SELECT data FROM alarms{clause} ORDER BY {ORDER_SQL} LIMIT ? OFFSET ?", (*params, limit, offset)),
+        (f"SELECT count(*) FROM alarms{clause}", params),
+    ])
+    total_row = totals[0] if totals else None
     alarms = [_alarm_dec.decode(r[0]) for r in rows]
     if core.alarms is not None:
         alarms = core.alarms.freshest(alarms)

@@ -66,6 +66,9 @@ class _ReadOnly:
     async def fetchone(self, sql: str, params: Any = ()) -> tuple[Any, ...] | None:
         return self.conn.execute(sql, params).fetchone()
 
+    async def fetch_batch(self, statements: Any) -> list[list[tuple[Any, ...]]]:
+        return [self.conn.execute(sql, params).fetchall() for sql, params in statements]
+
 
 class _Core:
     def __init__(self, storage: Any) -> None:

@@ -65,6 +65,9 @@ class ReadOnlyStorage:
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         return await self._run(lambda: self._conn.execute(sql, params).fetchone())
 
+    async def fetch_batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]:
+        return await self._run(lambda: [self._conn.execute(sql, params).fetchall() for sql, params in statements])
+
     async def execute(self, sql: str, params: Sequence[Any] = (), *, lane: Lane = Lane.TELEMETRY) -> Any:
         raise DatabaseError("reports open the database read-only")
 
