@@ -8,8 +8,10 @@ t wakes with ``clock.time() == t``, in deadline order, never early.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
+import random
 import time
 from typing import Callable
 
@@ -85,12 +87,17 @@ class ManualClock:
 
     async def settle(self, timeout: float = 30.0) -> None:
         """Let every task run until all of them wait on something and every idle check holds."""
-        with anyio.fail_after(timeout):
-            while True:
-                await anyio.wait_all_tasks_blocked()
-                if all(check() for check in self._idle_checks):
-                    return
-                await anyio.sleep(0.001)  # real time: let the I/O finish
+        busy: list[str] = []  # the tasks the last look found running, for the timeout's message
+        try:
+            with anyio.fail_after(timeout):
+                while True:
+                    await _all_tasks_blocked(busy)
+                    if all(check() for check in self._idle_checks):
+                        return
+                    await anyio.sleep(0.001)  # real time: let the I/O finish
+        except TimeoutError:
+            why = f"still running: {', '.join(busy)}" if busy else "every task waited; an idle check did not hold"
+            raise TimeoutError(f"the clock did not settle within {timeout} s ({why})") from None
 
     async def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds``, waking sleepers in deadline order."""
@@ -115,3 +122,36 @@ class ManualClock:
 
     async def advance_to(self, when: float) -> None:
         await self.advance(max(0.0, when - self._now))
+
+
+def _running(task: asyncio.Task[object]) -> bool:
+    waiter = getattr(task, "_fut_waiter", None)
+    return waiter is None or waiter.done()
+
+
+def _describe(task: asyncio.Task[object]) -> str:
+    frames = task.get_stack(limit=1)
+    return f"{task.get_name()} at {frames[-1].f_code.co_filename}:{frames[-1].f_lineno}" if frames else task.get_name()
+
+
+async def _all_tasks_blocked(busy: list[str]) -> None:
+    """Return once every other task waits on something (a future not yet done); ``busy``
+    holds the tasks the last look found running.
+
+    anyio's ``wait_all_tasks_blocked`` re-checks every 0.1 s, the same period as uvicorn's
+    tick loop: once both timers fell due in the same loop turn with the check's first, the
+    check saw the tick's finished sleep each time and never returned (a test's clock
+    ``advance`` timed out after 30 s in CI).  Here the pause between looks is short and
+    jittered, so no periodic task can stay in step with it."""
+    try:
+        this = asyncio.current_task()
+    except RuntimeError:  # another event loop (trio): its own check has no such timer
+        await anyio.wait_all_tasks_blocked()
+        return
+    await anyio.lowlevel.checkpoint()
+    while True:
+        running = [task for task in asyncio.all_tasks() if task is not this and _running(task)]
+        busy[:] = [_describe(task) for task in running[:10]]
+        if not running:
+            return
+        await anyio.sleep(random.uniform(0.001, 0.013))

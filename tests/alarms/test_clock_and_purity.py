@@ -38,6 +38,48 @@ async def test_manual_clock_wakes_sleepers_in_order_at_their_deadline():
         assert woke[-1] == ("b", 1005.0)
         tg.cancel_scope.cancel()
     assert clock.time() == 1005.0
+
+
+@pytest.mark.anyio
+async def test_settle_returns_beside_a_task_ticking_every_tenth_of_a_second():
+    """uvicorn's main loop sleeps 0.1 s between ticks.  A check that also re-looks every 0.1 s
+    and first saw the ticker running stays in step with it: both timers fall due in the same
+    loop turn, the check runs first and sees the ticker's finished sleep, forever (anyio's
+    ``wait_all_tasks_blocked`` did this; an ``advance`` in CI timed out after 30 s)."""
+    import asyncio
+
+    started = anyio.Event()
+
+    async def ticker(yields: int) -> None:
+        started.set()
+        for _ in range(yields):  # one of them is running when the first check looks
+            await asyncio.sleep(0)
+        while True:
+            await asyncio.sleep(0.1)
+
+    clock = ManualClock(0.0)
+    async with anyio.create_task_group() as tg:
+        for yields in range(4):
+            tg.start_soon(ticker, yields)
+        await started.wait()
+        with anyio.fail_after(3):
+            for _ in range(5):
+                await clock.settle(timeout=2)
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.anyio
+async def test_settle_that_times_out_names_the_task_still_running():
+    async def spinner() -> None:
+        while True:
+            await anyio.lowlevel.checkpoint()
+
+    clock = ManualClock(0.0)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(spinner, name="spinner")
+        with pytest.raises(TimeoutError, match="still running: spinner"):
+            await clock.settle(timeout=0.3)
+        tg.cancel_scope.cancel()
     with pytest.raises(ValueError):
         await clock.advance(-1)
 
