@@ -9,11 +9,13 @@ in any string are replaced from the environment.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 import msgspec
 import yaml
@@ -88,9 +90,18 @@ class StorageConfig(Strict):
     aggregate_5m_retention_days: float = 400
     #: most rows in one telemetry transaction (alarm-lane rows commit in their own, first)
     batch_max: int = 5000
+    #: milliseconds a telemetry transaction waits for more readings before it commits, so a
+    #: steady trickle shares one commit and one fsync (0: commit each at once); alarm-lane
+    #: rows never wait, and neither does telemetry when a backlog is queued
+    group_commit_ms: float = 10.0
     #: seconds between checkpoints of current point values (the journal holds every change
     #: in between, so a crash loses nothing; a longer interval writes less)
     state_checkpoint_s: float = 5.0
+    #: most megabytes of alarm media (stills, clips) under <database folder>/media (0: no quota);
+    #: past it the oldest media no alarm needs are deleted (core/media.py), never a fire alarm's
+    media_quota_mb: float = 10240
+    #: a medium attached to no alarm is deleted this long after it was stored
+    media_unattached_hours: float = 24
 
 
 class BackupConfig(Strict):
@@ -334,10 +345,28 @@ class LoadedConfig:
     path: Path
 
 
+@contextmanager
+def _rare_collections() -> Iterator[None]:
+    """Collections made rare while a site file is read: parsing and converting a large one
+    allocates ~25 containers per device and frees none of them, so collections only walk
+    them again (3 full ones, 0.1 s of a 50,000-device restart, bench/coldstart.py)."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], 200_000), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
 def load_text(text: str, file: str = "<string>", env: dict[str, str] | None = None, *,
               cache: bool = False) -> LoadedConfig:
     """Parse and check a site file's text.  ``cache``: reuse (and store) the parsed document
     of an unchanged file (``config_cache``): the checks still run, the YAML parse does not."""
+    with _rare_collections():
+        return _load_text(text, file, env, cache=cache)
+
+
+def _load_text(text: str, file: str, env: dict[str, str] | None, *, cache: bool) -> LoadedConfig:
     env = dict(os.environ) if env is None else env
     if cache:
         from . import config_cache
@@ -361,6 +390,7 @@ def load_text(text: str, file: str = "<string>", env: dict[str, str] | None = No
         raw = _Loader(text).construct_document(root)
     if not isinstance(raw, dict):
         raise ConfigError(file, 1, "", "the site file must be a mapping at the top level")
+    _share_device_strings(raw)
     site, doc = _convert_repairing(raw, source, errors)
     check_references(site, source, errors)
     _check_backup(site, source, errors)
@@ -374,8 +404,31 @@ def load_text(text: str, file: str = "<string>", env: dict[str, str] | None = No
     return LoadedConfig(site=site, source=source, raw=raw, path=Path(file))
 
 
+def _share_device_strings(raw: dict[str, Any]) -> None:
+    """Equal strings of the ``devices:`` list made one object (driver and transport names, a
+    key repeated as the serial …): a parsed document has a copy per device, and both the
+    document and its ``DeviceConfig`` are kept while the core runs."""
+    devices = raw.get("devices")
+    if not isinstance(devices, list):
+        return
+    pool: dict[str, str] = {}
+    share = pool.setdefault
+    for device in devices:
+        if not isinstance(device, dict):
+            continue
+        for key, value in device.items():
+            if type(value) is str:
+                device[key] = share(value, value)
+        identifiers = device.get("identifiers")
+        if isinstance(identifiers, dict):
+            for key, value in identifiers.items():
+                if type(value) is str:
+                    identifiers[key] = share(value, value)
+
+
 def _from_document(raw: dict[str, Any], source: SourceMap, file: str) -> LoadedConfig | None:
     """A cached document through the same checks; None (parse afresh, with lines) on any error."""
+    _share_device_strings(raw)
     try:
         site = convert(raw, SiteConfig, source)
         errors = _Errors()

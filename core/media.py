@@ -21,10 +21,18 @@ Retention: a medium attached to an alarm is kept as long as that alarm is (alarm
 never purged, so media of fire alarms are never purged); one attached to no alarm is
 deleted ``unattached_s`` after it was stored (a still whose reading raised nothing, a clip
 whose alarm never came).
+
+Quota (``storage.media_quota_mb``): once the files add up to more, the oldest media that
+no alarm needs are deleted until they fit — first those attached to no alarm (older than
+``offer_window_s``, so an alarm being raised still finds its still), then those whose every
+alarm is over (cleared and acknowledged) and not a fire alarm.  Media of fire alarms and of
+open alarms are never deleted for the quota: when they alone exceed it, new media are still
+stored (evidence first) and ``over_quota`` says so in ``/api/metrics``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -70,6 +78,7 @@ class MediaStore:
         self, storage: Any, folder: Path, *, now: Callable[[], float] = time.time,
         alarm_exists: Callable[[str], Awaitable[bool]] | None = None,
         max_bytes: int = 200 * 1024 * 1024, offer_window_s: float = 300.0, unattached_s: float = 86400.0,
+        quota_bytes: int = 0,
     ) -> None:
         self.storage = storage
         self.folder = folder
@@ -83,6 +92,13 @@ class MediaStore:
         self.stored = 0
         self.attached = 0
         self.purged = 0
+        self.quota_bytes = quota_bytes  # 0: no quota
+        self.total_bytes = 0  # of every medium stored (loaded at start, kept up to date)
+        self.quota_purged = 0
+        self.over_quota = False  # over the quota with nothing left that may be deleted
+        self._quota_task: asyncio.Task[None] | None = None
+        # purge and quota passes one at a time: both delete rows and count the bytes freed
+        self._deleting = asyncio.Lock()
 
     # -- start -------------------------------------------------------------------------------
 
@@ -96,6 +112,8 @@ class MediaStore:
         for point_id, ts, mid in rows:
             self._offers.setdefault(point_id, []).append((ts, mid))
         self._linked = {r[0] for r in await self.storage.fetchall("SELECT DISTINCT alarm_id FROM media_links")}
+        row = await self.storage.fetchone("SELECT coalesce(sum(bytes), 0) FROM media")
+        self.total_bytes = int(row[0]) if row else 0
 
     def note_link(self, alarm_id: str) -> None:
         """``alarm_id`` has (or is about to commit) a medium: ``of_alarm`` must look it up."""
@@ -123,7 +141,19 @@ class MediaStore:
             lane=Lane.ALARM if kind is MediaKind.STILL else Lane.TELEMETRY,
         )
         self.stored += 1
+        self.total_bytes += size
+        if self.quota_bytes and self.total_bytes > self.quota_bytes and self._quota_task is None:
+            # Not on the caller's path (a camera storing its alarm's still): a task of its own.
+            self._quota_task = asyncio.get_running_loop().create_task(self._quota_soon(), name="media-quota")
         return MediaRef(id=mid, content_type=content_type, bytes=size)
+
+    async def _quota_soon(self) -> None:
+        try:
+            await self.enforce_quota()
+        except Exception:
+            log.exception("media: quota enforcement failed; the next housekeeping pass retries")
+        finally:
+            self._quota_task = None
 
     def _write(self, data: bytes | Path, dest: Path) -> tuple[int, str]:
         """Bytes written atomically (tmp, fsync, rename); a file moved in.  Runs in a thread."""
@@ -210,28 +240,84 @@ class MediaStore:
 
     async def purge(self) -> int:
         """Delete media no alarm shows, stored more than ``unattached_s`` ago (housekeeping)."""
+        async with self._deleting:
+            return await self._purge()
+
+    async def _purge(self) -> int:
         cutoff = self.now() - self.unattached_s
         rows = await self.storage.fetchall(
-            "SELECT id, path FROM media m WHERE created_ts < ? "
+            "SELECT id, path, bytes FROM media m WHERE created_ts < ? "
             "AND NOT EXISTS (SELECT 1 FROM media_links l WHERE l.media_id = m.id) LIMIT 1000", (cutoff,))
         if not rows:
             return 0
         await self.storage.executemany(
             "DELETE FROM media WHERE id = ? AND NOT EXISTS (SELECT 1 FROM media_links l WHERE l.media_id = ?)",
-            [(mid, mid) for mid, _ in rows])
+            [(mid, mid) for mid, _, _ in rows])
         still = {r[0] for r in await self.storage.fetchall(
-            f"SELECT id FROM media WHERE id IN ({','.join('?' * len(rows))})", [mid for mid, _ in rows])}
-        gone = [(mid, rel) for mid, rel in rows if mid not in still]  # attached meanwhile: kept
-        for _, rel in gone:
+            f"SELECT id FROM media WHERE id IN ({','.join('?' * len(rows))})", [mid for mid, _, _ in rows])}
+        gone = [(mid, rel, size) for mid, rel, size in rows if mid not in still]  # attached meanwhile: kept
+        for _, rel, size in gone:
             try:
                 (self.folder / rel).unlink(missing_ok=True)
             except OSError as exc:
                 log.warning("media: cannot delete %s: %s", rel, exc)
+            self.total_bytes -= int(size)
+        ids = {mid for mid, _, _ in gone}
         for offers in self._offers.values():
-            offers[:] = [o for o in offers if o[1] not in {mid for mid, _ in gone}]
+            offers[:] = [o for o in offers if o[1] not in ids]
         self.purged += len(gone)
         return len(gone)
 
-    def metrics(self) -> dict[str, int]:
+    async def enforce_quota(self) -> int:
+        """Delete the oldest media no alarm needs until the files fit ``quota_bytes``; returns how many."""
+        async with self._deleting:
+            return await self._enforce_quota()
+
+    async def _enforce_quota(self) -> int:
+        if not self.quota_bytes or self.total_bytes <= self.quota_bytes:
+            self.over_quota = False
+            return 0
+        young = self.now() - self.offer_window_s
+        deleted = 0
+        while self.total_bytes > self.quota_bytes:
+            rows = await self.storage.fetchall(
+                "SELECT m.id, m.path, m.bytes FROM media m WHERE m.created_ts < ? AND NOT EXISTS ("
+                "  SELECT 1 FROM media_links l LEFT JOIN alarms a ON a.id = l.alarm_id WHERE l.media_id = m.id"
+                "  AND (a.id IS NULL OR a.category = 'fire' OR a.active = 1 OR a.acknowledged = 0)) "
+                "ORDER BY EXISTS (SELECT 1 FROM media_links l WHERE l.media_id = m.id), m.created_ts LIMIT 200",
+                (young,))
+            if not rows:
+                break
+            batch: list[tuple[str, str, int]] = []
+            need = self.total_bytes - self.quota_bytes
+            for mid, rel, size in rows:
+                batch.append((mid, rel, int(size)))
+                need -= int(size)
+                if need <= 0:
+                    break
+            # The alarm's links stay (its history says it had a still); the file and row go.
+            await self.storage.executemany("DELETE FROM media WHERE id = ?", [(mid,) for mid, _, _ in batch])
+            gone = {mid for mid, _, _ in batch}
+            for _mid, rel, size in batch:
+                try:
+                    (self.folder / rel).unlink(missing_ok=True)
+                except OSError as exc:
+                    log.warning("media: cannot delete %s: %s", rel, exc)
+                self.total_bytes -= size
+            for offers in self._offers.values():
+                offers[:] = [o for o in offers if o[1] not in gone]
+            deleted += len(batch)
+        self.quota_purged += deleted
+        over = self.total_bytes > self.quota_bytes
+        if over and not self.over_quota:
+            log.error("media: %d bytes stored, over the quota of %d, and every medium left belongs to a fire "
+                      "alarm or an open alarm: nothing more is deleted; new media are still stored",
+                      self.total_bytes, self.quota_bytes)
+        self.over_quota = over
+        return deleted
+
+    def metrics(self) -> dict[str, int | bool]:
         return {"stored": self.stored, "attached": self.attached, "purged": self.purged,
-                "offers_pending": sum(len(v) for v in self._offers.values())}
+                "offers_pending": sum(len(v) for v in self._offers.values()),
+                "total_bytes": self.total_bytes, "quota_bytes": self.quota_bytes,
+                "quota_purged": self.quota_purged, "over_quota": self.over_quota}

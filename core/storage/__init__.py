@@ -96,8 +96,10 @@ class Storage:
         queue_max: int = 50_000,
         readers: int = 2,
         release_after: float = 1.0,
+        group_commit_s: float = 0.0,
     ) -> None:
         self.path = Path(path)
+        self.group_commit_s = group_commit_s
         self.synchronous = synchronous
         self.batch_max = batch_max
         self.queue_max = queue_max
@@ -145,6 +147,7 @@ class Storage:
         self._lock: DatabaseLock | None = lock
         writer = WriterThread(
             str(self.path), synchronous=self.synchronous, batch_max=self.batch_max, on_commit=self._from_writer,
+            group_commit_s=self.group_commit_s,
         )
         steps = [*CORE_MIGRATIONS, *migrations]
 
@@ -345,7 +348,9 @@ class Storage:
                 await result
         done = asyncio.Event()
         # A telemetry op commits after everything of either lane queued before it.
-        self.submit(Op([], None, done.set, Lane.TELEMETRY))
+        op = Op([], None, done.set, Lane.TELEMETRY)
+        op.flush = True  # now: no group-commit wait
+        self.submit(op)
         await done.wait()
 
     async def _exec(self, sql: str, params: Any, many: bool, lane: Lane) -> Any:
