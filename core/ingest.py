@@ -17,10 +17,13 @@ thousands of readings a second a round trip per reading is the whole budget):
    * newer and different: a **change** — a ``StateChanged`` journal entry;
    * newer and the same: a **repeat** — ``last_reported`` moves in memory and a
      live-only ``StateReported`` goes to the subscribers that ask for it; no row;
-   * older than the state: **late** — kept as history (a ``StateChanged`` marked
-     ``late``), never a change of the present.  A QoS 1 redelivery after a crash
-     is the common case: the unique (point, time) key absorbs the row, and nothing
-     is announced as a change that never happened;
+   * older than the point's newest report (changed or not): **late** — kept as
+     history (a ``StateChanged`` marked ``late``), never a change of the present.
+     A QoS 1 redelivery after a crash is the common case: the unique (point, time)
+     key absorbs the row, and nothing is announced as a change that never happened.
+     A late reading that differs from the present and falls after its last change
+     shows the newest repeat to have been a change: that repeat is recorded too
+     (``reordered``), so the history is not left on the old value;
 
 3. the message's entries go to the writer as one operation, with the caller's
    durable callback (the transport acknowledges upstream only after COMMIT).
@@ -31,9 +34,10 @@ Lanes: a change of an alarm-class point (smoke, gas alarm, fault, tamper …,
 ``firebus.sdk.vocab.is_alarm_class``) or of a reading that came in on the alarm
 lane is an alarm-lane entry: it commits ahead of any telemetry batch.
 
-Current state is checkpointed to ``point_state`` every ``checkpoint_s`` (and at
-stop) with the journal position it reflects; on start the checkpoint is loaded
-and the journal after it replayed, so nothing per reading is written twice.
+Current state is checkpointed to ``point_state`` with the journal position it
+reflects: points whose value changed every ``checkpoint_s``, all of them at stop.
+On start the checkpoint is loaded and the journal after it replayed (after a crash,
+at most ``checkpoint_s`` of changes), so nothing per reading is written twice.
 
 Readings of *discovered* devices (seen on the wire, never configured by a
 person) are stored but reach no subscriber: they are not trusted to raise
@@ -64,6 +68,9 @@ log = logging.getLogger(__name__)
 RECOVER_LATE = 3
 #: … that kept arriving for at least this long (a redelivery burst after a restart does not)
 RECOVER_AFTER_S = 60.0
+
+#: rows per checkpoint operation (the writer's chunk: an alarm waits for one at most)
+CHECKPOINT_ROWS = 500
 
 SQL_STATE_SEQ = "INSERT INTO kv (key, value) VALUES ('point_state_seq', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 
@@ -99,7 +106,9 @@ class Ingest:
         self.max_past_s = max_past_s
         self.checkpoint_s = checkpoint_s
         self.states: dict[str, PointState] = {}
-        self._dirty: set[str] = set()
+        self._dirty: set[str] = set()  # states to write at the next full checkpoint
+        self._changed: set[str] = set()  # … of which the value changed (the periodic pass)
+        self._saved_seq = 0  # the journal position the last queued checkpoint reflects
         self._contexts: dict[str, Context] = {}
         #: devices whose repeated values a rule wants to hear (the alarm engine keeps it)
         self.report_watch: dict[str, Any] = {}
@@ -110,6 +119,7 @@ class Ingest:
         self.repeats = 0
         self.late = 0
         self.redeliveries = 0  # late readings that arrived flagged as redelivered (MQTT DUP)
+        self.reordered = 0  # late readings that showed a repeat after them to be a change
         self.clock_skewed = 0
         storage.add_flusher(self.checkpoint)
 
@@ -117,12 +127,22 @@ class Ingest:
 
     async def load(self) -> None:
         """The checkpoint, then the journal's state changes committed after it."""
+        # A row brings its own copy of the point id: the registry's is kept instead (40,000
+        # points at 10,000 devices), and equal timestamps of a row share one float.
+        points = getattr(self.registry, "points", None) or {}
         for point_id, value, fault, changed, updated, reported in await self.storage.fetchall(
             "SELECT point_id, value, fault, last_changed, last_updated, last_reported FROM point_state"
         ):
-            self.states[point_id] = PointState(value, fault, changed or 0.0, updated or 0.0, reported or 0.0)
+            point = points.get(point_id)
+            if point is not None:
+                point_id = getattr(point, "id", point_id)
+            changed = changed or 0.0
+            updated = changed if updated == changed else updated or 0.0
+            reported = updated if reported == updated else reported or 0.0
+            self.states[point_id] = PointState(value, fault, changed, updated, reported)
         row = await self.storage.fetchone("SELECT value FROM kv WHERE key = 'point_state_seq'")
         after = int(row[0]) if row else 0
+        self._saved_seq = after
         replayed = 0
         while True:
             rows = await self.storage.fetchall(
@@ -137,6 +157,7 @@ class Ingest:
                 if state is None or ts >= state.last_changed:
                     self.states[point_id] = PointState(value, fault, ts, ts, max(ts, state.last_reported if state else 0))
                     self._dirty.add(point_id)
+                    self._changed.add(point_id)
                 after = seq
             replayed += len(rows)
         if replayed:
@@ -197,13 +218,32 @@ class Ingest:
             value = None if fault is not None else storable(reading.value)
             state = states.get(point.id)
             if state is not None and state.last_changed:
-                if ts < state.last_changed and not self._recovers(state, point, rx, future):
+                # Late means older than the newest report, not only than the last change: a
+                # reading that arrives after a newer one (a broker's redelivery order, a
+                # gateway's buffer) must not turn the present back — an old "normal" would
+                # clear an alarm the newest reading still shows.
+                newest = state.last_reported if state.last_reported > state.last_changed else state.last_changed
+                if ts < newest and not self._recovers(state, point, rx, future, newest):
                     # Late: history, not the present (redelivery, buffered upload).
                     self.late += 1
                     if redelivered:
                         self.redeliveries += 1
                     if state.received < rx:
                         state.received = rx
+                    if ts > state.last_changed and (value != state.value or fault != state.fault):
+                        # It falls between the last change and a later repeat, and differs: that
+                        # repeat was a change after all (back to the present value).  Record it,
+                        # or the history would hold this old value until the next change.
+                        self.reordered += 1
+                        state.last_changed = state.last_updated = newest
+                        events.append(Event(
+                            data=StateChanged(point_id=point.id, device_id=device.id, point_key=point.key,
+                                              point_class=point.point_class, ts=newest, new_value=state.value,
+                                              fault=state.fault, late=True),
+                            context=ctx, time_fired=rx, lane=Lane.TELEMETRY,
+                        ))
+                        self._dirty.add(point.id)
+                        self._changed.add(point.id)
                     events.append(Event(
                         data=StateChanged(point_id=point.id, device_id=device.id, point_key=point.key,
                                           point_class=point.point_class, ts=ts, new_value=value, fault=fault,
@@ -224,6 +264,7 @@ class Ingest:
             old = state.value if state is not None else None
             states[point.id] = PointState(value, fault, ts, ts, ts, rx)
             self._dirty.add(point.id)
+            self._changed.add(point.id)
             self.changes += 1
             urgent = point.alarm_class or lane is Lane.ALARM
             alarm_lane = alarm_lane or urgent
@@ -261,10 +302,10 @@ class Ingest:
             await self.storage.wait_room()
         self.apply(device, readings, context=context, on_durable=on_durable, lane=lane)
 
-    def _recovers(self, state: PointState, point: PointEntry, rx: float, future: float) -> bool:
+    def _recovers(self, state: PointState, point: PointEntry, rx: float, future: float, newest: float) -> bool:
         """A late reading, but the state itself came from a clock far ahead of ours: the
         device clock glitched and is back.  Take the present back (alarms at once)."""
-        if state.last_changed <= future:
+        if newest <= future:
             return False
         if point.alarm_class:
             log.warning("ingest: point %s had a timestamp in the future; its clock is back, taking the new value",
@@ -295,21 +336,50 @@ class Ingest:
 
     # -- checkpoint -------------------------------------------------------------------------
 
-    def checkpoint(self) -> None:
-        """Queue the changed states with the journal position they include."""
-        if not self._dirty:
-            return
-        dirty, self._dirty = self._dirty, set()
-        rows = []
-        for point_id in dirty:
-            s = self.states.get(point_id)
-            if s is not None:
-                rows.append((point_id, s.value, s.fault, s.last_changed, s.last_updated, s.last_reported))
+    def checkpoint(self, *, changed_only: bool = False) -> None:
+        """Queue states to ``point_state`` with the journal position they include.
+
+        ``changed_only`` is the periodic pass (every ``checkpoint_s``): the points whose
+        value changed, which is what keeps the replay after a crash short.  Repeats move
+        only ``last_reported``; they wait for a full pass (stop, ``Storage.barrier``), or
+        a site reporting every few seconds would rewrite every point that often.
+        """
+        if not getattr(self.storage, "writer_alive", False):
+            return  # kept dirty: written once the writer runs
         # Every change not in these rows was queued after them, so it commits with a larger
         # seq than the last one committed now: replaying from here finds it.
         seq = self.storage.last_seq
-        if getattr(self.storage, "writer_alive", False):
-            self.storage.submit(Op([(SQL_STATE, rows), (SQL_STATE_SEQ, [(str(seq),)])]))
+        if changed_only:
+            todo, self._changed = self._changed, set()
+            self._dirty -= todo
+        else:
+            todo, self._dirty = self._dirty, set()
+            self._changed = set()
+        if not todo:
+            if seq > self._saved_seq:  # nothing changed: the replay may still start later
+                self._saved_seq = seq
+                self.storage.submit(Op([(SQL_STATE_SEQ, [(str(seq),)])]))
+            return
+        rows = []
+        for point_id in todo:
+            s = self.states.get(point_id)
+            if s is not None:
+                rows.append((point_id, s.value, s.fault, s.last_changed, s.last_updated, s.last_reported))
+        # In operations of a writer chunk each: an alarm waits for one, not for 40,000 rows;
+        # the position goes with the last (same lane, so it commits after the others).
+        chunks = [rows[i:i + CHECKPOINT_ROWS] for i in range(0, len(rows), CHECKPOINT_ROWS)] or [[]]
+        ops = [Op([(SQL_STATE, chunk)] if chunk else []) for chunk in chunks[:-1]]
+        last: list[tuple[str, list[Any]]] = [(SQL_STATE, chunks[-1])] if chunks[-1] else []
+        ops.append(Op([*last, (SQL_STATE_SEQ, [(str(seq),)])]))
+        self._saved_seq = seq
+        for op in ops:
+            self.storage.submit(op)
+
+    async def run_checkpoints(self, sleep: Callable[[float], Any]) -> None:
+        """The periodic pass, every ``checkpoint_s`` (``sleep`` is the core's clock)."""
+        while True:
+            await sleep(self.checkpoint_s)
+            self.checkpoint(changed_only=True)
 
     def state(self, point_id: str) -> PointState | None:
         return self.states.get(point_id)
@@ -321,6 +391,7 @@ class Ingest:
             "repeats": self.repeats,
             "late": self.late,
             "redeliveries": self.redeliveries,
+            "reordered": self.reordered,
             "clock_skewed": self.clock_skewed,
             "points": len(self.states),
         }

@@ -27,7 +27,13 @@ class RuleSelection(EngineState):
             if len(live) > 1:
                 others = [r for r in others if not (r.pause_while_down and any(
                     type(o) is not type(r) and isinstance(o, type(r)) for o in live))]
-            cached = ([r for r in self._gates if self._applies(r, point)], others)
+            gates = [r for r in self._gates if self._applies(r, point)]
+            # Points with the same rules share one (gates, others) pair: a site has a few
+            # distinct rule sets and tens of thousands of points.  Read-only once made.
+            shape = (*map(id, gates), None, *map(id, others))
+            cached = self._rule_sets.get(shape)
+            if cached is None:
+                cached = self._rule_sets[shape] = (gates, others)
             self._rules_for[point.point_id] = cached
         return cached
 
@@ -47,6 +53,7 @@ class RuleSelection(EngineState):
         """The registry changed (overrides, new points): recompute which rules apply."""
         if point_id is None:
             self._rules_for.clear()
+            self._rule_sets.clear()
             self._related_for.clear()
             self._plans.clear()
             self._guards.clear()

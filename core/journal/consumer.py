@@ -161,6 +161,7 @@ class DurableConsumer:
                     self._wakeup = anyio.Event()
                     if self._overflowed and not self.catching_up:
                         await self._catch_up()
+                    self._advance_idle()
                     self._maybe_save()
         finally:
             if self._unsubscribe is not None:
@@ -349,6 +350,18 @@ class DurableConsumer:
         finally:
             self._inflight = []
 
+    def _advance_idle(self) -> None:
+        """Nothing queued, nothing in hand: every matching entry up to the bus's newest is
+        handled, so the cursor moves there.  Without this a consumer whose types are rare
+        (notify reads alarms, not readings) kept its cursor at its last alarm: ``lag`` in the
+        metrics grew with every reading, and a restart read the journal from that old seq."""
+        sub = self._sub
+        if (self.manual or self.catching_up or self._overflowed or self._inflight or sub is None
+                or not sub.idle or self.bus.last_seq <= self.cursor):
+            return
+        self._advance([])
+        self._release()
+
     def _advance(self, handled: list[int]) -> None:
         cursor, ahead = self.position(handled_now=handled)
         self.cursor, self.ahead = cursor, ahead
@@ -373,6 +386,14 @@ class DurableConsumer:
             # Catch-up runs in seq order: everything up to the last handled entry is done.
             top = max(done) if done else self.cursor
             return max(self.cursor, top if upto is not None else self.cursor), {s for s in self.ahead if s > top}
+        if self._overflowed:
+            # The live queue overflowed and was cleared: entries past the cursor may be in no
+            # queue and unhandled, so the cursor stays; what was handled goes ahead and the
+            # catch-up reads the rest.  (Worked out from the empty queues, the cursor jumped
+            # to the bus's newest entry and the catch-up skipped everything dropped.)
+            ahead = {s for s in (self.ahead | self._handled_ahead | set(done)) if s > self.cursor}
+            self._handled_ahead = set(ahead)
+            return self.cursor, ahead
         sub = self._sub
         if sub is not None:
             for queue in (sub.alarm_queue, sub.telemetry_queue):
