@@ -245,6 +245,11 @@ class MqttSession(asyncio.Protocol):
         self._resume_scheduled = False
         self._more_scheduled = False
         self._held_off = False  # held by the core (alarms first), not by backpressure
+        # read-ahead bound (bytes received, not yet parsed): room for two whole packets
+        self._read_ahead = 2 * config.max_packet_size
+        self._read_full = False
+        self.read_pauses = 0
+        self.max_read_ahead = 0  # most bytes read and not yet parsed: the bound + one socket read
         self._held_since = 0.0
         self.holds = 0
         self.held_off_s = 0.0
@@ -407,6 +412,10 @@ class MqttSession(asyncio.Protocol):
             "paused": self._paused,
             "paused_s": round(self.paused_s, 3),
             "pauses": self.pauses,
+            # reading stopped because bytes not yet handed over reached the read-ahead bound
+            "read_ahead_bytes": self._decoder.pending,
+            "read_pauses": self.read_pauses,
+            "max_read_ahead_bytes": self.max_read_ahead,
             "held_off": self._held_off,
             "held_off_s": round(self.held_off_s, 3),
             "holds": self.holds,
@@ -541,6 +550,7 @@ class MqttSession(asyncio.Protocol):
         self._closing = False
         self._gen += 1
         self._decoder.reset()
+        self._read_full = False
         self._ack_buf.clear()
         self._lost_reason = ""
         if self._paused:
@@ -571,7 +581,21 @@ class MqttSession(asyncio.Protocol):
         if self._closing:
             return  # after our DISCONNECT: nothing more is handed over
         self._last_rx = time.monotonic()
-        self._decoder.feed(data)
+        dec = self._decoder
+        dec.feed(data)
+        pending = dec.pending
+        if pending > self.max_read_ahead:
+            self.max_read_ahead = pending
+        if pending > self._read_ahead:
+            # Bytes read but not yet handed over are bounded too: Mosquitto 2.0.11 ignores
+            # Receive Maximum, and while we hand over in slices it would fill our memory.
+            # Stop reading; the broker keeps the rest (TCP backpressure) until _process drains.
+            if not self._read_full:
+                self._read_full = True
+                self.read_pauses += 1
+            t = self._transport
+            if t is not None:
+                t.pause_reading()
         if not self._paused and not self._held_off and not self._more_scheduled:
             self._process()
 
@@ -643,6 +667,11 @@ class MqttSession(asyncio.Protocol):
         self._held = held
         if out:
             self._deliver(out)
+        if self._read_full and dec.pending <= self._read_ahead // 2 and error is None:
+            self._read_full = False
+            t = self._transport
+            if t is not None and not self._paused and not self._held_off and not self._closing:
+                t.resume_reading()
         if error is not None:
             self.protocol_errors += 1
             self.log.error("%s: malformed packet from the broker, dropping the connection: %s",
@@ -675,7 +704,7 @@ class MqttSession(asyncio.Protocol):
         self._ping_at = 0.0
         if not self._paused:
             t = self._transport
-            if t is not None:
+            if t is not None and not self._read_full:
                 t.resume_reading()
             if not self._more_scheduled and self._loop is not None:
                 self._more_scheduled = True
@@ -806,7 +835,7 @@ class MqttSession(asyncio.Protocol):
         if self._held_off:
             return  # the core's hold outlasts backpressure: release() resumes
         self._process()  # what was buffered first; may pause again
-        if not self._paused and self._transport is not None:
+        if not self._paused and not self._read_full and self._transport is not None:
             self._transport.resume_reading()
 
     # ------------------------------------------------------------------ outbound

@@ -4,7 +4,11 @@ acks, stale acks across a broker restart, QoS 2, both protocol versions, TLS, ma
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import struct
 import subprocess
+import termios
+import time
 
 import pytest
 from firebus.core.transports.mqtt import InboundMessage, MqttOptions, MqttTransport
@@ -279,3 +283,56 @@ async def test_a_malformed_frame_drops_the_connection_and_is_counted():
     finally:
         await t.stop()
         server.close()
+
+
+def _readable(sock) -> int:
+    """Bytes waiting in a socket's receive buffer (FIONREAD)."""
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
+def _hold_loop_until_readable(sock, n: int, timeout: float = 20.0) -> None:
+    """Block (the event loop, on purpose: it must not read meanwhile) until ``n`` bytes wait."""
+    deadline = time.monotonic() + timeout
+    while _readable(sock) < n:
+        assert time.monotonic() < deadline, "the broker did not send the backlog"
+        time.sleep(0.002)
+
+
+async def test_bytes_read_ahead_of_the_handover_stay_bounded(mosquitto):
+    """Mosquitto sends a v3.1.1 session everything queued; handed over in slices, the bytes not
+    yet parsed must not pile up in memory: reading stops past 2 × max_packet_size."""
+    total = 4000
+    topic = "ra/x"
+    body = b"x" * 90
+    got: list[bytes] = []
+
+    def on_messages(session: MqttSession, msgs: list[InboundMessage]) -> None:
+        for m in msgs:
+            got.append(m.payload)
+            m.ack()  # at once: the held bound is never what stops reading here
+
+    cfg = SessionConfig(host=mosquitto.host, port=mosquitto.port, client_id="ra-sub", version=4,
+                        max_packet_size=2048, session_expiry=3600)
+    s = MqttSession(cfg, on_messages=on_messages, on_link=lambda *a: None)
+    s.subscribe([topic])
+    s.start()
+    await s.wait_connected(10)
+    await s.stop()  # the persistent session is there; now queue a backlog for it
+    await publish_many(mosquitto, [(topic, b"%06d" % i + body) for i in range(total)])
+    s = MqttSession(cfg, on_messages=on_messages, on_link=lambda *a: None)
+    s.subscribe([topic])
+    s.start()
+    try:
+        await s.wait_connected(10)
+        # Hold the event loop (not a sleep to wait on: a condition on the socket) until the broker
+        # has put well over the bound into our socket, so the next read brings more than the
+        # bound whatever the machine's timing: reading must then stop.
+        _hold_loop_until_readable(s._transport.get_extra_info("socket"), 16 * 1024)  # type: ignore[union-attr]
+        await wait_for(lambda: len(got) >= total, 30, "the backlog delivered")
+        stats = s.stats()
+        assert sorted(int(p[:6]) for p in got) == list(range(total))  # each once, none lost
+        assert stats["read_pauses"] >= 1, stats
+        # the bound (2 × 2048) plus at most one socket read (asyncio reads ≤ 256 KiB at a time)
+        assert stats["max_read_ahead_bytes"] <= 2 * 2048 + 256 * 1024, stats
+    finally:
+        await s.stop()
