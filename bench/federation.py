@@ -14,8 +14,11 @@ PostgreSQL cluster (initdb in a temp dir, fsync on), both started here.
    ``firebus.<site>.journal.telemetry``, ``Nats-Msg-Id``, publish acks awaited).  One reading
    per device per round, so round 1 registers ``sites × devices`` latest-state rows.
 3. **Ingest**: the centre (``Centre``, this process) drains the stream into PostgreSQL
-   (decode, COPY into the staging table, one statement into telemetry + latest_state,
-   COMMIT, ack).  Rate = rows committed / (last commit − first commit).  Meanwhile a child
+   (fetch, decode, COPY into telemetry, COPY of one row per point into a staging table and
+   the latest_state upsert from it, COMMIT, ack).  Rate = rows committed / (last commit − first
+   commit); ``cpu_us_per_row``: CPU of the centre process, the PostgreSQL cluster and
+   nats-server per row over the same span (who had the two cores, whatever else ran); the
+   ceiling's ``postgresql_cpu_us_per_row`` is PostgreSQL's for the ceiling.  Meanwhile a child
    process (another CPU) publishes a fire ``AlarmEvent`` every ``alarm_gap`` seconds for a
    site; latency = its journal time at the "site" → COMMIT at the centre (the same clock).
 
@@ -29,6 +32,7 @@ import argparse
 import asyncio
 import datetime as dt
 import multiprocessing as mp
+import os
 import subprocess
 import sys
 import tempfile
@@ -38,7 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import emit, machine, progress  # noqa: E402
+from _common import emit, machine, process_cpu_s, progress  # noqa: E402
 
 from firebus.plugins.federation import envelope  # noqa: E402
 from firebus.plugins.federation.centre import Centre, CentreConfig  # noqa: E402
@@ -163,12 +167,19 @@ def alarm_publisher(url: str, gap: float, stop: Any, count: Any) -> None:
     asyncio.run(run())
 
 
-async def ingest(cfg: CentreConfig, expected: int, url: str, gap: float, deadline: float) -> dict[str, Any]:
+def cpu_snapshot(pids: dict[str, tuple[int, bool]]) -> dict[str, float]:
+    return {name: process_cpu_s(pid, children=children) for name, (pid, children) in pids.items()}
+
+
+async def ingest(cfg: CentreConfig, expected: int, url: str, gap: float, deadline: float,
+                 pids: dict[str, tuple[int, bool]]) -> dict[str, Any]:
     centre = Centre(cfg)
     latencies: list[float] = []
     first: list[float] = []
     last = [0.0]
     during: list[float] = []
+    cpu: list[dict[str, float]] = []  # CPU seconds at the first telemetry commit, and at the latest
+    rows_at: list[int] = []
 
     def on_commit(lane: str, entries: list[envelope.Incoming]) -> None:
         now = time.time()
@@ -179,9 +190,14 @@ async def ingest(cfg: CentreConfig, expected: int, url: str, gap: float, deadlin
                     if centre.ingested["telemetry"] < expected:
                         during.append(now - e.ts)
         elif entries:
+            snap = cpu_snapshot(pids)
             if not first:
                 first.append(time.perf_counter())
+                cpu[:] = [snap, snap]
+                rows_at[:] = [centre.ingested["telemetry"], 0]
             last[0] = time.perf_counter()
+            cpu[1] = snap
+            rows_at[1] = centre.ingested["telemetry"]
 
     centre.on_commit = on_commit
     await centre.migrate()  # the ceiling truncated telemetry; partitions stay
@@ -208,12 +224,17 @@ async def ingest(cfg: CentreConfig, expected: int, url: str, gap: float, deadlin
             pass
     rows = centre.ingested["telemetry"]
     span = (last[0] - first[0]) if first else 0.0
+    # CPU per row between the first and the last telemetry commit (the rows of the first batch
+    # excluded, as from the rate): who had the two cores — independent of other jobs' load
+    n = (rows_at[1] - rows_at[0]) if rows_at else 0
+    cpu_us = {name: round(1e6 * (cpu[1][name] - cpu[0][name]) / n, 1) for name in pids} if n else {}
     return {
         "rows": rows, "expected": expected, "seconds": round(span, 2),
         "rows_per_s": round(rows / span) if span > 0 else None, "timed_out": timed_out,
         "batches": centre.batches["telemetry"], "latest_state_upserts": centre.rows["latest_state"],
         "errors": centre.errors, "last_error": centre.last_error,
         "centre_seconds": centre.metrics()["seconds"],
+        "cpu_us_per_row": cpu_us,
         "alarms": {"published": count.value, "committed": len(latencies), "committed_while_ingesting": len(during),
                    "all": quantiles_ms(latencies), "while_ingesting": quantiles_ms(during)},
     }
@@ -254,7 +275,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         centre = Centre(cfg)
         await centre.migrate()
         progress(f"COPY ceiling: {args.ceiling_rows} rows")
+        pg_pid = int((pg.data / "postmaster.pid").read_text().split()[0])
+        pg_cpu = process_cpu_s(pg_pid)
         ceiling = await asyncio.to_thread(copy_ceiling, dsn, args.ceiling_rows)
+        # PostgreSQL's CPU per row of the ceiling (the TRUNCATE after it included: small)
+        ceiling["postgresql_cpu_us_per_row"] = round(1e6 * (process_cpu_s(pg_pid) - pg_cpu) / args.ceiling_rows, 1)
         progress(f"ceiling {ceiling['rows_per_s']} rows/s; creating the stream")
         import nats
 
@@ -266,7 +291,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         filled = await fill(nats_srv.url, args.sites, args.devices, args.rounds,
                             started + args.max_seconds * 0.45)
         progress(f"filled {filled['messages']} in {filled['seconds']} s; ingesting")
-        result = await ingest(cfg, filled["messages"], nats_srv.url, args.alarm_gap, deadline)
+        pids = {"centre": (os.getpid(), False), "postgresql": (pg_pid, True)}
+        if nats_srv.proc is not None:
+            pids["nats_server"] = (nats_srv.proc.pid, False)
+        result = await ingest(cfg, filled["messages"], nats_srv.url, args.alarm_gap, deadline, pids)
         latest = await count_latest(dsn)
         ratio = round(result["rows_per_s"] / ceiling["rows_per_s"], 3) if result["rows_per_s"] else None
         p99 = result["alarms"]["while_ingesting"]["p99_ms"]

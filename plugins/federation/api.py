@@ -4,10 +4,16 @@
          201 the command (new), 200 the command (same id issued before with the same content)
     GET  /api/commands?site=&alarm=&limit=&offset=          {"items", "total", "limit", "offset", "next_offset"}
     GET  /api/commands/{id}                                 the command with its result
+    GET  /api/sites                                         {"items": [{"site_id", "orgs"}], "total"}
+    GET  /api/sites/{site_id}/alarms?status=&limit=&offset= the latest transition of each alarm of the site
+    GET  /api/sites/{site_id}/state?limit=&offset=          the present value of each point of the site
+    GET  /api/alarms?site=&status=&limit=&offset=           … of every site the caller sees
+    GET  /api/organisations                                 the organisation trees the caller may look at
 
 Every request carries ``Authorization: Bearer <token>`` (``firebus federation user add``).
 Errors are ``{"error": {"code", "message", "message_zh"}}``; a site or command the
-caller may not see is 404, as if it did not exist.  docs/federation.md has the table.
+caller may not see is 404, as if it did not exist (scope: ``access.py``, by site and by
+organisation).  docs/federation.md has the table.
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ from starlette.routing import Route
 
 from .access import CentreUser
 from .desk import CommandDesk, DeskError
+from .panel import panel_routes
 
 MAX_BODY = 16 * 1024
 MAX_LIMIT = 500
+MAX_STATE_LIMIT = 10_000
 
 
 def _int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -103,8 +111,44 @@ def create_app(desk: CommandDesk) -> Starlette:
             raise DeskError(404, "command_not_found", "no such command", "没有此命令")
         return found, 200
 
+    def page(items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:
+        nxt = offset + len(items) if offset + len(items) < total else None
+        return {"items": items, "total": total, "limit": limit, "offset": offset, "next_offset": nxt}
+
+    async def sites(request: Request, user: CentreUser) -> tuple[Any, int]:
+        items = await desk.sites(user)
+        return {"items": items, "total": len(items)}, 200
+
+    async def organisations(request: Request, user: CentreUser) -> tuple[Any, int]:
+        return {"items": await desk.organisations(user)}, 200
+
+    async def alarms(request: Request, user: CentreUser) -> tuple[Any, int]:
+        limit, offset = _int(request, "limit", 100, 1, MAX_LIMIT), _int(request, "offset", 0, 0, 10**9)
+        items, total = await desk.alarms(user, site_id=request.query_params.get("site") or None,
+                                         status=request.query_params.get("status") or None, limit=limit, offset=offset)
+        return page(items, total, limit, offset), 200
+
+    async def site_alarms(request: Request, user: CentreUser) -> tuple[Any, int]:
+        limit, offset = _int(request, "limit", 100, 1, MAX_LIMIT), _int(request, "offset", 0, 0, 10**9)
+        items, total = await desk.site_alarms(user, request.path_params["site_id"],
+                                              status=request.query_params.get("status") or None,
+                                              limit=limit, offset=offset)
+        return page(items, total, limit, offset), 200
+
+    async def state(request: Request, user: CentreUser) -> tuple[Any, int]:
+        limit = _int(request, "limit", 1000, 1, MAX_STATE_LIMIT)
+        offset = _int(request, "offset", 0, 0, 10**9)
+        items, total = await desk.state(user, request.path_params["site_id"], limit=limit, offset=offset)
+        return page(items, total, limit, offset), 200
+
     return Starlette(routes=[
         Route("/api/sites/{site_id}/alarms/{alarm_id}/commands", handler(issue), methods=["POST"]),
         Route("/api/commands", handler(listing)),
         Route("/api/commands/{command_id}", handler(one)),
+        Route("/api/sites", handler(sites)),
+        Route("/api/sites/{site_id}/alarms", handler(site_alarms)),
+        Route("/api/sites/{site_id}/state", handler(state)),
+        Route("/api/alarms", handler(alarms)),
+        Route("/api/organisations", handler(organisations)),
+        *panel_routes(desk),  # the supervision panel (panel.py): /panel/…
     ])

@@ -45,7 +45,28 @@ def add_commands(cli: Any) -> None:
     add.add_argument("--role", required=True, choices=[str(r) for r in CentreRole], help="role / 角色")
     add.add_argument("--site", action="append", default=[],
                      help="a site the user sees (repeat; admin and integrator see all) / 可见站点（可重复）")
+    add.add_argument("--org", action="append", default=[],
+                     help="an organisation whose sites (and those below it) the user sees (repeat) "
+                          "/ 所属组织，可见其及下级组织的站点（可重复）")
     add.set_defaults(func=run_user_add)
+
+    org = sub.add_parser("org", help="organisations at the centre and the sites they cover / 中心端组织机构及其覆盖站点")
+    org_sub = org.add_subparsers(dest="federation_org_cmd", required=True)
+    org_add = org_sub.add_parser("add", help="create or replace an organisation / 新建或替换组织")
+    org_add.add_argument("--pg", required=True, help="PostgreSQL DSN or URL / PostgreSQL 连接串")
+    org_add.add_argument("--key", required=True, help="organisation key / 组织编号")
+    org_add.add_argument("--name", required=True, help="name (Chinese) / 名称（中文）")
+    org_add.add_argument("--name-en", default="", help="English name (default none) / 英文名称")
+    org_add.add_argument("--kind", required=True, metavar="KIND",
+                         help="fire_brigade, town, regulator, maintenance or other / 组织类型")
+    org_add.add_argument("--parent", default=None, help="the organisation above it (default: none, a root) / 上级组织")
+    org_add.add_argument("--site", action="append", default=[],
+                         help="a site it covers directly (repeat; replaces the list) / 直接覆盖的站点（可重复，整体替换）")
+    org_add.set_defaults(func=run_org_add)
+    org_list = org_sub.add_parser("list", help="list the organisations as trees / 以树形列出组织")
+    org_list.add_argument("--pg", required=True, help="PostgreSQL DSN or URL / PostgreSQL 连接串")
+    org_list.add_argument("--json", action="store_true", help="print JSON / 输出 JSON")
+    org_list.set_defaults(func=run_org_list)
 
     command = sub.add_parser("command", help="send an alarm command to a site as a centre user "
                                              "/ 以中心用户身份向站点发送报警命令")
@@ -125,24 +146,36 @@ def _offline(func: Callable[[argparse.Namespace], Awaitable[int]], args: argpars
         return _fail(f"missing {exc.name}: pip install 'firebus[federation]'",
                      f"缺少依赖 {exc.name}，请安装 firebus[federation]")
     from .desk import DeskError
+    from .orgs import OrgRefused
 
     try:
         return asyncio.run(func(args))
-    except DeskError as exc:
+    except (DeskError, OrgRefused) as exc:
         return _fail(exc.en, exc.zh)
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
+        return _fail(f"the database's schema is older than this firebus ({str(exc).strip()}); start "
+                     "firebus federation centre once, or run firebus federation org list, to update it",
+                     f"数据库结构比此版本旧（{str(exc).strip()}）；先启动一次 firebus federation centre"
+                     "或运行 firebus federation org list 以更新")
     except psycopg.OperationalError as exc:
         return _fail(f"cannot reach PostgreSQL: {str(exc).strip()}", f"无法连接 PostgreSQL：{str(exc).strip()}")
 
 
 async def _user(desk: Any, name: str) -> Any:
-    from .access import CentreUser
+    from .access import USER_BY_NAME, user_from_row
     from .desk import DeskError
 
-    rows = await desk.query("SELECT name, role, sites FROM centre_users WHERE name = %s", (name,))
+    rows = await desk.query(USER_BY_NAME, (name,))
     if not rows:
         raise DeskError(404, "user_not_found", f"no centre user {name!r} (firebus federation user add)",
                         f"没有中心用户 {name!r}（firebus federation user add）")
-    return CentreUser(name=rows[0][0], role=CentreRole(rows[0][1]), sites=tuple(rows[0][2] or ()))
+    return user_from_row(rows[0])
+
+
+async def _migrated(pg: str) -> None:
+    from .centre import Centre, CentreConfig
+
+    await Centre(CentreConfig(pg=pg, nats=[])).migrate()
 
 
 def run_user_add(args: argparse.Namespace) -> int:
@@ -150,12 +183,57 @@ def run_user_add(args: argparse.Namespace) -> int:
         import psycopg
 
         from .access import add_user
-        from .centre import Centre, CentreConfig
+        from .desk import CommandDesk
+        from .orgs import check_orgs
 
-        await Centre(CentreConfig(pg=args.pg, nats=[])).migrate()
+        await _migrated(args.pg)
+        orgs = list(dict.fromkeys(args.org))
+        desk = CommandDesk(args.pg)
+        try:
+            await check_orgs(desk.query, orgs)
+        finally:
+            await desk.close()
         async with await psycopg.AsyncConnection.connect(args.pg, autocommit=True) as conn:
-            token = await add_user(conn, args.name, CentreRole(args.role), list(args.site))
-        print(json.dumps({"name": args.name, "role": args.role, "sites": list(args.site), "token": token}))
+            token = await add_user(conn, args.name, CentreRole(args.role), list(args.site), orgs)
+        print(json.dumps({"name": args.name, "role": args.role, "sites": list(args.site), "orgs": orgs,
+                          "token": token}, ensure_ascii=False))
+        return 0
+
+    return _offline(main, args)
+
+
+def run_org_add(args: argparse.Namespace) -> int:
+    async def main(args: argparse.Namespace) -> int:
+        import psycopg
+
+        from .orgs import check_fields, put_org
+
+        check_fields(args.key, args.name, args.kind, args.parent, list(args.site))  # before touching the database
+        await _migrated(args.pg)
+        async with await psycopg.AsyncConnection.connect(args.pg, autocommit=True) as conn:
+            done = await put_org(conn, args.key, args.name, args.kind, name_en=args.name_en, parent=args.parent,
+                                 sites=list(args.site))
+        print(json.dumps(done, ensure_ascii=False))
+        return 0
+
+    return _offline(main, args)
+
+
+def run_org_list(args: argparse.Namespace) -> int:
+    async def main(args: argparse.Namespace) -> int:
+        from .desk import CommandDesk
+        from .orgs import load_tree, text_lines, to_builtins
+
+        await _migrated(args.pg)
+        desk = CommandDesk(args.pg)
+        try:
+            tree = await load_tree(desk.query)
+        finally:
+            await desk.close()
+        if args.json:
+            print(json.dumps(to_builtins(tree, tree.roots()), ensure_ascii=False))
+        else:
+            print("\n".join(text_lines(tree)) or "(没有组织 / no organisations)")
         return 0
 
     return _offline(main, args)

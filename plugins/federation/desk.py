@@ -23,7 +23,8 @@ from firebus.sdk import new_id
 from firebus.sdk.core_api import AlarmAction
 
 from . import commands as wire
-from .access import TOKEN_PREFIX, CentreRole, CentreUser, token_hash
+from . import orgs
+from .access import TOKEN_PREFIX, USER_BY_TOKEN, CentreUser, token_hash, user_from_row
 
 log = logging.getLogger("firebus.plugin.federation.centre")
 
@@ -104,14 +105,14 @@ class CommandDesk:
             self._conn = None
 
     async def user_of_token(self, token: str) -> CentreUser | None:
+        """The user holding ``token``, with the sites under their organisations as they are now."""
         if not token.startswith(TOKEN_PREFIX):
             return None
-        rows = await self.query("SELECT name, role, sites FROM centre_users WHERE token_sha256 = %s",
-                                 (token_hash(token),))
+        rows = await self.query(USER_BY_TOKEN, (token_hash(token),))
         if not rows:
             return None
         try:
-            return CentreUser(name=rows[0][0], role=CentreRole(rows[0][1]), sites=tuple(rows[0][2] or ()))
+            return user_from_row(rows[0])
         except ValueError:  # a role this version does not know: no access
             return None
 
@@ -223,7 +224,7 @@ class CommandDesk:
         where, params = ["TRUE"], []
         if not user.all_sites:
             where.append("c.site_id = ANY(%s)")
-            params.append(list(user.sites))
+            params.append(list(user.visible_sites))
         if site_id:
             where.append("c.site_id = %s")
             params.append(site_id)
@@ -235,6 +236,72 @@ class CommandDesk:
         rows = await self.query(f"{_SELECT} WHERE {cond} ORDER BY c.issued_at DESC, c.id DESC LIMIT %s OFFSET %s",
                                  (*params, limit, offset))
         return [_view(r) for r in rows], int(total)
+
+    # -- supervision reads (each scoped as the commands are) -----------------------------------
+
+    async def known_sites(self) -> list[str]:
+        """Every site the centre has received a journal entry from (a skip scan of its key)."""
+        rows = await self.query(
+            "WITH RECURSIVE s(site_id) AS ((SELECT site_id FROM journal ORDER BY site_id LIMIT 1) UNION ALL "
+            "SELECT (SELECT j.site_id FROM journal j WHERE j.site_id > s.site_id ORDER BY j.site_id LIMIT 1) "
+            "FROM s WHERE s.site_id IS NOT NULL) SELECT site_id FROM s WHERE site_id IS NOT NULL")
+        return [r[0] for r in rows]
+
+    async def sites(self, user: CentreUser) -> list[dict[str, Any]]:
+        """The sites ``user`` sees that the centre has heard from, each with the organisations
+        (of those the user may look at) that cover it directly."""
+        tree = await orgs.load_tree(self.query)
+        mine = {k for root in orgs.visible_roots(tree, user) for k in tree.subtree(root)}
+        covering: dict[str, list[str]] = {}
+        for org in tree:
+            if org.key in mine:
+                for site in org.units:
+                    covering.setdefault(site, []).append(org.key)
+        return [{"site_id": s, "orgs": sorted(covering.get(s, []))} for s in await self.known_sites() if user.sees(s)]
+
+    async def organisations(self, user: CentreUser) -> list[dict[str, Any]]:
+        tree = await orgs.load_tree(self.query)
+        return orgs.to_builtins(tree, orgs.visible_roots(tree, user))
+
+    async def alarms(self, user: CentreUser, *, site_id: str | None = None, status: str | None = None,
+                     limit: int = 100, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """The latest transition of each alarm of the sites ``user`` sees, newest first."""
+        where, params = ["TRUE"], []
+        if not user.all_sites:
+            where.append("site_id = ANY(%s)")
+            params.append(list(user.visible_sites))
+        if site_id:
+            where.append("site_id = %s")
+            params.append(site_id)
+        if status:
+            where.append("status = %s")
+            params.append(status)
+        cond = " AND ".join(where)
+        total = (await self.query(f"SELECT count(*) FROM alarms_current WHERE {cond}", tuple(params)))[0][0]
+        rows = await self.query(
+            "SELECT site_id, alarm_id, seq, transition, category, severity, rule, device_id, point_id, unit_id, "
+            "location_id, value, message, message_zh, status, extract(epoch FROM ts)::float8 "
+            f"FROM alarms_current WHERE {cond} ORDER BY ts DESC, site_id, alarm_id LIMIT %s OFFSET %s",
+            (*params, limit, offset))
+        keys = ("site_id", "alarm_id", "seq", "transition", "category", "severity", "rule", "device_id", "point_id",
+                "unit_id", "location_id", "value", "message", "message_zh", "status", "ts")
+        return [dict(zip(keys, r)) for r in rows], int(total)
+
+    async def state(self, user: CentreUser, site_id: str, *, limit: int = 1000, offset: int = 0,
+                    ) -> tuple[list[dict[str, Any]], int]:
+        """The present value of every point of one site, by point id; 404 outside the user's sites."""
+        await self._visible_site(user, site_id)
+        total = (await self.query("SELECT count(*) FROM latest_state WHERE site_id = %s", (site_id,)))[0][0]
+        rows = await self.query(
+            "SELECT point_id, device_id, point_key, point_class, coalesce(val, to_jsonb(num)), fault, "
+            "extract(epoch FROM vts)::float8, seq FROM latest_state WHERE site_id = %s ORDER BY point_id "
+            "LIMIT %s OFFSET %s", (site_id, limit, offset))
+        keys = ("point_id", "device_id", "point_key", "point_class", "value", "fault", "vts", "seq")
+        return [dict(zip(keys, r)) for r in rows], int(total)
+
+    async def site_alarms(self, user: CentreUser, site_id: str, **kw: Any) -> tuple[list[dict[str, Any]], int]:
+        await self._visible_site(user, site_id)
+        return await self.alarms(user, site_id=site_id, **kw)
 
     # -- the sites' answers ------------------------------------------------------------------------
 

@@ -152,48 +152,74 @@ CREATE TABLE IF NOT EXISTS centre_users (
 );
 """
 
-# The staging tables a batch is copied into (per connection; emptied at commit).  State
-# changes arrive as typed columns (decoded by the centre, no jsonb to parse on the hot path);
-# every other entry keeps its payload as jsonb.
+# Migration 2 (issue 24): organisations at the centre.  ``centre_orgs`` is a forest (``parent``
+# NULL at a root); ``centre_org_sites`` the sites each organisation covers directly (a site may
+# be covered by several); a user's ``orgs`` add every site under those organisations' subtrees
+# to the ``sites`` listed for them.  Run by ``Centre.migrate`` with the commands DDL (below).
+ORGS_DDL = """
+CREATE TABLE IF NOT EXISTS centre_orgs (
+    key     text        PRIMARY KEY,
+    name    text        NOT NULL,
+    name_en text        NOT NULL DEFAULT '',
+    kind    text        NOT NULL,
+    parent  text        REFERENCES centre_orgs (key),
+    updated timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS centre_orgs_parent ON centre_orgs (parent);
+
+CREATE TABLE IF NOT EXISTS centre_org_sites (
+    org     text NOT NULL REFERENCES centre_orgs (key) ON DELETE CASCADE,
+    site_id text NOT NULL,
+    PRIMARY KEY (org, site_id)
+);
+CREATE INDEX IF NOT EXISTS centre_org_sites_site ON centre_org_sites (site_id);
+
+ALTER TABLE centre_users ADD COLUMN IF NOT EXISTS orgs text[] NOT NULL DEFAULT '{}';
+"""
+COMMANDS_DDL += ORGS_DDL  # Centre.migrate runs DDL and COMMANDS_DDL: the new statements ride with the latter
+
+# The staging tables a batch is copied into (per connection; emptied at commit).  Every entry but
+# a state change keeps its payload as jsonb (``fed_stage``).  State changes are decoded by the
+# centre: their telemetry rows are COPY'd straight into ``telemetry``, and ``fed_stage_latest``
+# gets one typed row per point (the batch's newest, deduplicated and put in key order by the
+# centre) for the latest_state upsert — no jsonb to parse on the hot path, one COPY of history.
+# ``fed_stage_telemetry`` is only used for a redelivered batch (below).
 STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS fed_stage (
     site_id text, seq bigint, ts double precision, lane text, type text, subject text,
     context jsonb, data jsonb
 ) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS fed_stage_state (
-    site_id text, seq bigint, ts double precision, lane text, point_id text, device_id text,
-    point_key text, point_class text, vts double precision, num double precision, val jsonb,
-    fault text, late boolean
-) ON COMMIT DELETE ROWS
+CREATE TEMP TABLE IF NOT EXISTS fed_stage_latest (
+    site_id text, point_id text, device_id text, point_key text, point_class text,
+    num double precision, val jsonb, fault text, vts timestamptz, seq bigint
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS fed_stage_telemetry (LIKE telemetry) ON COMMIT DELETE ROWS
 """
 
 COPY_STAGE = "COPY fed_stage (site_id, seq, ts, lane, type, subject, context, data) FROM STDIN"
-COPY_STAGE_STATE = ("COPY fed_stage_state (site_id, seq, ts, lane, point_id, device_id, point_key, point_class, "
-                    "vts, num, val, fault, late) FROM STDIN")
+COPY_STAGE_LATEST = ("COPY fed_stage_latest (site_id, point_id, device_id, point_key, point_class, num, val, fault, "
+                     "vts, seq) FROM STDIN")
 
-# Entries other than state changes: one statement moves the staged batch into its tables; duplicates (a redelivery, a
-# re-send after a site restart) are absorbed by the keys.  Data-modifying CTEs all see the
-# same snapshot, so latest_state takes the newest row per point within the batch (DISTINCT ON)
-# and only moves forward (a higher seq).
 # The hot path: state changes are COPY'd straight into telemetry (inside a savepoint); a batch
-# holding one already stored (a redelivery) fails that COPY on the key and goes through
-# TELEMETRY_FROM_STAGE instead, which skips what is there.
+# holding one already stored (a redelivery) fails that COPY on the key, and the same rows go
+# through the staging copy of telemetry and TELEMETRY_FROM_STAGE instead, which skips what is there.
 COPY_TELEMETRY = ("COPY telemetry (site_id, seq, ts, point_id, device_id, vts, num, val, fault, late, lane) "
                   "FROM STDIN")
+COPY_STAGE_TELEMETRY = ("COPY fed_stage_telemetry (site_id, seq, ts, point_id, device_id, vts, num, val, fault, "
+                        "late, lane) FROM STDIN")
 
 TELEMETRY_FROM_STAGE = """
 INSERT INTO telemetry (site_id, seq, ts, point_id, device_id, vts, num, val, fault, late, lane)
-SELECT site_id, seq, to_timestamp(ts), point_id, device_id, to_timestamp(vts), num, val, fault, late, lane
-FROM fed_stage_state
+SELECT site_id, seq, ts, point_id, device_id, vts, num, val, fault, late, lane
+FROM fed_stage_telemetry
 ON CONFLICT DO NOTHING
 """
 
+# latest_state only moves forward (a higher seq); the staged rows are one per point already.
 LATEST_FROM_STAGE = """
 INSERT INTO latest_state AS cur (site_id, point_id, device_id, point_key, point_class, num, val, fault, vts, seq)
-SELECT DISTINCT ON (site_id, point_id)
-       site_id, point_id, device_id, point_key, point_class, num, val, fault, to_timestamp(vts), seq
-FROM fed_stage_state WHERE NOT late
-ORDER BY site_id, point_id, seq DESC
+SELECT site_id, point_id, device_id, point_key, point_class, num, val, fault, vts, seq
+FROM fed_stage_latest
 ON CONFLICT (site_id, point_id) DO UPDATE SET
     device_id = excluded.device_id, point_key = excluded.point_key, point_class = excluded.point_class,
     num = excluded.num, val = excluded.val, fault = excluded.fault, vts = excluded.vts,
@@ -201,6 +227,8 @@ ON CONFLICT (site_id, point_id) DO UPDATE SET
 WHERE excluded.seq > cur.seq
 """
 
+# Entries other than state changes: one statement moves the staged batch into its tables;
+# duplicates (a redelivery, a re-send after a site restart) are absorbed by the keys.
 INGEST_EVENTS = """
 WITH s AS (SELECT site_id, seq, to_timestamp(ts) AS ts, lane, type, subject, context, data FROM fed_stage),
 j AS (
