@@ -210,9 +210,11 @@ async def test_a_camera_alarm_carries_its_still_on_every_channel(make_harness, r
         [ding] = [r.json() for r in receiver.ok("/ding")]
         assert f"![现场图片]({url})" in ding["markdown"]["text"]
         assert ding["markdown"]["text"].endswith(" @13800000001")  # the mention stays last
-        [wecom] = [r.json() for r in receiver.ok("/wecom")]
+        wecom, wecom_image = [r.json() for r in receiver.ok("/wecom")]
         assert wecom["msgtype"] == "text" and f"\n现场图片：{url}" in wecom["text"]["content"]
         assert wecom["text"]["mentioned_mobile_list"] == ["13800000001"]
+        # … and WeCom shows it in an image message after the text (test_wecom_image.py).
+        assert wecom_image["msgtype"] == "image" and wecom_image["image"]["md5"] == hashlib.md5(picture).hexdigest()
         [feishu] = [r.json() for r in receiver.ok("/feishu")]
         paragraphs = feishu["content"]["post"]["zh_cn"]["content"]
         assert [{"tag": "a", "text": "现场图片", "href": url}] in paragraphs
@@ -224,7 +226,8 @@ async def test_a_camera_alarm_carries_its_still_on_every_channel(make_harness, r
 
         channels = (await httpx.AsyncClient(transport=httpx.ASGITransport(
             app=Starlette(routes=notify.firebus_register_routes(core))), base_url="http://site").get("/channels"))
-        assert channels.json()["media"] == {"attached": 1, "held": 0, "released": 0, "skipped": {}}
+        # attached: the e-mail's still and the WeCom image
+        assert channels.json()["media"] == {"attached": 2, "held": 0, "released": 0, "skipped": {}}
 
 
 async def test_only_a_video_alarm_waits_and_only_until_its_still_or_the_grace(make_harness, receiver,
@@ -318,7 +321,8 @@ async def test_a_still_that_cannot_be_attached_is_skipped_and_the_mail_goes_and_
         text = mail.get_content()
         assert "位置：" in text and f"现场图片：{BASE}{MEDIA_PATH}" in text  # both linked instead
         skipped = h.service.media.metrics()["skipped"]
-        assert skipped == {"too_large": 2, "missing": 2}  # per attempt: two attempts, two stills each
+        # per mail attempt: two attempts, two stills each; and once the WeCom image (its first still)
+        assert skipped == {"too_large": 3, "missing": 2}
         assert any("too_large" in r.getMessage() and big_id in r.getMessage() for r in caplog.records)
         assert any("missing" in r.getMessage() and gone_id in r.getMessage() for r in caplog.records)
         # The other channels were not held up by any of it.

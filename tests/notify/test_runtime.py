@@ -60,7 +60,9 @@ async def test_alarm_on_the_real_core_reaches_the_unit_by_its_site_file_key(tmp_
         await core.bus.drain(timeout=10)
         service = notify.service_for(core)
         assert service is not None
-        assert service.channels.snapshot()[0]["state"] == "up"
+        # The receiver records the request before it answers; the channel is marked up once
+        # the sender has read that answer, a moment later.
+        await wait_for(lambda: service.channels.snapshot()[0]["state"] == "up", what="the channel up")
     [req] = receiver.ok("/hook")
     body = req.json()
     assert body["alarm_id"] == "A1"
