@@ -5,7 +5,8 @@ vector: colour-rule fractions (Chen 2004 RGB, Celik 2009 YCbCr, an HSV flame ban
 Chen-style grey band for smoke), colour statistics in HSV and YCrCb, a hue histogram of
 the saturated pixels, texture (gradient energy, Laplacian energy, local contrast), the
 dark-channel haze cue for smoke, the same few values over the 3×3 neighbourhood and the
-whole frame, and the cell's position.  The classifier (``gbdt.py``) decides from these;
+whole frame, a finer scale (the best 5×5-pixel block of the cell), what lies above the
+cell (dark smoke, grey pixels) and an LBP texture histogram.  The classifier (``gbdt.py``) decides from these;
 the rules are never an alarm on their own (their measured FPR is 13–90 %).
 
 Both still images and video frames go through exactly this code, so a model trained on
@@ -62,8 +63,8 @@ _HUE_BIN_LUT = np.array([((2 * h + 30) % 360) // 60 if h < 180 else 0 for h in r
 class PixelMaps:
     """The per-pixel maps the features and the temporal stage share (computed once per frame)."""
 
-    __slots__ = ("b", "g", "r", "h", "s", "v", "y", "cr", "cb", "grey", "chen", "celik", "hsv_flame",
-                 "core", "greyish", "grad", "lap", "dark", "fire", "colour_index", "hue_bin")
+    __slots__ = ("b", "g", "r", "h", "s", "v", "y", "cr", "cb", "grey", "grey8", "chroma", "chen", "celik",
+                 "hsv_flame", "core", "greyish", "grad", "lap", "dark", "fire", "colour_index", "hue_bin")
 
     def __init__(self, frame: Image) -> None:
         # contiguous float planes (cv2.split): numpy on strided channel views is ~2x slower
@@ -78,6 +79,7 @@ class PixelMaps:
         y8, cr8, cb8 = cv2.split(cv2.cvtColor(frame, cv2.COLOR_BGR2YCrCb))
         self.y, self.cr, self.cb = y8.astype(np.float32), cr8.astype(np.float32), cb8.astype(np.float32)
         grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        self.grey8 = grey
         self.grey = grey.astype(np.float32)
         r, g, b, s = self.r, self.g, self.b, self.s
         # Chen, Wu, Chiou 2004: R > R_T, R >= G > B, S >= (255 - R) * S_T / R_T (R_T 125, S_T 60)
@@ -93,7 +95,8 @@ class PixelMaps:
         # Chen-style smoke band: greyish (small channel differences) in a brightness band
         mx = np.maximum(np.maximum(r, g), b)
         mn = np.minimum(np.minimum(r, g), b)
-        self.greyish = (((mx - mn) < 28) & (self.v > 60) & (self.v < 235)).astype(np.float32)
+        self.chroma = mx - mn
+        self.greyish = ((self.chroma < 28) & (self.v > 60) & (self.v < 235)).astype(np.float32)
         gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
         gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
         self.grad = np.sqrt(gx * gx + gy * gy)
@@ -112,6 +115,13 @@ CELL_FEATURES = [
     "grad", "lap", "grad_std", "dark_mean", "dark_std",
     "fire_v", "fire_grad", "fire_s", "grey_grad", "grey_dark",
 ]
+#: finer scale: the best 5×5-pixel block inside the cell (a small or distant flame fills a few
+#: pixels of a 20×20 cell, and the cell means dilute it)
+FINE_FEATURES = ["fine_fire", "fine_core", "fine_chen", "fine_hsv_flame", "fine_v_max", "fine_v_peak"]
+#: what lies above the cell (mean of the 3 cells above): flames burn under their smoke plume
+ABOVE_FEATURES = ["above_dark_smoke", "above_greyish"]
+#: texture: rotation-invariant uniform LBP (8 neighbours, radius 1, riu2: 10 classes), share per cell
+LBP_FEATURES = [f"lbp{k}" for k in range(10)]
 CONTEXT_FEATURES = ["fire", "core", "greyish", "s_mean", "v_mean", "grad", "dark_mean", "redness"]
 FEATURE_NAMES = (
     CELL_FEATURES
@@ -121,6 +131,7 @@ FEATURE_NAMES = (
     + [f"rel_{n}" for n in CONTEXT_FEATURES]
     + [f"frame_{n}" for n in CONTEXT_FEATURES]
     + ["frame_sat_p90", "frame_v_p10", "frame_v_p90"]
+    + FINE_FEATURES + ABOVE_FEATURES + LBP_FEATURES
 )
 #: features from the learned colour likelihood tables, per table (``fire``, ``smoke``)
 LUT_FEATURES = ["mean", "pos", "hi", "nb_mean", "nb_hi", "max5_hi"]
@@ -173,6 +184,91 @@ def smoke_candidates(x: Array) -> NDArray[np.bool_]:
     return (x[:, _I["greyish"]] >= 0.2) | (x[:, _I["s_mean"]] < 0.3)
 
 
+def _riu2_table() -> NDArray[np.uint8]:
+    """LBP code (8 bits) → riu2 class: the number of set bits if uniform (≤ 2 transitions), else 9."""
+    lut = np.zeros(256, np.uint8)
+    for c in range(256):
+        bits = [(c >> k) & 1 for k in range(8)]
+        transitions = sum(bits[k] != bits[(k + 1) % 8] for k in range(8))
+        lut[c] = sum(bits) if transitions <= 2 else 9
+    return lut
+
+
+_RIU2 = _riu2_table()
+_LBP_OFFSETS = [(-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1)]
+#: grey-level margin of an LBP comparison (neighbour ≥ centre + 3): sensor noise is not texture
+LBP_MARGIN = 3
+FINE = 5
+
+
+def _fine_max(m: NDArray[np.floating], rows: int, cols: int) -> Array:
+    """Per cell, the highest mean over its FINE×FINE-pixel blocks."""
+    k = CELL // FINE
+    f = _cells(m, FINE)[: rows * k, : cols * k]
+    f = np.maximum.reduce([f[i::k] for i in range(k)])  # max over the k rows of blocks of a cell, then columns
+    return np.maximum.reduce([f[:, i::k] for i in range(k)])
+
+
+def lbp_classes(grey8: Image) -> Image:
+    """Per pixel riu2 LBP class (0..9) of a uint8 grey image (edges replicated)."""
+    h, w = grey8.shape
+    p = cv2.copyMakeBorder(grey8, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+    centre = cv2.add(grey8, LBP_MARGIN)
+    code = np.zeros((h, w), np.uint8)
+    for k, (dy, dx) in enumerate(_LBP_OFFSETS):
+        nb = p[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+        code |= (nb >= centre).view(np.uint8) << np.uint8(k)
+    code[grey8 > 255 - LBP_MARGIN] = 0  # no neighbour can be LBP_MARGIN brighter than these
+    return cv2.LUT(code, _RIU2)
+
+
+def _cell_index(rows: int, cols: int) -> NDArray[np.int32]:
+    """Per pixel of the gridded area: its cell's index × 10 (the LBP histogram's bincount index)."""
+    key = (rows, cols)
+    if key not in _CELL_INDEX:
+        r = (np.arange(rows * CELL) // CELL)[:, None] * cols + (np.arange(cols * CELL) // CELL)[None, :]
+        _CELL_INDEX[key] = (r * 10).astype(np.int32)
+    return _CELL_INDEX[key]
+
+
+_CELL_INDEX: dict[tuple[int, int], NDArray[np.int32]] = {}
+
+
+def _scale_features(maps: PixelMaps, v_mean: Array, greyish: Array) -> list[Array]:
+    """The FINE, ABOVE and LBP columns, in that order (``v_mean``, ``greyish``: the cell means)."""
+    m = maps
+    rows, cols = v_mean.shape
+    v_max = _fine_max(m.v, rows, cols) * np.float32(1.0 / 255.0)
+    out = [_fine_max(x, rows, cols) for x in (m.fire, m.core, m.chen, m.hsv_flame)]
+    out += [v_max, v_max - v_mean]
+    dark_smoke = _cells(((m.chroma < 40) & (m.v < 110)).view(np.uint8).astype(np.float32))
+    for g in (dark_smoke, greyish):
+        up = np.zeros_like(g)
+        for k in range(1, 4):
+            up[k:] += g[:-k]
+        out.append(up / np.float32(3.0))
+    cls = lbp_classes(m.grey8)[: rows * CELL, : cols * CELL]
+    hist = np.bincount((_cell_index(rows, cols) + cls).ravel(), minlength=rows * cols * 10)
+    hist = hist.reshape(rows, cols, 10).astype(np.float32) / np.float32(CELL * CELL)
+    out += [hist[:, :, k] for k in range(10)]
+    return out
+
+
+def _percentiles(a: NDArray[np.floating], qs: tuple[float, ...]) -> list[float]:
+    """``np.percentile(a, qs)`` (linear interpolation) by partial sorting, without its overhead."""
+    flat = a.ravel()
+    n = flat.size
+    pos = [q / 100.0 * (n - 1) for q in qs]
+    kth = sorted({int(np.floor(p)) for p in pos} | {min(n - 1, int(np.floor(p)) + 1) for p in pos})
+    part = np.partition(flat, kth)
+    out = []
+    for p in pos:
+        lo = int(np.floor(p))
+        hi = min(n - 1, lo + 1)
+        out.append(float(part[lo] + (part[hi] - part[lo]) * (p - lo)))
+    return out
+
+
 def cell_features(maps: PixelMaps) -> tuple[Array, tuple[int, int]]:
     """Feature matrix (rows*cols, len(FEATURE_NAMES)) and the grid shape."""
     m = maps
@@ -186,7 +282,6 @@ def cell_features(maps: PixelMaps) -> tuple[Array, tuple[int, int]]:
     channels = [m.chen, m.celik, m.hsv_flame, m.fire, m.core, m.core * near, m.greyish,
                 s, s * s, v, v * v, m.y * k255, m.cr * k255, m.cb * k255,
                 (m.r - (m.g + m.b) * 0.5) * k255, (m.r - m.b) * k255, sat]
-    channels += [sat * (hbin == k) for k in range(6)]
     channels += [grad, m.lap * k255, grad * grad, dark, dark * dark,
                  m.fire * v, m.fire * grad, m.fire * s, m.greyish * grad, m.greyish * dark]
     # every per-pixel channel to cell means (np.dstack of 33 maps would cost more than all of this)
@@ -194,8 +289,14 @@ def cell_features(maps: PixelMaps) -> tuple[Array, tuple[int, int]]:
     (chen, celik, hsvf, fire, core, core_near_fire, greyish, s_mean, s2, v_mean, v2, y_mean, cr_mean,
      cb_mean, redness, r_minus_b, sat_share) = cm[:17]
     denom = np.maximum(sat_share, 1e-3)
-    hues = [cm[17 + k] / denom for k in range(6)]
-    grad_m, lap, grad2, dark_mean, dark2, fv, fg, fs, gg, gdk = cm[23:33]
+    rows, cols = chen.shape
+    # saturated pixels per (cell, hue bin) in one pass; the same means as 6 masked maps through _cells
+    sat_px = (m.s[: rows * CELL, : cols * CELL] > 60) & (m.v[: rows * CELL, : cols * CELL] > 50)
+    hue_idx = (_cell_index(rows, cols) // 10 * 6 + hbin[: rows * CELL, : cols * CELL])[sat_px]
+    hue_hist = np.bincount(hue_idx, minlength=rows * cols * 6).reshape(rows, cols, 6).astype(np.float32)
+    hue_hist /= np.float32(CELL * CELL)
+    hues = [hue_hist[:, :, k] / denom for k in range(6)]
+    grad_m, lap, grad2, dark_mean, dark2, fv, fg, fs, gg, gdk = cm[17:27]
     s_std = np.sqrt(np.maximum(s2 - s_mean ** 2, 0))
     v_std = np.sqrt(np.maximum(v2 - v_mean ** 2, 0))
     grad_std = np.sqrt(np.maximum(grad2 - grad_m ** 2, 0))
@@ -212,7 +313,6 @@ def cell_features(maps: PixelMaps) -> tuple[Array, tuple[int, int]]:
         "fire_v": fv / fd, "fire_grad": fg / fd, "fire_s": fs / fd, "grey_grad": gg / gd,
         "grey_dark": gdk / gd,
     }
-    rows, cols = chen.shape
     cols_out = [per_cell[n] for n in CELL_FEATURES]
     ctx = [per_cell[n] for n in CONTEXT_FEATURES]
     cols_out += [_neighbourhood(x) for x in ctx]
@@ -223,9 +323,10 @@ def cell_features(maps: PixelMaps) -> tuple[Array, tuple[int, int]]:
     cols_out += [x - fm for x, fm in zip(ctx, frame_means)]
     cols_out += [np.full_like(chen, fm) for fm in frame_means]
     # frame-wide percentiles on every 4th pixel (a sort of 77k values costs more than the rest)
-    sp = np.percentile(s[::4, ::4], 90)
-    vp10, vp90 = np.percentile(v[::4, ::4], [10, 90])
+    (sp,) = _percentiles(s[::4, ::4], (90,))
+    vp10, vp90 = _percentiles(v[::4, ::4], (10, 90))
     cols_out += [np.full_like(chen, sp), np.full_like(chen, vp10), np.full_like(chen, vp90)]
+    cols_out += _scale_features(m, v_mean, greyish)
     x = np.stack([a.astype(np.float32).reshape(-1) for a in cols_out], axis=1)
     return x, (rows, cols)
 
