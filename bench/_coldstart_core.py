@@ -46,7 +46,10 @@ QUIET: dict[str, float | bool] = {"t": 21.5, "smoke": False, "battery": 90.0, "r
 
 
 def say(t0: float, stage: str, **kw: object) -> None:
-    print(json.dumps({"stage": stage, "s": round(time.time() - t0, 3), "rss_mb": rss_mb(), **kw}), flush=True)
+    # cpu_s: CPU time of this process so far (every thread), less sensitive than wall time
+    # to other load on the box.
+    print(json.dumps({"stage": stage, "s": round(time.time() - t0, 3), "cpu_s": round(time.process_time(), 3),
+                      "rss_mb": rss_mb(), **kw}), flush=True)
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -93,6 +93,51 @@ class CpuMeter:
         }
 
 
+def process_cpu_s(pid: int, *, children: bool = True) -> float:
+    """CPU seconds (user + system) used so far by a process and, with ``children``, its
+    descendants (living ones directly, reaped ones through their parent's counters)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            if not children:
+                break
+            total += (int(fields[13]) + int(fields[14])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return total
+
+
+class ProcessesCpu:
+    """CPU of named processes (with their children) between start and stop, 100 % = one core.
+
+    The split says who had the machine: on 2 shared cores the load generator and the
+    broker compete with the core, and the core's own rate follows its share."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        # this process's children (publishers, readers) are named apart, not counted in it
+        self._own = os.getpid()
+
+    def _now(self) -> dict[str, float]:
+        return {name: process_cpu_s(pid, children=pid != self._own) for name, pid in self.pids.items()}
+
+    def start(self) -> "ProcessesCpu":
+        self._wall = time.perf_counter()
+        self._t0 = self._now()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        wall = time.perf_counter() - self._wall
+        return {name: round(100.0 * (t - self._t0[name]) / wall, 1) for name, t in self._now().items()}
+
+
 def _proc_stat() -> tuple[int, int]:
     try:
         fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]

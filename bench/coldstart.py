@@ -17,7 +17,14 @@ measured by this parent from just before it spawns the process:
 * ``serving_without_config_cache_s``: the same restart with the parsed-site-file cache
   off (``FIREBUS_NO_CONFIG_CACHE=1``), i.e. parsing the YAML as before the cache;
 * ``rss_mb``: resident memory of the restarted core process at steady state;
-  ``registry_rss_mb``: minus the same process with 0 devices.
+  ``registry_rss_mb``: minus the same process with 0 devices; ``after_values_rss_mb``:
+  the first start's process once every point has had a value (what a site that has run
+  a while holds: every point's PointInfo, rule plan and guards);
+* ``cpu_s`` (per run): CPU time of the core process until it served (all its threads),
+  less sensitive than wall time to other load on the box.
+
+Every start runs with compiled bytecode (written by the first start into the run's
+folder), as an installed firebus does.
 """
 
 from __future__ import annotations
@@ -50,6 +57,12 @@ class CoreProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FIREBUS_")}
         # The parsed-site-file cache of this run only (the first start writes it).
         env["FIREBUS_CACHE_DIR"] = str(site.parent / "config-cache")
+        # Compiled bytecode, as an installed firebus has it (pip compiles on install): the
+        # first start compiles into this run's folder, restarts load it.  Without it a
+        # PYTHONDONTWRITEBYTECODE environment (CI, this VM) made every start compile the
+        # ~100 firebus modules of an editable install again: 0.15 s of each restart.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(site.parent / "pycache")
         if not config_cache:
             env["FIREBUS_NO_CONFIG_CACHE"] = "1"
         self.proc = subprocess.Popen(
@@ -113,7 +126,7 @@ def main(args: argparse.Namespace) -> None:
             first = CoreProcess(site, populate=4)
             first_serving = first.wait_http()
             populated = first.stage("populated")
-            first.stage("steady")
+            first_steady = first.stage("steady")
             first.stop()
             progress(f"  serving after {first_serving:.2f} s; 4 points + latest value per device in "
                      f"{populated['seconds']} s")
@@ -124,11 +137,13 @@ def main(args: argparse.Namespace) -> None:
                 subscribed = proc.stage("subscribed")
                 steady = proc.stage("steady")
                 proc.stop()
+                serving_stage = proc.stage("serving")
                 runs.append({"serving_s": round(serving, 3), "subscribed_s": subscribed["s"],
+                             "cpu_s": serving_stage.get("cpu_s"),
                              "python_start_s": subscribed["python_start_s"], "rss_mb": steady["rss_mb"],
                              "devices": steady["devices"]})
                 progress(f"restart {i + 1}/{args.repeat}: serving {serving:.2f} s, subscribed {subscribed['s']:.2f} s, "
-                         f"rss {steady['rss_mb']} MB")
+                         f"cpu {serving_stage.get('cpu_s')} s, rss {steady['rss_mb']} MB")
             # The same restart parsing the site file (no cache): what the cache saves, same run.
             uncached = []
             for _ in range(args.repeat):
@@ -142,6 +157,7 @@ def main(args: argparse.Namespace) -> None:
             base = CoreProcess(empty_site)
             base_serving = base.wait_http()
             base_steady = base.stage("steady")
+            base_cpu = base.stage("serving").get("cpu_s")
             base.stop()
             if args.keep:
                 import shutil
@@ -158,15 +174,20 @@ def main(args: argparse.Namespace) -> None:
         "points_per_device": 4,
         "serving_s": round(statistics.median(r["serving_s"] for r in runs), 3),
         "subscribed_s": round(statistics.median(r["subscribed_s"] for r in runs), 3),
+        "cpu_s": round(statistics.median(r["cpu_s"] for r in runs), 3),
         "serving_without_config_cache_s": round(statistics.median(uncached), 3),
         "what": "process spawn → GET /api/health 200 (core started, MQTT subscribed, web serving)",
         "rss_mb": round(statistics.median(r["rss_mb"] for r in runs), 1),
         "registry_rss_mb": round(statistics.median(r["rss_mb"] for r in runs) - base_steady["rss_mb"], 1),
         "empty_core_rss_mb": base_steady["rss_mb"],
         "empty_core_serving_s": round(base_serving, 3),
+        "empty_core_cpu_s": base_cpu,
         "python_start_s": best["python_start_s"],
         "first_start_s": round(first_serving, 3),
         "populate_s": populated["seconds"],
+        # the first start's process once every point has had a value (PointInfo, rule plans
+        # and guards of every point built, as on a site that has been running a while)
+        "after_values_rss_mb": first_steady["rss_mb"],
         "runs": runs,
         "machine": machine(),
     }
