@@ -10,6 +10,7 @@ once running.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -54,6 +55,8 @@ class Plugin:
 
 
 async def main(path: str) -> None:
+    # Warnings go to the log the test keeps (stdout): a failed run says what the core saw.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(asctime)s %(name)s %(message)s")
     async with running_core(load_file(path), extra_plugins={"rel": Plugin()}, autoload=False):
         print("core-started", flush=True)
         await anyio.sleep_forever()
