@@ -141,8 +141,11 @@ async def _all_tasks_blocked(busy: list[str]) -> None:
     anyio's ``wait_all_tasks_blocked`` re-checks every 0.1 s, the same period as uvicorn's
     tick loop: once both timers fell due in the same loop turn with the check's first, the
     check saw the tick's finished sleep each time and never returned (a test's clock
-    ``advance`` timed out after 30 s in CI).  Here the pause between looks is short and
-    jittered, so no periodic task can stay in step with it."""
+    ``advance`` timed out after 30 s in CI).  Here the pause between looks is jittered
+    (80-120 ms), so no periodic task stays in step with it.  It stays about 0.1 s: a task
+    waiting for a database thread or a socket counts as blocked, and that pause is what lets
+    such work finish before the next look (with 1-13 ms pauses, tests whose components
+    read and write the database between clock sleeps saw the state before it)."""
     try:
         this = asyncio.current_task()
     except RuntimeError:  # another event loop (trio): its own check has no such timer
@@ -154,4 +157,4 @@ async def _all_tasks_blocked(busy: list[str]) -> None:
         busy[:] = [_describe(task) for task in running[:10]]
         if not running:
             return
-        await anyio.sleep(random.uniform(0.001, 0.013))
+        await anyio.sleep(random.uniform(0.08, 0.12))
