@@ -84,6 +84,7 @@ from .events import (
     VideoTrackChanged,
 )
 from .clock import ManualClock, SystemClock
+from .detector import DetectorDeclaration
 from .extension import NoOptions, Notifier, Transport, TransportContext, VideoDetector
 from .rule import (
     AlarmRule,
@@ -151,6 +152,7 @@ __all__ = [
     "Transport",
     "TransportContext",
     "VideoDetector",
+    "DetectorDeclaration",
     # rule: alarm rules and their inputs
     "AlarmRule",
     "AvailabilityInput",

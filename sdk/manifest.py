@@ -11,7 +11,7 @@ import re
 
 import msgspec
 
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 
 
 class Manifest(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -175,7 +175,7 @@ class CameraDriver(ServiceDriver):
         from .sources import CameraOptions, CameraSource
         from .supervisor import DetectorSupervisor
 
-        from firebus.sdk.detector import DetectorSetup, Tracker
+        from firebus.sdk.detector import DetectorSetup, Tracker, worker_path
 
         o = self.options
         core = self.ctx.core
@@ -191,7 +191,7 @@ class CameraDriver(ServiceDriver):
         self.ring = RingBuffer(name, o.ring)
         self.tracker = Tracker(name, o.tracker, confirms=bool(getattr(cls, "confirms", False)), mask=mask)
         self.supervisor = DetectorSupervisor(
-            name, f"{cls.__module__}:{cls.__qualname__}", o.detector_options, o.worker,
+            name, worker_path(cls), o.detector_options, o.worker,
             on_result=self._on_result, on_fault=lambda f: self._post("fault", f))
         self._unsubscribe = core.bus.subscribe(f"video:{name}", self._on_alarm, [AlarmEvent])
         import anyio

@@ -21,7 +21,9 @@ Per analysed frame (320×240):
    flame-coloured pixels that the classifier scores low; their blobs must move and flicker.
 
 The temporal rules are hand-set (no labelled negative video exists to learn them from);
-their defaults are conservative and live in :class:`CpuOptions`.
+their defaults are conservative and live in :class:`CpuOptions` (``options.py``: the core
+declares this detector through ``options.CpuDetectorDeclared`` without importing numpy or
+OpenCV; the worker process imports this module).
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import cv2
-import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
@@ -38,43 +39,7 @@ from firebus.sdk.detector import Detection, DetectorSetup, Label, VideoDetector,
 
 from .classifier import CellClassifier, CellScores, cell_boxes, shipped
 from .features import ANALYSIS_SIZE, CELL, Image, PixelMaps, to_analysis
-
-
-class CpuOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    #: candidate thresholds on the cell classifier; None: the video point shipped with the model
-    #: (chosen on validation folds at a looser frame FPR, 10 % flame / 15 % smoke, since the
-    #: temporal stage must confirm every candidate)
-    fire_threshold: float | None = None
-    smoke_threshold: float | None = None
-    #: seconds per evidence window, and K of N windows for a report
-    window_s: float = 1.0
-    fire_k: int = 3
-    fire_n: int = 4
-    smoke_k: int = 6
-    smoke_n: int = 8
-    #: a window counts only if the blob was a candidate in at least this share of its frames
-    window_min_hits: float = 0.3
-    #: a flame blob must move: share of its pixels differing from the fast background
-    fire_min_motion: float = 0.02
-    #: a smoke blob must drift: share of its pixels differing from the slow background
-    smoke_min_motion: float = 0.05
-    #: share of moving pixels above which the camera itself is taken to move (frame ignored)
-    global_motion_max: float = 0.6
-    #: grey-level difference counted as motion
-    motion_delta: float = 10.0
-    #: background learning rates per analysed frame (fast: flame, slow: smoke)
-    fast_rate: float = 0.2
-    slow_rate: float = 0.02
-    #: temporal route (Töreyin-style) for flames the still classifier scores low (small, far, unusual
-    #: scenes): a cell with this share of *moving* flame-coloured pixels is a candidate when the
-    #: classifier gives it at least ``fire_floor``; such a blob must also flicker to count
-    fire_moving_colour_share: float = 0.04
-    fire_floor: float = 0.05
-    fire_min_flicker: float = 0.35
-    #: seconds a confirmed blob keeps being reported after its last candidate frame
-    hold_s: float = 1.0
-    #: a cell with at least this share of masked pixels is never a candidate
-    mask_cell_share: float = 0.5
+from .options import CpuOptions
 
 
 @dataclass
