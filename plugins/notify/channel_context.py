@@ -14,12 +14,14 @@ from .ntfy import NtfyHub
 
 if TYPE_CHECKING:
     from .media import NotifyMedia
+    from .policy import SendPacer
     from .service import NotifyService
 
 
 class NotifyChannelContext:
     def __init__(self, service: "NotifyService", key: str) -> None:
         self._service = service
+        self._key = key
         self.logger = logging.getLogger(f"firebus.plugin.notify.{key}")
 
     def time(self) -> float:
@@ -45,6 +47,12 @@ class NotifyChannelContext:
     @property
     def ntfy_hub(self) -> NtfyHub:
         return self._service.ntfy_hub
+
+    @property
+    def pacer(self) -> "SendPacer | None":
+        """The channel's request limit (``send_limit``), for requests beyond the message (a WeCom image)."""
+        entry = self._service.channels.get(self._key)
+        return entry.pacer if entry is not None else None
 
     @property
     def media(self) -> "NotifyMedia":

@@ -72,6 +72,8 @@ class WeComChannel(Channel):
     type_key: ClassVar[str] = "wecom"
     Options: ClassVar[type[msgspec.Struct]] = WeComOptions
     group: ClassVar[bool] = True
+    #: 每个机器人发送的消息不能超过 20 条/分钟 (群机器人配置说明)
+    send_limit: ClassVar[list[tuple[int, float]]] = [(20, 60.0)]
 
     def payload(self, message: Message) -> dict[str, Any]:
         lines = "".join(f"\n{line}" for line in media_lines(message))
@@ -105,6 +107,15 @@ class WeComChannel(Channel):
             reader.skip("not_jpeg_png", f"{what}: WeCom robots show JPG or PNG only")
             return
         # WeCom's 2 MB, or the site's smaller ``media.max_attachment_bytes`` (``read`` caps at it too).
+        pacer = getattr(self.ctx, "pacer", None)
+        if pacer is not None:
+            # The picture is the extra: it uses the robot's limit only while half of it is
+            # free, so a burst of alarms keeps the other half for their texts.
+            now = self.ctx.time()
+            if pacer.room(now) <= min(count for count, _ in pacer.limits) // 2:
+                reader.skip("rate_limited", f"{what}: the robot's send_limit is half used; the text has the link")
+                return
+            pacer.take(now)
         cap = min(WECOM_IMAGE_MAX_BYTES, int(reader.opts.max_attachment_bytes))
         if int(item.get("bytes") or 0) > cap:
             reader.skip("too_large", f"{what} over the {cap}-byte limit for WeCom images")
@@ -144,6 +155,8 @@ class DingTalkChannel(Channel):
     type_key: ClassVar[str] = "dingtalk"
     Options: ClassVar[type[msgspec.Struct]] = DingTalkOptions
     group: ClassVar[bool] = True
+    #: 每个机器人每分钟最多发送 20 条消息到群里，超过会限流 10 分钟 (自定义机器人)
+    send_limit: ClassVar[list[tuple[int, float]]] = [(20, 60.0)]
 
     def __init__(self, key: str, options: DingTalkOptions, ctx: ChannelContext) -> None:
         super().__init__(key, options, ctx)
@@ -188,6 +201,8 @@ class FeishuChannel(Channel):
     type_key: ClassVar[str] = "feishu"
     Options: ClassVar[type[msgspec.Struct]] = FeishuOptions
     group: ClassVar[bool] = True
+    #: 自定义机器人频率控制：100 次/分钟，5 次/秒
+    send_limit: ClassVar[list[tuple[int, float]]] = [(5, 1.0), (100, 60.0)]
 
     def __init__(self, key: str, options: FeishuOptions, ctx: ChannelContext) -> None:
         super().__init__(key, options, ctx)

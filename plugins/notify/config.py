@@ -114,7 +114,17 @@ class ChannelConfig(Strict):
     # This channel's own per-recipient limit instead of notify.rate_limit (a vendor's limit
     # applies on top: WeCom app 30/min per member, DingTalk work notices, Feishu).
     rate_limit: "RateLimit | None" = None
+    # Requests this channel may make (every message, a WeCom image too), paced rather than
+    # digested: rows wait for room.  None: the channel type's own (robots: 20 a minute).
+    send_limit: "list[SendLimit] | None" = None
     enabled: bool = True
+
+
+class SendLimit(Strict):
+    """At most ``count`` requests in any ``window_s`` seconds."""
+
+    count: Annotated[int, msgspec.Meta(ge=1)]
+    window_s: Annotated[float, msgspec.Meta(gt=0)]
 
 
 class TemplateOverride(Strict):

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from firebus.sdk import ActorKind, Context, Lane, Payload
 
 from .channel import Channel
+from .policy import SendPacer
 
 
 class ChannelState(StrEnum):
@@ -56,6 +57,8 @@ class ChannelEntry:
     last_fail_ts: float | None = None
     sent: int = 0
     failed: int = 0
+    #: the channel's request limit (``send_limit``), None: unpaced
+    pacer: SendPacer | None = None
 
     @property
     def group(self) -> bool:
@@ -66,6 +69,8 @@ class ChannelEntry:
             "key": self.key, "type": self.type_key, "state": str(self.state), "failures": self.failures,
             "last_error": self.last_error, "last_ok_ts": self.last_ok_ts, "last_fail_ts": self.last_fail_ts,
             "sent": self.sent, "failed": self.failed,
+            "send_limit": [{"count": c, "window_s": w} for c, w in self.pacer.limits] if self.pacer else None,
+            "paced": self.pacer.waits if self.pacer else 0,
         }
 
     def row(self) -> tuple[Any, ...]:

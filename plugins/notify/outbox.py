@@ -8,7 +8,8 @@ them (``digested``); escalation rows of an acknowledged alarm become
 ``cancelled``.
 
 One worker task per channel sends that channel's due rows in priority order
-(fire first), up to ``outbox.concurrency`` (default 8) at once.  A failure backs off the whole channel, not only the row: a
+(fire first), up to ``outbox.concurrency`` (default 8) at once, and no faster than the
+channel's ``send_limit`` (group robots: 20 a minute; rows wait ``pending`` for room).  A failure backs off the whole channel, not only the row: a
 gateway that is down for an hour gets one probe per back-off interval, not
 one per queued message, and the queue is delivered in order once it is back.
 
@@ -255,6 +256,9 @@ class Outbox:
             return
         slots = anyio.Semaphore(max(1, self.cfg.concurrency))
         failing = False
+        entry = self.channels.get(key)
+        pacer = entry.pacer if entry is not None else None
+        paced = 0.0  # > 0: the channel's request limit is reached until this time; rows stay pending
 
         async def one(row: Row) -> None:
             nonlocal failing
@@ -278,6 +282,14 @@ class Outbox:
                 if failing:
                     slots.release()
                     break
+                if pacer is not None:
+                    now = self.clock.time()
+                    if pacer.delay(now) > 0:
+                        paced = now + pacer.delay(now)
+                        pacer.waits += 1
+                        slots.release()
+                        break
+                    pacer.take(now)
                 if first:
                     first = False
                     await one(row)
@@ -285,6 +297,10 @@ class Outbox:
                         break
                     continue
                 tg.start_soon(one, row)
+        if paced > 0 and not failing:
+            # Until then from now, not from the look: the sends of this pass took time too.
+            # A new row wakes it early; the next pass looks again.
+            await self._wait(key, max(0.0, paced - self.clock.time()))
 
     async def deliver(self, row: Row) -> bool:
         """One attempt at one row.  Returns False when the channel failed (back off).

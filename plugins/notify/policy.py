@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import deque
 from dataclasses import dataclass
 
 from .config import Person, QuietHours, parse_hhmm
@@ -77,3 +78,38 @@ def admit_all(limiters: list[RateLimiter], recipient: str, channel: str, now: fl
     for lim in limiters:
         lim.admit(recipient, channel, now)
     return True
+
+
+class SendPacer:
+    """A channel's own request limit (a group robot: 20 messages a minute), as sliding windows.
+
+    Unlike ``RateLimiter`` nothing is held back or digested: a row that finds no room waits
+    in the outbox, ``pending``, until the oldest send of the window leaves it, and rows keep
+    their priority order (fire first).  Going over is worse than waiting: DingTalk throttles
+    a robot that sent more than 20 in a minute for 10 minutes, WeCom refuses (errcode 45009)
+    and the outbox would back the whole channel off.
+    """
+
+    def __init__(self, limits: list[tuple[int, float]]) -> None:
+        self.limits = [(int(count), float(window)) for count, window in limits if count > 0 and window > 0]
+        longest = max((count for count, _ in self.limits), default=0)
+        self._sent: deque[float] = deque(maxlen=longest or 1)
+        self.waits = 0  # times a send had to wait for room
+
+    def delay(self, now: float) -> float:
+        """Seconds until one more request fits every window (0: now)."""
+        wait = 0.0
+        for count, window in self.limits:
+            if len(self._sent) >= count:
+                wait = max(wait, self._sent[-count] + window - now)
+        return max(0.0, wait)
+
+    def room(self, now: float) -> int:
+        """Requests that would fit every window now."""
+        free = [count - sum(1 for t in list(self._sent)[-count:] if t > now - window)
+                for count, window in self.limits]
+        return max(0, min(free)) if free else 1 << 30
+
+    def take(self, now: float) -> None:
+        if self.limits:
+            self._sent.append(now)

@@ -37,6 +37,7 @@ from .escalation import Escalation
 from .escalation_state import SQL_ESCALATION, EscalationStore, Tracked
 from .handling import EventHandler
 from .health import ChannelEntry, ChannelRegistry
+from .policy import SendPacer
 from .media import NotifyMedia
 from .message import MqttPublish
 from .ntfy import NtfyHub
@@ -70,8 +71,11 @@ class NotifyService:
                 from .config import NotifyConfigError
 
                 raise NotifyConfigError(f"notify.channels[{index}].options: {exc}") from None
+            limits = ([(lim.count, lim.window_s) for lim in ch.send_limit] if ch.send_limit is not None
+                      else list(getattr(cls, "send_limit", None) or []))
             self.channels.add(ChannelEntry(ch.key, ch.type, notifier, ch.down_after,
-                                           str(ch.language) if ch.language else None))
+                                           str(ch.language) if ch.language else None,
+                                           pacer=SendPacer(limits) if limits else None))
         self.outbox = Outbox(core, self.channels, cfg.outbox)
         self.timers = NotifyTimers(core.clock)
         self.links = AlarmLinks(core, cfg, self.clock, self.log)
