@@ -45,6 +45,10 @@ POINTS = [
 QUIET: dict[str, float | bool] = {"t": 21.5, "smoke": False, "battery": 90.0, "rsrp": -85.0}
 
 
+#: libraries a core serving no camera and rendering no report should not have imported
+HEAVY = ("numpy", "cv2", "av", "matplotlib", "weasyprint", "PIL", "asyncpg", "psycopg", "nats")
+
+
 def say(t0: float, stage: str, **kw: object) -> None:
     # cpu_s: CPU time of this process so far (every thread), less sensitive than wall time
     # to other load on the box.
@@ -55,7 +59,9 @@ def say(t0: float, stage: str, **kw: object) -> None:
 async def main(args: argparse.Namespace) -> None:
     t0 = args.t0
     loaded = load_file(args.site)
-    async with running_core(loaded, extra_plugins={"bench": BenchPlugin()}, autoload=False) as core:
+    # --installed-plugins: every plugin installed on the firebus.plugins entry points is loaded
+    # too, as `firebus run` does (the built-in ones: notify, video, reports, …)
+    async with running_core(loaded, extra_plugins={"bench": BenchPlugin()}, autoload=args.installed_plugins) as core:
         transport = core.transports.get("mqtt")
         if transport is not None:
             await transport.wait_connected(60)
@@ -73,7 +79,8 @@ async def main(args: argparse.Namespace) -> None:
                 await core.storage.barrier()
                 say(t0, "populated", seconds=round(time.perf_counter() - started, 2))
             gc.collect()
-            say(t0, "steady", devices=len(core.registry.devices), gc_objects=len(gc.get_objects()))
+            say(t0, "steady", devices=len(core.registry.devices), gc_objects=len(gc.get_objects()),
+                plugins=len(core.plugins.records), heavy=sorted(m for m in HEAVY if m in sys.modules))
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for _ in signals:
                     break
@@ -86,4 +93,5 @@ if __name__ == "__main__":
     p.add_argument("--t0", type=float, required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--populate", type=int, default=0)
+    p.add_argument("--installed-plugins", action="store_true")
     anyio.run(main, p.parse_args())

@@ -20,6 +20,10 @@ measured by this parent from just before it spawns the process:
   ``registry_rss_mb``: minus the same process with 0 devices; ``after_values_rss_mb``:
   the first start's process once every point has had a value (what a site that has run
   a while holds: every point's PointInfo, rule plan and guards);
+* ``installed_plugins``: the same restart with every installed plugin loaded as well, as
+  ``firebus run`` does (the figures above load only the bench's own driver plugin):
+  ``serving_s``, ``rss_mb``, how many plugins, and which heavy libraries (numpy, OpenCV,
+  PyAV, matplotlib, WeasyPrint, …) start-up imported although no camera or report runs;
 * ``cpu_s`` (per run): CPU time of the core process until it served (all its threads),
   less sensitive than wall time to other load on the box.
 
@@ -50,7 +54,8 @@ from firebus.sdk.testing.mosquitto import Mosquitto, free_port  # noqa: E402
 
 
 class CoreProcess:
-    def __init__(self, site: Path, populate: int = 0, *, config_cache: bool = True) -> None:
+    def __init__(self, site: Path, populate: int = 0, *, config_cache: bool = True,
+                 installed_plugins: bool = False) -> None:
         self.port = free_port()
         self.lines: list[dict] = []
         self.t0 = time.time()
@@ -67,7 +72,7 @@ class CoreProcess:
             env["FIREBUS_NO_CONFIG_CACHE"] = "1"
         self.proc = subprocess.Popen(
             [PYTHON, str(HERE / "_coldstart_core.py"), str(site), "--t0", repr(self.t0), "--port", str(self.port),
-             "--populate", str(populate)],
+             "--populate", str(populate), *(["--installed-plugins"] if installed_plugins else [])],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -152,6 +157,19 @@ def main(args: argparse.Namespace) -> None:
                 proc.stage("steady")
                 proc.stop()
             progress(f"restarts parsing the site file (no cache): serving {statistics.median(uncached):.2f} s")
+            # The same restart as `firebus run` makes it: every installed plugin loaded too.
+            with_plugins = []
+            for _ in range(args.repeat):
+                proc = CoreProcess(site, installed_plugins=True)
+                serving = proc.wait_http()
+                steady = proc.stage("steady")
+                proc.stop()
+                with_plugins.append({"serving_s": round(serving, 3), "rss_mb": steady["rss_mb"],
+                                     "plugins": steady["plugins"], "heavy_imports": steady["heavy"]})
+            progress(f"restarts with the installed plugins: serving "
+                     f"{statistics.median(r['serving_s'] for r in with_plugins):.2f} s, rss "
+                     f"{statistics.median(r['rss_mb'] for r in with_plugins)} MB, heavy imports "
+                     f"{with_plugins[0]['heavy_imports']}")
             empty_site = tmp / "empty.yaml"
             empty_site.write_text(site_yaml(tmp / "empty.db", broker.port, []))
             base = CoreProcess(empty_site)
@@ -180,6 +198,12 @@ def main(args: argparse.Namespace) -> None:
         "rss_mb": round(statistics.median(r["rss_mb"] for r in runs), 1),
         "registry_rss_mb": round(statistics.median(r["rss_mb"] for r in runs) - base_steady["rss_mb"], 1),
         "empty_core_rss_mb": base_steady["rss_mb"],
+        "installed_plugins": {
+            "serving_s": round(statistics.median(r["serving_s"] for r in with_plugins), 3),
+            "rss_mb": round(statistics.median(r["rss_mb"] for r in with_plugins), 1),
+            "plugins": with_plugins[0]["plugins"],
+            "heavy_imports": with_plugins[0]["heavy_imports"],
+        },
         "empty_core_serving_s": round(base_serving, 3),
         "empty_core_cpu_s": base_cpu,
         "python_start_s": best["python_start_s"],

@@ -33,7 +33,7 @@ FIREBUS_MANIFEST = Manifest(
 
 @hookimpl
 def firebus_register_detectors(core: Any) -> list[type]:
-    # The declaration, not cascade.CpuDetector: that imports numpy and OpenCV (0.13 s, 28 MB
+    # The declaration, not cascade.CpuDetector: that imports numpy and OpenCV (21 MB of RSS
     # of every start, cameras or not); the detector worker imports it.
     from .options import CpuDetectorDeclared
 
