@@ -63,6 +63,11 @@ def add_commands(cli: Any) -> None:
     org_add.add_argument("--site", action="append", default=[],
                          help="a site it covers directly (repeat; replaces the list) / 直接覆盖的站点（可重复，整体替换）")
     org_add.set_defaults(func=run_org_add)
+    org_remove = org_sub.add_parser("remove", help="remove an organisation with no child organisations and no "
+                                                   "users / 删除没有下级组织和用户的组织")
+    org_remove.add_argument("--pg", required=True, help="PostgreSQL DSN or URL / PostgreSQL 连接串")
+    org_remove.add_argument("--key", required=True, help="organisation key / 组织编号")
+    org_remove.set_defaults(func=run_org_remove)
     org_list = org_sub.add_parser("list", help="list the organisations as trees / 以树形列出组织")
     org_list.add_argument("--pg", required=True, help="PostgreSQL DSN or URL / PostgreSQL 连接串")
     org_list.add_argument("--json", action="store_true", help="print JSON / 输出 JSON")
@@ -213,6 +218,21 @@ def run_org_add(args: argparse.Namespace) -> int:
         async with await psycopg.AsyncConnection.connect(args.pg, autocommit=True) as conn:
             done = await put_org(conn, args.key, args.name, args.kind, name_en=args.name_en, parent=args.parent,
                                  sites=list(args.site))
+        print(json.dumps(done, ensure_ascii=False))
+        return 0
+
+    return _offline(main, args)
+
+
+def run_org_remove(args: argparse.Namespace) -> int:
+    async def main(args: argparse.Namespace) -> int:
+        import psycopg
+
+        from .orgs import remove_org
+
+        await _migrated(args.pg)
+        async with await psycopg.AsyncConnection.connect(args.pg, autocommit=True) as conn:
+            done = await remove_org(conn, args.key)
         print(json.dumps(done, ensure_ascii=False))
         return 0
 

@@ -9,7 +9,8 @@ through its children, its descendants'; a site may be covered by several organis
 organisation sees every site under it (``access.py``).
 
 ``firebus federation org add`` creates or replaces one organisation; the parent must
-exist and may not be the organisation itself or one below it.
+exist and may not be the organisation itself or one below it.  ``org remove`` removes one
+that has no child organisations and no users assigned to it.
 """
 
 from __future__ import annotations
@@ -103,6 +104,36 @@ async def put_org(conn: Any, key: str, name: str, kind: str, *, name_en: str = "
             await conn.execute("INSERT INTO centre_org_sites (org, site_id) VALUES (%s, %s)", (key, site))
     return {"key": key, "name": name, "name_en": name_en, "kind": str(kind_), "parent": parent, "sites": site_list,
             "replaced": existed}
+
+
+async def remove_org(conn: Any, key: str) -> dict[str, Any]:
+    """Remove organisation ``key`` and the sites it lists.  Refused (``OrgRefused``) while it
+    has child organisations (they would become roots and their users' scope would change
+    without anyone deciding it) or centre users assigned to it (they would silently see
+    fewer sites): re-parent or remove those first.  ``conn``: an autocommit psycopg connection."""
+    async with conn.transaction():
+        await conn.execute("LOCK TABLE centre_orgs IN SHARE ROW EXCLUSIVE MODE")
+        found = await (await conn.execute("SELECT name FROM centre_orgs WHERE key = %s", (key,))).fetchall()
+        if not found:
+            known = [r[0] for r in await (await conn.execute("SELECT key FROM centre_orgs ORDER BY key")).fetchall()]
+            raise OrgRefused("unknown_org", f"no organisation {key!r} (organisations: {_some(known)})",
+                             f"没有组织 {key!r}（现有组织：{_some(known)}）")
+        children = [r[0] for r in await (await conn.execute(
+            "SELECT key FROM centre_orgs WHERE parent = %s ORDER BY key", (key,))).fetchall()]
+        if children:
+            raise OrgRefused("has_children", f"organisation {key!r} has child organisations ({_some(children)}): "
+                                             "give them another parent (org add --parent) or remove them first",
+                             f"组织 {key!r} 有下级组织（{_some(children)}）：请先为其指定其他上级（org add --parent）或删除")
+        users = [r[0] for r in await (await conn.execute(
+            "SELECT name FROM centre_users WHERE %s = ANY(orgs) ORDER BY name", (key,))).fetchall()]
+        if users:
+            raise OrgRefused("has_users", f"centre users are assigned to organisation {key!r} ({_some(users)}): "
+                                          "assign them elsewhere (user add) first",
+                             f"有中心用户属于组织 {key!r}（{_some(users)}）：请先重新分配（user add）")
+        sites = [r[0] for r in await (await conn.execute(
+            "SELECT site_id FROM centre_org_sites WHERE org = %s ORDER BY site_id", (key,))).fetchall()]
+        await conn.execute("DELETE FROM centre_orgs WHERE key = %s", (key,))  # its sites go with it (CASCADE)
+    return {"key": key, "removed": True, "sites": sites}
 
 
 async def check_orgs(query: Query, keys: list[str]) -> None:

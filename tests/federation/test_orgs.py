@@ -278,3 +278,31 @@ async def test_the_org_cli_adds_lists_scopes_users_and_refuses_with_reasons(tmp_
         await desk.close()
     listed = run("commands", "--pg", pg_dsn, "--as", "li")
     assert listed.returncode == 0 and json.loads(listed.stdout) == {"items": [], "total": 0}
+
+
+async def test_org_remove_refuses_while_children_or_users_depend_on_it_then_removes(tmp_path, pg_dsn) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return firebus(*args, cwd=tmp_path)
+
+    for args in (("--key", "rm_county", "--name", "县大队", "--kind", "fire_brigade"),
+                 ("--key", "rm_town", "--name", "甲镇", "--kind", "town", "--parent", "rm_county",
+                  "--site", "r1", "--site", "r2")):
+        assert run("org", "add", "--pg", pg_dsn, *args).returncode == 0
+    assert run("user", "add", "--pg", pg_dsn, "--name", "rm_li", "--role", "supervisor",
+               "--org", "rm_town").returncode == 0
+
+    refused(run("org", "remove", "--pg", pg_dsn, "--key", "rm_county"),
+            "组织 'rm_county' 有下级组织（rm_town）", "organisation 'rm_county' has child organisations (rm_town)")
+    refused(run("org", "remove", "--pg", pg_dsn, "--key", "rm_town"),
+            "有中心用户属于组织 'rm_town'（rm_li）", "centre users are assigned to organisation 'rm_town' (rm_li)")
+    refused(run("org", "remove", "--pg", pg_dsn, "--key", "rm_none"), "没有组织 'rm_none'", "no organisation 'rm_none'")
+    assert "rm_town" in run("org", "list", "--pg", pg_dsn).stdout  # nothing changed by the refusals
+
+    assert run("user", "add", "--pg", pg_dsn, "--name", "rm_li", "--role", "supervisor",
+               "--org", "rm_county").returncode == 0  # assigned elsewhere
+    gone = run("org", "remove", "--pg", pg_dsn, "--key", "rm_town")
+    assert gone.returncode == 0, gone.stderr
+    assert json.loads(gone.stdout) == {"key": "rm_town", "removed": True, "sites": ["r1", "r2"]}
+    listed = run("org", "list", "--pg", pg_dsn).stdout.splitlines()
+    assert "rm_county [fire_brigade] 县大队: -" in listed and not any("rm_town" in line for line in listed)
+    assert run("org", "remove", "--pg", pg_dsn, "--key", "rm_county").returncode == 2  # rm_li still there
