@@ -212,8 +212,10 @@ def site_yaml(
     receive_maximum: int | None = None,
     extra: str = "",
     client_id: str = "firebus-bench",
+    storage: str = "",
 ) -> str:
-    lines = [f"storage: {{path: '{db}', synchronous: {synchronous}}}"]
+    """``storage``: more keys of the storage section, e.g. ``"state_checkpoint_s: 60"``."""
+    lines = [f"storage: {{path: '{db}', synchronous: {synchronous}{', ' + storage if storage else ''}}}"]
     if mqtt_port is not None:
         lines += [
             "transports:",

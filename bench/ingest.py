@@ -155,6 +155,7 @@ async def live(broker: Mosquitto, tmp: Path, devices: int, args: argparse.Namesp
     serials = [f"d{i}" for i in range(devices)]
     db = tmp / f"live-{tag}.db"
     site = site_yaml(db, broker.port, serials, synchronous=args.synchronous, receive_maximum=args.receive_maximum,
+                     storage=f"state_checkpoint_s: {args.state_checkpoint_s}" if args.state_checkpoint_s else "",
                      client_id=f"fb-{tag}")
     async with running_core(site, extra_plugins={"bench": BenchPlugin()}, autoload=False) as core, \
             anyio.create_task_group() as web_tg:
@@ -230,7 +231,7 @@ async def live(broker: Mosquitto, tmp: Path, devices: int, args: argparse.Namesp
                                       1),
         # who had the 2 cores (100 % = one core): the core's live rate follows its share
         "live_cpu_pct_by_process": split_figures,
-        "drain_cpu_pct_by_process": drain_split_figures,
+        "drain_cpu_pct_by_process": drain_split_figures if drain_rate is not None else None,  # no backlog: nothing to split
         "rss_mb": rss,
         "unacked_max": transport.max_backlog,
         "unacked_bound": 2 * args.receive_maximum,
@@ -316,6 +317,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--publisher-nice", type=int, default=10,
                    help="run the publishers at this nice level (they stand in for devices on other machines)")
     p.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL")
+    p.add_argument("--state-checkpoint-s", type=float, default=None,
+                   help="storage.state_checkpoint_s of the site (default: the core's, 5 s)")
     p.add_argument("--receive-maximum", type=int, default=4000, help="the MQTT window (the transport's default)")
     p.add_argument("--batch", type=int, default=5000, help="the writer's batch_max (the SQLite ceiling's batch)")
     p.add_argument("--reads", action=argparse.BooleanOptionalAction, default=True,
