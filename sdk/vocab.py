@@ -97,6 +97,46 @@ class AlarmCategory(StrEnum):
     OFFLINE = "offline"
 
 
+#: (zh, en) names of the categories, as every page and message shows them (SDK 1.2)
+CATEGORY_NAMES: dict[AlarmCategory, tuple[str, str]] = {
+    AlarmCategory.FIRE: ("火警", "Fire"),
+    AlarmCategory.GAS: ("可燃气体", "Gas"),
+    AlarmCategory.ELECTRICAL_PRE_ALARM: ("电气火灾预警", "Electrical pre-alarm"),
+    AlarmCategory.ELECTRICAL_ALARM: ("电气火灾报警", "Electrical alarm"),
+    AlarmCategory.SUPERVISORY: ("监管", "Supervisory"),
+    AlarmCategory.FAULT: ("故障", "Fault"),
+    AlarmCategory.OFFLINE: ("离线", "Offline"),
+}
+
+#: (zh, en) names of an alarm's status (``AlarmEvent.status``: active/cleared × acknowledged or not)
+ALARM_STATUS_NAMES: dict[str, tuple[str, str]] = {
+    "active_unack": ("报警中·未确认", "Active, unacknowledged"),
+    "active_ack": ("报警中·已确认", "Active, acknowledged"),
+    "cleared_unack": ("已恢复·未确认", "Cleared, unacknowledged"),
+    "cleared_ack": ("已处理", "Closed"),
+}
+
+#: (zh, en) names of the users' roles (``firebus.sdk.web.PanelUser.role``)
+ROLE_NAMES: dict[str, tuple[str, str]] = {
+    "admin": ("管理员", "Administrator"),
+    "integrator": ("集成商", "Integrator"),
+    "unit_manager": ("单位消防管理人", "Unit manager"),
+    "duty_officer": ("值班员", "Duty officer"),
+    "supervisor": ("行业/属地监管人员", "Sector supervisor"),
+    "maintenance_engineer": ("维保工程师", "Maintenance engineer"),
+    "fire_inspector": ("消防监督员", "Fire inspector"),
+}
+
+
+def vocabulary_labels() -> dict[str, tuple[str, str]]:
+    """The names above as page labels: ``cat_<category>``, ``st_<status>``, ``role_<role>``."""
+    return {
+        **{f"cat_{k.value}": v for k, v in CATEGORY_NAMES.items()},
+        **{f"st_{k}": v for k, v in ALARM_STATUS_NAMES.items()},
+        **{f"role_{k}": v for k, v in ROLE_NAMES.items()},
+    }
+
+
 class Availability(StrEnum):
     AVAILABLE = "available"
     UNAVAILABLE = "unavailable"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from firebus.sdk.vocab import vocabulary_labels
+
 LANGUAGES = ("zh", "en")
 
 STRINGS: dict[str, tuple[str, str]] = {
@@ -92,24 +94,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "charts_need_js": ("曲线需要启用 JavaScript。", "The chart needs JavaScript."),
     "no_data": ("该时间段没有数据。", "No data in this range."),
     "outbox_empty": ("暂无通知记录（或未加载通知插件）。", "No notifications yet (or the notify plugin is not loaded)."),
-    "cat_fire": ("火警", "Fire"),
-    "cat_gas": ("可燃气体", "Gas"),
-    "cat_electrical_pre_alarm": ("电气火灾预警", "Electrical pre-alarm"),
-    "cat_electrical_alarm": ("电气火灾报警", "Electrical alarm"),
-    "cat_supervisory": ("监管", "Supervisory"),
-    "cat_fault": ("故障", "Fault"),
-    "cat_offline": ("离线", "Offline"),
-    "st_active_unack": ("报警中·未确认", "Active, unacknowledged"),
-    "st_active_ack": ("报警中·已确认", "Active, acknowledged"),
-    "st_cleared_unack": ("已恢复·未确认", "Cleared, unacknowledged"),
-    "st_cleared_ack": ("已处理", "Closed"),
-    "role_admin": ("管理员", "Administrator"),
-    "role_integrator": ("集成商", "Integrator"),
-    "role_unit_manager": ("单位消防管理人", "Unit manager"),
-    "role_duty_officer": ("值班员", "Duty officer"),
-    "role_supervisor": ("行业/属地监管人员", "Sector supervisor"),
-    "role_maintenance_engineer": ("维保工程师", "Maintenance engineer"),
-    "role_fire_inspector": ("消防监督员", "Fire inspector"),
+    **vocabulary_labels(),  # cat_*, st_*, role_*: the SDK's names (firebus.sdk.vocab)
     "organisations": ("组织机构", "Organisations"),
     "org_fire_brigade": ("消防救援大队/站", "Fire and rescue brigade"),
     "org_town": ("乡镇/街道", "Town / street"),

@@ -1,10 +1,12 @@
 """The words of the pages the server renders (the signed alarm link), in Chinese and English.
 
-The shell's own words are in ``static/i18n.js``; category and state names are the panel's
-(core/web/i18n.py), repeated here because a plugin imports only the SDK.
+The shell's own words are in ``static/i18n.js``; category, state and role names are the
+SDK's (``firebus.sdk.vocab``), the same the panel shows.
 """
 
 from __future__ import annotations
+
+from firebus.sdk.vocab import vocabulary_labels
 
 LANGS = ("zh", "en")
 
@@ -27,17 +29,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "gone_text": ("链接指向的报警不存在。", "The alarm this link points to does not exist."),
     "off_title": ("链接不可用", "Links unavailable"),
     "off_text": ("此系统尚未启用报警链接。请登录查看。", "Alarm links are not enabled on this system. Sign in to see your alarms."),
-    "cat_fire": ("火警", "Fire"),
-    "cat_gas": ("可燃气体", "Gas"),
-    "cat_electrical_pre_alarm": ("电气火灾预警", "Electrical pre-alarm"),
-    "cat_electrical_alarm": ("电气火灾报警", "Electrical alarm"),
-    "cat_supervisory": ("监管", "Supervisory"),
-    "cat_fault": ("故障", "Fault"),
-    "cat_offline": ("离线", "Offline"),
-    "st_active_unack": ("报警中·未确认", "Active, unacknowledged"),
-    "st_active_ack": ("报警中·已确认", "Active, acknowledged"),
-    "st_cleared_unack": ("已恢复·未确认", "Cleared, unacknowledged"),
-    "st_cleared_ack": ("已处理", "Closed"),
+    **vocabulary_labels(),  # cat_*, st_*, role_*: the SDK's names (firebus.sdk.vocab)
     "silenced": ("已消音", "Silenced"),
     "v_real_fire": ("真实火警", "Real fire"),
     "v_false_alarm": ("误报", "False alarm"),

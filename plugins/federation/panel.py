@@ -39,6 +39,7 @@ from starlette.routing import Route
 
 from firebus.plugins.supervision.i18n import TEXT as SUPERVISION_TEXT
 from firebus.sdk.orgs import ORG_KIND_NAMES
+from firebus.sdk.vocab import vocabulary_labels
 
 from .access import CentreUser, token_hash
 from .desk import CommandDesk, DeskError
@@ -60,28 +61,8 @@ KINDS = ("acknowledge", "silence", "clear")
 PENDING = ("unsent", "sent")
 OPEN = "coalesce(status, '') <> 'cleared_ack'"
 
-# The site panel's labels (core/web/i18n.py STRINGS), kept equal by tests/federation/test_panel.py:
-# importing them would import the site's whole web application.
-SITE_LABELS: dict[str, tuple[str, str]] = {
-    "cat_fire": ("火警", "Fire"),
-    "cat_gas": ("可燃气体", "Gas"),
-    "cat_electrical_pre_alarm": ("电气火灾预警", "Electrical pre-alarm"),
-    "cat_electrical_alarm": ("电气火灾报警", "Electrical alarm"),
-    "cat_supervisory": ("监管", "Supervisory"),
-    "cat_fault": ("故障", "Fault"),
-    "cat_offline": ("离线", "Offline"),
-    "st_active_unack": ("报警中·未确认", "Active, unacknowledged"),
-    "st_active_ack": ("报警中·已确认", "Active, acknowledged"),
-    "st_cleared_unack": ("已恢复·未确认", "Cleared, unacknowledged"),
-    "st_cleared_ack": ("已处理", "Closed"),
-    "role_admin": ("管理员", "Administrator"),
-    "role_integrator": ("集成商", "Integrator"),
-    "role_unit_manager": ("单位消防管理人", "Unit manager"),
-    "role_duty_officer": ("值班员", "Duty officer"),
-    "role_supervisor": ("行业/属地监管人员", "Sector supervisor"),
-    "role_maintenance_engineer": ("维保工程师", "Maintenance engineer"),
-    "role_fire_inspector": ("消防监督员", "Fire inspector"),
-}
+#: category, status and role names: the SDK's (firebus.sdk.vocab), as the site panel shows them
+SITE_LABELS: dict[str, tuple[str, str]] = vocabulary_labels()
 #: words shared with the supervision pages (plugins/supervision/i18n.py)
 SHARED = ("open_alarms", "org", "filter", "all", "apply", "language", "total", "status", "none")
 
