@@ -108,3 +108,17 @@ async def user_named(conn: Any, name: str) -> CentreUser | None:
     cur = await conn.execute(USER_BY_NAME, (name,))
     row = await cur.fetchone()
     return None if row is None else user_from_row(row)
+
+
+def scoped_where(user: CentreUser, site_column: str, equal: dict[str, Any] | None = None) -> tuple[str, list[Any]]:
+    """A WHERE condition and its parameters: the sites ``user`` sees (on ``site_column``) and
+    ``column = value`` for each filter in ``equal`` whose value is not empty or None."""
+    where, params = ["TRUE"], []
+    if not user.all_sites:
+        where.append(f"{site_column} = ANY(%s)")
+        params.append(list(user.visible_sites))
+    for column, value in (equal or {}).items():
+        if value is not None and value != "":
+            where.append(f"{column} = %s")
+            params.append(value)
+    return " AND ".join(where), params

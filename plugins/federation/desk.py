@@ -24,7 +24,7 @@ from firebus.sdk.core_api import AlarmAction
 
 from . import commands as wire
 from . import orgs
-from .access import TOKEN_PREFIX, USER_BY_TOKEN, CentreUser, token_hash, user_from_row
+from .access import TOKEN_PREFIX, USER_BY_TOKEN, CentreUser, scoped_where, token_hash, user_from_row
 
 log = logging.getLogger("firebus.plugin.federation.centre")
 
@@ -221,17 +221,7 @@ class CommandDesk:
 
     async def list(self, user: CentreUser, *, site_id: str | None = None, alarm_id: str | None = None,
                    limit: int = 100, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-        where, params = ["TRUE"], []
-        if not user.all_sites:
-            where.append("c.site_id = ANY(%s)")
-            params.append(list(user.visible_sites))
-        if site_id:
-            where.append("c.site_id = %s")
-            params.append(site_id)
-        if alarm_id:
-            where.append("c.alarm_id = %s")
-            params.append(alarm_id)
-        cond = " AND ".join(where)
+        cond, params = scoped_where(user, "c.site_id", {"c.site_id": site_id, "c.alarm_id": alarm_id})
         total = (await self.query(f"SELECT count(*) FROM commands c WHERE {cond}", tuple(params)))[0][0]
         rows = await self.query(f"{_SELECT} WHERE {cond} ORDER BY c.issued_at DESC, c.id DESC LIMIT %s OFFSET %s",
                                  (*params, limit, offset))
@@ -266,17 +256,7 @@ class CommandDesk:
     async def alarms(self, user: CentreUser, *, site_id: str | None = None, status: str | None = None,
                      limit: int = 100, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         """The latest transition of each alarm of the sites ``user`` sees, newest first."""
-        where, params = ["TRUE"], []
-        if not user.all_sites:
-            where.append("site_id = ANY(%s)")
-            params.append(list(user.visible_sites))
-        if site_id:
-            where.append("site_id = %s")
-            params.append(site_id)
-        if status:
-            where.append("status = %s")
-            params.append(status)
-        cond = " AND ".join(where)
+        cond, params = scoped_where(user, "site_id", {"site_id": site_id, "status": status})
         total = (await self.query(f"SELECT count(*) FROM alarms_current WHERE {cond}", tuple(params)))[0][0]
         rows = await self.query(
             "SELECT site_id, alarm_id, seq, transition, category, severity, rule, device_id, point_id, unit_id, "

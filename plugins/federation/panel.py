@@ -41,7 +41,7 @@ from firebus.plugins.supervision.i18n import TEXT as SUPERVISION_TEXT
 from firebus.sdk.orgs import ORG_KIND_NAMES
 from firebus.sdk.vocab import vocabulary_labels
 
-from .access import CentreUser, token_hash
+from .access import CentreUser, scoped_where, token_hash
 from .desk import CommandDesk, DeskError
 
 BASE = "/panel"
@@ -296,12 +296,6 @@ def desk_message(p: Page, exc: DeskError) -> str:
 # -- reads the pages need beyond the API's (scoped exactly as desk.py scopes) ---------------------
 
 
-def scope_sql(user: CentreUser, column: str = "site_id") -> tuple[str, list[Any]]:
-    if user.all_sites:
-        return "TRUE", []
-    return f"{column} = ANY(%s)", [list(user.visible_sites)]
-
-
 async def site_stats(desk: CommandDesk, sites: list[str]) -> dict[str, dict[str, Any]]:
     """Per site: open alarms by category (count, unacknowledged) and its newest entry's time."""
     out: dict[str, dict[str, Any]] = {s: {"open": {}, "last": None} for s in sites}
@@ -327,14 +321,11 @@ ALARM_COLUMNS = ("site_id", "alarm_id", "category", "status", "transition", "mes
 async def open_alarms(desk: CommandDesk, user: CentreUser, *, sites: list[str] | None = None,
                       category: str | None = None, limit: int = MAX_ROWS) -> tuple[list[dict[str, Any]], int]:
     """Open alarms (not closed) of the sites ``user`` sees: fire first, then newest raised first."""
-    cond, params = scope_sql(user, "c.site_id")
-    where, args = [cond, OPEN], list(params)
+    cond, args = scoped_where(user, "c.site_id", {"c.category": category})
+    where = [cond, OPEN]
     if sites is not None:
         where.append("c.site_id = ANY(%s)")
         args.append(sites)
-    if category:
-        where.append("c.category = %s")
-        args.append(category)
     sql_where = " AND ".join(where)
     total = (await desk.query(f"SELECT count(*) FROM alarms_current c WHERE {sql_where}", tuple(args)))[0][0]
     rows = await desk.query(
