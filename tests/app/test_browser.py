@@ -11,7 +11,6 @@ the offline marker and its time.  Screenshots at 390 px go to FIREBUS_SCREENSHOT
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -20,37 +19,22 @@ import pytest
 from PIL import Image
 from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from firebus.core.web import serve
+from firebus.sdk.testing.browser import chromium
 from firebus.sdk import links
 
 from .conftest import PASSWORD, VALUES, wait_until
 
 pytestmark = pytest.mark.anyio
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 APP = "/-/plugins/app/"
 
 
 def browser() -> webdriver.Chrome:
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]
-    assert not missing, f"{missing} not installed: run scripts/ensure-system-deps.sh (Debian chromium, chromium-driver)"
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=390,844", "--lang=zh-CN"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    d = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    # a desktop window is at least 500 px wide: emulate the phone's 390 px viewport instead
-    d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 1,
-                                                             "mobile": True})
-    return d
+    return chromium(width=390, height=844, lang="zh-CN", mobile=True, console_log=True)
 
 
 def network(d: webdriver.Chrome, offline: bool) -> None:

@@ -10,7 +10,6 @@ to English and signs out.  Set FIREBUS_SCREENSHOT_DIR to keep the screenshots.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,6 @@ import psycopg
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -29,6 +26,7 @@ from firebus.plugins import federation
 from firebus.plugins.federation.access import CentreRole, add_user
 from firebus.plugins.federation.orgs import put_org
 from firebus.plugins.federation.servers import free_port
+from firebus.sdk.testing.browser import chromium
 from firebus.sdk import AlarmCategory, ConditionReported, Severity
 from firebus.sdk.testing.harness import panel_client, start_core
 
@@ -36,21 +34,10 @@ from .helpers import eventually, federated_site, query, running_centre
 
 pytestmark = pytest.mark.anyio
 RED = "rgb(211, 47, 47)"  # --fire, as on the site panel
-# As tests/web/test_browser.py (tests/federation is a package, so that module is not importable from here).
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-dev-shm-usage",
-         "--window-size=1280,900", "--lang=zh-CN"]
 
 
 def browser() -> webdriver.Chrome:
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]
-    assert not missing, f"{missing} not installed: run scripts/ensure-system-deps.sh (Debian chromium, chromium-driver)"
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    return webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    return chromium(width=1280, height=900, lang="zh-CN")
 
 
 async def other_sites(pg: str) -> str:

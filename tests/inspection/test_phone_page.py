@@ -12,18 +12,16 @@ Set FIREBUS_SCREENSHOT_DIR to keep the screenshots (docs/img/inspection-*.png ar
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
 import anyio
 import pytest
+from firebus.sdk.testing.browser import chromium
 from firebus.core.web import serve
 from PIL import Image
 from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -31,7 +29,6 @@ from .conftest import PASSWORD, open_site
 
 pytestmark = pytest.mark.anyio
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 SECTION = """
 inspection:
   checkpoints:
@@ -43,14 +40,7 @@ inspection:
 
 
 def browser() -> webdriver.Chrome:
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]
-    assert not missing, f"{missing} not installed: run scripts/ensure-system-deps.sh (Debian chromium, chromium-driver)"
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--window-size=412,915", "--lang=en-US"):
-        options.add_argument(flag)
-    return webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    return chromium(width=412, height=915, lang="en-US")
 
 
 def run(url: str, photo: Path, shots: Path) -> dict:

@@ -10,19 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 
 import anyio
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from firebus.sdk.testing.browser import chromium
 from firebus.core.retention import downsample
 from firebus.core.storage import SQL_READING
 from firebus.core.web import serve
@@ -31,21 +29,10 @@ from .conftest import PASSWORD, VALUES, wait_until
 
 pytestmark = pytest.mark.anyio
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-dev-shm-usage",
-         "--window-size=1200,860", "--lang=en-US"]
 
 
 def browser() -> webdriver.Chrome:
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]
-    assert not missing, f"{missing} not installed: run scripts/ensure-system-deps.sh (Debian chromium, chromium-driver)"
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    return webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    return chromium(width=1200, height=860, lang="en-US")
 
 
 async def seed_history(site, point_id: str, hours: float = 26) -> None:

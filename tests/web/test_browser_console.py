@@ -21,9 +21,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from firebus.core.web import serve
+from firebus.sdk.testing.browser import chromium
 
 from .conftest import PASSWORD, VALUES, wait_until
-from .test_browser import FLAGS, browser
 from .test_language import untranslated
 
 pytestmark = pytest.mark.anyio
@@ -50,11 +50,8 @@ def js(driver, script, *args):
 
 def run(url: str, ids: dict, shots: Path, shoot: bool) -> dict:
     seen: dict = {}
-    FLAGS.append("--autoplay-policy=no-user-gesture-required")  # so the test can see the audio run
-    try:
-        driver = browser()
-    finally:
-        FLAGS.remove("--autoplay-policy=no-user-gesture-required")
+    # the autoplay switch: so the test can see the alarm sound run
+    driver = chromium(width=1200, height=860, lang="en-US", extra_flags=("--autoplay-policy=no-user-gesture-required",))
     wait = WebDriverWait(driver, 20, poll_frequency=0.05,
                          ignored_exceptions=(StaleElementReferenceException, NoSuchElementException))
     try:
