@@ -224,8 +224,11 @@ class Ingest:
                 # clear an alarm the newest reading still shows.
                 newest = state.last_reported if state.last_reported > state.last_changed else state.last_changed
                 if ts < newest and not self._recovers(state, point, rx, future, newest):
-                    # Late: history, not the present (redelivery, buffered upload).
+                    # Late: history, not the present (redelivery, buffered upload).  An alarm-class
+                    # one still takes the alarm lane: the engine records an alarm it shows (补报).
                     self.late += 1
+                    late_lane = Lane.ALARM if point.alarm_class or lane is Lane.ALARM else Lane.TELEMETRY
+                    alarm_lane = alarm_lane or late_lane is Lane.ALARM
                     if redelivered:
                         self.redeliveries += 1
                     if state.received < rx:
@@ -248,7 +251,7 @@ class Ingest:
                         data=StateChanged(point_id=point.id, device_id=device.id, point_key=point.key,
                                           point_class=point.point_class, ts=ts, new_value=value, fault=fault,
                                           late=True),
-                        context=ctx, time_fired=rx, lane=Lane.TELEMETRY,
+                        context=ctx, time_fired=rx, lane=late_lane,
                     ))
                     continue
                 state.late_count = 0

@@ -126,6 +126,9 @@ class AlarmEvent(Payload):
     count: int = 1
     escalation_step: int = 0
     ts: float = msgspec.field(default_factory=time.time)
+    #: when it happened, if before it was recorded: an alarm a late reading showed (补报, a
+    #: detector's buffered upload after its link came back), epoch seconds; None otherwise
+    occurred_ts: float | None = None
 
 
 class ConditionReported(Payload):

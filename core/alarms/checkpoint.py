@@ -79,6 +79,7 @@ class Checkpoints(EngineState):
             count=alarm.count,
             escalation_step=alarm.escalation_step,
             ts=now,
+            occurred_ts=alarm.start_ts if alarm.late else None,
         )
 
     def _checkpoint_parts(self) -> tuple[list[tuple[str, list[tuple[Any, ...]]]], Callable[[], None] | None]:

@@ -16,12 +16,14 @@ from firebus.sdk import (
     CommandResult,
     ConditionReported,
     Event,
+    Lane,
     LinkChanged,
     PointInfo,
     StateChanged,
 )
 from firebus.sdk.rule import AvailabilityInput, CommandInput, ReportInput, TickInput, ValueInput
 
+from .late import LateReadings
 from .links import Links
 from .state import Cause, log
 from .timers import Timer
@@ -30,7 +32,7 @@ from .timers import Timer
 INPUT_TYPES = [StateChanged, AvailabilityChanged, LinkChanged, CommandRequested, CommandResult, ConditionReported]
 
 
-class Dispatch(Links):
+class Dispatch(LateReadings, Links):
     """Route every input to the rules it concerns."""
 
     def _on_batch(self, events: list[Event]) -> None:
@@ -46,11 +48,13 @@ class Dispatch(Links):
         data = event.data
         ts = event.time_fired
         if isinstance(data, StateChanged):
-            if data.late:
-                return
             device = self._devices.get(data.device_id)
             if device is not None and device.discovered:
                 return  # not trusted to raise alarms until commissioned
+            if data.late:
+                if event.lane is Lane.ALARM:  # an alarm-class reading older than the present (补报)
+                    self._on_late(data, ts, event)
+                return
             self._on_state(data, ts, event)
         elif isinstance(data, AvailabilityChanged):
             inp = AvailabilityInput(ts=ts, available=data.availability is Availability.AVAILABLE, reason=data.reason)

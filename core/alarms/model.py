@@ -84,6 +84,7 @@ class Alarm(msgspec.Struct, kw_only=True, omit_defaults=True):
     verdict_note: str = ""
     escalation_step: int = 0
     escalation_due: float | None = None  # when the next reminder is due (None: none armed)
+    late: bool = False  # recorded from a reading that came after newer ones (补报): start_ts is when it happened
     context_id: str = ""  # the context of the NEW event; parent of everything the alarm causes
     parent_context_id: str | None = None  # the reading (or timer) that raised it
 

@@ -82,6 +82,7 @@ class Queries(Checkpoints):
             "rule_errors": self.rule_errors,
             "config_errors": len(self._config_errors),
             "evaluated": self.evaluated,
+            "late_alarms": self.late_alarms,
             "skipped_steady": self.skipped,
             "unconfirmed_rule_states": len(self._dirty_rules),
             "journal": self.consumer.metrics() if self.consumer else {},

@@ -8,6 +8,8 @@ checkpointed (``checkpoint.py``).
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import logging
 from typing import Any, Callable, Iterable, Mapping
 
@@ -95,6 +97,10 @@ class EngineState:
         self._alarming: dict[str, int] = {}
         self._devices: dict[str, Any] = {}
         self._active_subjects: dict[str, int] = {}  # subject -> active alarms (skip clears of nothing)
+        #: late alarms (late.py): dedup key -> (started, recorded), and (dedup key, reading time) seen
+        self._late_windows: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._late_seen: OrderedDict[tuple[str, float], None] = OrderedDict()
+        self.late_alarms = 0
         self._links_down: dict[str, tuple[float, str, str]] = {}  # transport -> (since, reason, cause)
         self._unsubscribe_reports: Callable[[], None] | None = None
         self._unsubscribe_registry: Callable[[], None] | None = None

@@ -105,6 +105,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "previous": ("上一页", "Previous"),
     "next": ("下一页", "Next"),
     "silenced": ("已消音", "Silenced"),
+    "late_alarm": ("补报", "Reported late"),
+    "late_alarm_hint": ("设备恢复通信后补报：发生时未能收到，现已结束，请核实并确认",
+                        "Reported after the device came back: not heard when it happened, over now; "
+                        "verify and acknowledge"),
     "h1": ("1 小时", "1 hour"),
     "h24": ("24 小时", "24 hours"),
     "d7": ("7 天", "7 days"),
@@ -310,6 +314,7 @@ def js_strings(lang: str) -> dict[str, str]:
         "device", "unit", "time", "value", "status", "test_sent", "ack_selected", "export_csv", "thresholds",
         "adopted", "discovered",
         "ack", "silence", "verdict", "real_fire", "false_alarm", "test", "no_alarms", "disconnected", "live",
-        "sound_on", "sound_off", "no_data", "silenced", "in_alarm", "fault", "offline", "normal", "never_reported", "no_unit",
+        "sound_on", "sound_off", "no_data", "silenced", "late_alarm", "in_alarm", "fault", "offline", "normal",
+        "never_reported", "no_unit",
     ]
     return {k: translate(lang, k) for k in keys}

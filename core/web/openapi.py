@@ -151,6 +151,9 @@ def openapi_document() -> dict[str, Any]:
                     "floor": {"type": ["object", "null"], "properties": {
                         "id": {"type": "string"}, "name": {"type": "string"}, "level": {"type": ["integer", "null"]}}},
                     "first_value": {}, "last_value": {}, "peak_value": {}, "count": {"type": "integer"},
+                    "late": {"type": "boolean", "description": "shown only by readings that came after newer ones "
+                                                              "(补报): start_ts is when it happened, clear_ts when "
+                                                              "it was recorded"},
                     "message": {"type": "string"}, "message_zh": {"type": "string"},
                     "text": {"type": "string", "description": "the message in the reader's language (?lang=zh|en)"},
                     "text_original": {"type": "string", "description": "the rule's own (English) text when "

@@ -31,6 +31,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "off_text": ("此系统尚未启用报警链接。请登录查看。", "Alarm links are not enabled on this system. Sign in to see your alarms."),
     **vocabulary_labels(),  # cat_*, st_*, role_*: the SDK's names (firebus.sdk.vocab)
     "silenced": ("已消音", "Silenced"),
+    "late_alarm": ("补报", "Reported late"),
     "v_real_fire": ("真实火警", "Real fire"),
     "v_false_alarm": ("误报", "False alarm"),
     "v_test": ("测试", "Test"),

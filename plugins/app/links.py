@@ -103,6 +103,8 @@ def summary(core: Any, alarm: dict[str, Any], lang: str, tz: str) -> dict[str, s
     state = t(lang, "st_" + status)
     if alarm.get("silenced") and alarm.get("active", True):
         state += " · " + t(lang, "silenced")
+    if alarm.get("late"):  # shown only by a reading uploaded after newer ones: start_ts is when it happened
+        state += " · " + t(lang, "late_alarm")
     out = {"category": category, "category_name": t(lang, "cat_" + category), "what": str(what or ""),
            "where": where, "when": when, "state": state, "device": _device_name(core, alarm), "verdict": ""}
     if alarm.get("verdict"):

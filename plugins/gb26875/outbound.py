@@ -176,18 +176,20 @@ class Translator:
         if t in (AlarmTransition.NEW, AlarmTransition.CLEARED) and Send.ALARMS in self.send:
             bit = CATEGORY_BITS.get(a.category, FAULT)
             active = t == AlarmTransition.NEW
+            # An alarm a late reading showed (补报) goes up with the time it happened.
+            when = a.occurred_ts if active and a.occurred_ts is not None else a.ts
             if a.rule == "link" and not a.device_id:
                 own = "gb26875.uplink" in a.message or "gb26875.uplink" in a.message_zh
                 flag = UITD_CHANNEL_FAULT if own else UITD_LINE_FAULT
-                out.append(Adu(21, (UitdState(state=NORMAL | (flag if active else 0), time=self.tag(a.ts)),)))
+                out.append(Adu(21, (UitdState(state=NORMAL | (flag if active else 0), time=self.tag(when)),)))
             elif a.device_id:
                 point = self.point_info(a.point_id) if a.point_id else None
                 codes = self.codes(a.device_id, point)
-                out.append(self._component(codes, NORMAL | (bit if active else 0), a.ts))
+                out.append(self._component(codes, NORMAL | (bit if active else 0), when))
             else:
                 system_type = mapping.FIRE_ALARM_SYSTEM if bit == FIRE else 0
                 out.append(Adu(1, (SystemState(system_type=system_type, system_address=self.system_address,
-                                               state=NORMAL | (bit if active else 0), time=self.tag(a.ts)),)))
+                                               state=NORMAL | (bit if active else 0), time=self.tag(when)),)))
         if Send.OPERATIONS in self.send and by_person:
             op = {AlarmTransition.ACKNOWLEDGED: OP_ACK, AlarmTransition.SILENCED: OP_SILENCE,
                   AlarmTransition.CLEARED: OP_RESET}.get(t)

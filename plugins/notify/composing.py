@@ -158,7 +158,8 @@ class Composer:
                     mentions=mentions, title=title, text=text, language=language, alarm_id=alarm.alarm_id,
                     category=str(alarm.category), severity=int(alarm.severity), step=step, ts=now,
                     data={"unit_id": alarm.unit_id, "device_id": alarm.device_id, "point_id": alarm.point_id,
-                          "location_id": alarm.location_id, "value": alarm.value},
+                          "location_id": alarm.location_id, "value": alarm.value,
+                          **({"occurred_ts": alarm.occurred_ts} if alarm.occurred_ts is not None else {})},
                     url=url,
                 )
                 next_ts = now

@@ -76,6 +76,7 @@ _DETAILS_ZH = """{{ category_label }}（{{ severity_label }}）
 {% if device %}设备：{{ device }}
 {% endif %}{% if value is not none %}数值：{{ value }}
 {% endif %}{% if message %}说明：{{ message }}
+{% endif %}{% if occurred %}发生时间：{{ occurred }}（设备恢复通信后补报）
 {% endif %}时间：{{ time }}
 告警编号：{{ alarm_id }}"""
 
@@ -85,14 +86,15 @@ _DETAILS_EN = """{{ category_label }} ({{ severity_label }})
 {% if device %}Device: {{ device }}
 {% endif %}{% if value is not none %}Value: {{ value }}
 {% endif %}{% if message %}Details: {{ message }}
+{% endif %}{% if occurred %}Happened: {{ occurred }} (reported late, after the device came back)
 {% endif %}Time: {{ time }}
 Alarm id: {{ alarm_id }}"""
 
 #: (kind, language) → (title, body)
 BUILTIN: dict[tuple[str, str], tuple[str, str]] = {
-    ("new", "zh"): ("【{{ category_label }}】{{ where or device or alarm_id }}",
+    ("new", "zh"): ("{% if occurred %}【补报】{% endif %}【{{ category_label }}】{{ where or device or alarm_id }}",
                     _DETAILS_ZH + "\n{{ advice }}\n请尽快在平台上确认（应答）该告警。"),
-    ("new", "en"): ("[{{ category_label }}] {{ where or device or alarm_id }}",
+    ("new", "en"): ("{% if occurred %}[Reported late] {% endif %}[{{ category_label }}] {{ where or device or alarm_id }}",
                     _DETAILS_EN + "\n{{ advice }}\nPlease acknowledge the alarm on the platform."),
     ("escalate", "zh"): ("【升级】【{{ category_label }}】{{ where or device or alarm_id }}",
                          "该告警已{{ minutes }}分钟无人确认，现升级通知您（第{{ step }}级）。\n"
@@ -154,7 +156,8 @@ class Renderer:
     def render(self, kind: str, channel: str, language: str, values: dict[str, Any]) -> tuple[str, str]:
         category = values.get("category") or ""
         lang = language if language in ("zh", "en") else "en"
-        full = {**labels(category, values.get("severity"), lang, self.cfg.tz, values.get("ts")), **values}
+        full = {**labels(category, values.get("severity"), lang, self.cfg.tz, values.get("ts"),
+                         values.get("occurred_ts")), **values}
         title_t, body_t = self._pick(kind, channel, category, lang)
         try:
             return title_t.render(full).strip(), body_t.render(full).strip()
@@ -164,7 +167,8 @@ class Renderer:
             return title_t.render(full).strip(), body_t.render(full).strip()
 
 
-def labels(category: str, severity: Any, lang: str, tz: dt.tzinfo, ts: float | None) -> dict[str, Any]:
+def labels(category: str, severity: Any, lang: str, tz: dt.tzinfo, ts: float | None,
+           occurred_ts: float | None = None) -> dict[str, Any]:
     try:
         cat = AlarmCategory(category)
     except ValueError:
@@ -174,9 +178,12 @@ def labels(category: str, severity: Any, lang: str, tz: dt.tzinfo, ts: float | N
     except ValueError:
         sev = None
     when = dt.datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
+    # An alarm a late reading showed (AlarmEvent.occurred_ts, 补报): when it happened.
+    occurred = dt.datetime.fromtimestamp(occurred_ts, tz).strftime("%Y-%m-%d %H:%M:%S") if occurred_ts else ""
     return {
         "category_label": CATEGORY_LABEL[lang].get(cat, category) if cat else category,
         "severity_label": SEVERITY_LABEL[lang].get(sev, str(severity)) if sev else "",
         "advice": ADVICE[lang].get(cat, "") if cat else "",
         "time": when,
+        "occurred": occurred,
     }

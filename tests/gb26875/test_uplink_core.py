@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 import pytest
 
 import firebus.plugins.gb26875 as plugin
@@ -155,6 +156,27 @@ async def test_fire_alarm_reaches_the_centre_within_budget_and_is_acknowledged(t
         await settled(core)
         cursor, _ = up.consumer.acked_position()
         assert cursor >= max(e.seq for e in await core.journal.read(0, 100, types=["AlarmEvent"]))
+
+
+async def test_an_alarm_reported_late_goes_up_with_the_time_it_happened(tmp_path: Path) -> None:
+    """补报 (AlarmEvent.occurred_ts): the centre's record shows when the fire was, not when we heard."""
+    rec = Recorder()
+    port = free_port()
+    async with centre_server(port, rec), core_for(uplink_site(tmp_path / "late.db", port)) as core:
+        up = plugin.uplink_for(core)
+        await up.client.connected.wait()
+        happened = time.time() - 3 * 3600
+        late = AlarmEvent(alarm_id="late1", transition=AlarmTransition.NEW, category=AlarmCategory.FIRE,
+                          severity=Severity.FIRE, rule="two_detector", device_id="dev1", value=True,
+                          occurred_ts=happened)
+        core.bus.publish(late)
+        core.bus.publish(msgspec.structs.replace(late, transition=AlarmTransition.CLEARED, ts=time.time()))
+        await rec.wait(lambda: len(rec.objects(2)) >= 2)
+        raised, cleared = rec.objects(2)[:2]
+        assert raised.state & 0b11 == 0b11 and cleared.state & 0b10 == 0
+        assert raised.time is not None and cleared.time is not None
+        assert abs(raised.time.to_datetime().timestamp() - happened) < 1.5
+        assert abs(cleared.time.to_datetime().timestamp() - time.time()) < 60
 
 
 async def test_centre_outage_queues_then_delivers_in_order_fire_first(tmp_path: Path) -> None:

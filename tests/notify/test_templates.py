@@ -38,6 +38,18 @@ def test_category_specific_wording() -> None:
     assert en[0] == "[ESCALATED] [Gas alarm] 2层厨房" and "Not acknowledged for 5 min" in en[1]
 
 
+def test_an_alarm_reported_late_says_so_and_when_it_happened() -> None:
+    r = Renderer(load_config({}))
+    late = {**VALUES, "category": "fire", "severity": 60, "ts": START, "occurred_ts": START - 3600}
+    title, text = r.render("new", "sms", "zh", late)
+    assert title == "【补报】【火警】2层厨房"
+    assert "发生时间：2027-01-15 15:00:00（设备恢复通信后补报）" in text and "时间：2027-01-15 16:00:00" in text
+    title, text = r.render("new", "sms", "en", late)
+    assert title == "[Reported late] [FIRE ALARM] 2层厨房" and "Happened: 2027-01-15 15:00:00" in text
+    live = r.render("new", "sms", "zh", {**late, "occurred_ts": None})
+    assert live[0] == "【火警】2层厨房" and "补报" not in live[1]
+
+
 def test_digest_lists_what_was_held() -> None:
     title, text = Renderer(load_config({})).render("digest", "sms", "zh", {
         "count": 23, "items": ["【故障】A", "【故障】B"], "more": 21, "category": "", "ts": START})

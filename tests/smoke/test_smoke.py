@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import anyio
@@ -174,3 +175,34 @@ async def test_mute_is_published_back_to_the_detector(firebus_recorder, tmp_path
                 await core.write_point(dev, "mute", False)
     finally:
         listener.close()
+
+
+async def test_an_alarm_uploaded_after_the_detector_came_back_is_reported_late(
+    firebus_recorder, tmp_path: Path, broker,
+) -> None:
+    """补报: the detector reports its present (normal) first, then the alarm it buffered while
+    its link was down.  The present stays normal; the fire is recorded with the time it happened."""
+    cfg = fleet(1)
+    (a,) = imeis(cfg)
+    now = time.time()
+    state = {"smoke": False, "fault": False, "low_battery": False, "tamper": False}
+
+    def msg(seq: int, ts: float, event: str, smoke: bool) -> tuple[str, bytes]:
+        body = {"v": 1, "imei": a, "seq": seq, "ts": ts, "event": event, "state": {**state, "smoke": smoke},
+                "battery": 90, "rsrp": -90, "heartbeat_s": 60}
+        return f"firebus/smoke/{a}/up", json.dumps(body).encode()
+
+    async with start_core(tmp_path, broker, [("det-a", a, "room-a")], recorder=firebus_recorder) as core:
+        log = firebus_recorder
+        await ready(core)
+        det_a = core.device_ids["det-a"]
+        upload = [msg(10, now, "heartbeat", False), msg(7, now - 300, "alarm", True), msg(8, now - 240, "clear", False)]
+        await anyio.to_thread.run_sync(publish_raw, broker.port, upload)
+        new = await log.wait_for(AlarmEvent, rule="two_detector:single", transition="new", device_id=det_a)
+        assert new.category == "fire" and new.occurred_ts == pytest.approx(now - 300, abs=0.01)
+        cleared = await log.wait_for(AlarmEvent, rule="two_detector:single", transition="cleared", device_id=det_a)
+        assert cleared.alarm_id == new.alarm_id and cleared.status == "cleared_unack"
+        point = core.registry.point(det_a, "smoke")
+        assert point is not None and core.ingest.state(point.id).value is False, "the present stays normal"
+        [alarm] = [x for x in core.alarms.open_alarms() if x.id == new.alarm_id]
+        assert alarm.late and alarm.start_ts == pytest.approx(now - 300, abs=0.01)

@@ -132,7 +132,8 @@
       el("span", { cls: "cfloor", text: a.floor ? a.floor.name : "" }),
       el("span", { cls: "cdev", text: a.device_name || "—" }),
       el("span", { cls: "cval", text: fmtValue(a.last_value, a.point_unit, a.point_class) }),
-      el("span", { cls: "cst", text: (S["st_" + a.status] || a.status) + (a.silenced ? " · " + S.silenced : "") }),
+      el("span", { cls: "cst", text: (S["st_" + a.status] || a.status) + (a.silenced ? " · " + S.silenced : "")
+        + (a.late ? " · " + S.late_alarm : "") }),
       el("span", { cls: "cts muted", text: fmtTime(a.start_ts) }),
     ]);
     li.addEventListener("click", function () { select(a.id); });

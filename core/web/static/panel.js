@@ -145,7 +145,7 @@
           });
         }
       }
-      var status = S["st_" + a.status] + (a.silenced ? " · " + S.silenced : "");
+      var status = S["st_" + a.status] + (a.silenced ? " · " + S.silenced : "") + (a.late ? " · " + S.late_alarm : "");
       var tr = el("tr", { cls: "row-" + a.category + (a.active ? "" : " cleared") + (fresh[a.id] ? " flash" : ""), "data-alarm": a.id, "data-status": a.status }, [
         el("td", {}, [el("a", { href: "/alarms/" + a.id, text: fmtTime(a.start_ts) })]),
         el("td", {}, [el("span", { cls: "cat cat-" + a.category, text: S["cat_" + a.category] || a.category })]),

@@ -7,7 +7,8 @@ import { get, send, errorText } from "./net.js";
 function catName(c) { return has("cat_" + c) ? t("cat_" + c) : c; }
 function stateName(a) {
   const s = has("st_" + a.status) ? t("st_" + a.status) : a.status;
-  return a.silenced && a.active ? s + " · " + t("silenced") : s;
+  const muted = a.silenced && a.active ? s + " · " + t("silenced") : s;
+  return a.late ? muted + " · " + t("late_alarm") : muted;
 }
 function place(a) { return [a.unit_name, a.location_path].filter(Boolean).join(" · "); }
 function value(a) {

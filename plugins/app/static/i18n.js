@@ -16,7 +16,7 @@ const S = {
   failed: ["操作失败：{m}", "Failed: {m}"],
   offline_act: ["离线时不能操作，请联网后重试。", "Offline: actions need the network. Try again when online."],
   not_found: ["没有此报警（或不在您的范围内）。", "No such alarm (or not in your scope)."],
-  silenced: ["已消音", "Silenced"], count: ["次数", "Count"],
+  silenced: ["已消音", "Silenced"], late_alarm: ["补报", "Reported late"], count: ["次数", "Count"],
   cat_fire: ["火警", "Fire"], cat_gas: ["可燃气体", "Gas"], cat_electrical_pre_alarm: ["电气火灾预警", "Electrical pre-alarm"],
   cat_electrical_alarm: ["电气火灾报警", "Electrical alarm"], cat_supervisory: ["监管", "Supervisory"],
   cat_fault: ["故障", "Fault"], cat_offline: ["离线", "Offline"],
