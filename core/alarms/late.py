@@ -22,13 +22,10 @@ from firebus.sdk.rule import AlarmRule, Condition, Evaluation, RuleConfigError, 
 from .lifecycle import _subject
 from .model import Alarm
 from .runs import RuleRuns, _merge
-from .state import log, _ref
+from .state import LATE_KEEP, log, _ref
 
 #: late alarms worth no record: a fault or an offline that came and went while the link was down
 _NOT_TOLD = frozenset({AlarmCategory.FAULT, AlarmCategory.OFFLINE})
-#: late readings and late alarms remembered, so a redelivered or longer upload of an episode
-#: already recorded raises nothing more (an acknowledged one has left the board)
-_KEEP = 4096
 #: readings of one episode up to this much before its first are still that episode
 _FOLD_S = 300.0
 
@@ -81,7 +78,7 @@ class LateReadings(RuleRuns):
         if (dedup, at) in seen:
             return  # a redelivered upload
         seen[(dedup, at)] = None
-        while len(seen) > _KEEP:
+        while len(seen) > LATE_KEEP:
             seen.popitem(last=False)
         for alarm in self._open.values():
             if alarm.dedup_key == dedup and alarm.start_ts - (_FOLD_S if alarm.late else 0) <= at <= (
@@ -94,7 +91,7 @@ class LateReadings(RuleRuns):
                 return  # inside an alarm on the board (told, not yet acknowledged)
         window = self._late_windows.get(dedup)
         if window is not None and window[0] - _FOLD_S <= at <= window[1]:
-            return  # of an episode already recorded and acknowledged
+            return  # of an episode already recorded and off the board (acknowledged, or before a restart)
         parent_id = _ref(cause)
         alarm = Alarm(
             id=new_id(), dedup_key=dedup, subject=subject, rule=name, rule_type=rule.type_key,
@@ -104,11 +101,6 @@ class LateReadings(RuleRuns):
             peak_value=cond.value, start_ts=at, last_ts=at, late=True, context_id=new_id(),
             parent_context_id=parent_id,
         )
-        windows = self._late_windows
-        windows[dedup] = (at, now)
-        windows.move_to_end(dedup)
-        while len(windows) > _KEEP:
-            windows.popitem(last=False)
         self._open[alarm.id] = alarm
         self.late_alarms += 1
         log.warning("alarms: %s on %s happened at %.0f, recorded %.0f s late (补报)", cond.category, subject, at,

@@ -14,7 +14,7 @@ from firebus.sdk import Lane, OverflowPolicy, RegistryUpdated, StateReported
 from firebus.sdk.rule import AlarmRule, Scope, TickInput
 
 from .dispatch import INPUT_TYPES, Dispatch
-from .state import log, _RuleState
+from .state import LATE_KEEP, log, _RuleState
 from .timers import Timer
 
 
@@ -29,6 +29,10 @@ class Replay(Dispatch):
             self._open[alarm.id] = alarm
             if alarm.active:
                 self._activate(alarm)
+        # Episodes already off the board: a device re-uploading its buffer after our restart
+        # must not raise them again as late alarms (late.py).
+        for dedup, started, ended in await self.store.recent_episodes(LATE_KEEP):
+            self._remember_episode(dedup, started, ended)
         now = self.clock.time()
         # Each row brings its own copy of every string: ids are taken from the registry's
         # entries and repeated ones shared (40,000 rule states at 10,000 devices).

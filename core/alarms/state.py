@@ -30,6 +30,8 @@ from .store import AlarmStore
 # One logger for every part of the engine, named as it was when the engine was one module
 # (log settings and filters name it).
 log = logging.getLogger("firebus.core.alarms.engine")
+#: late readings, and episodes that left the board, remembered for late.py
+LATE_KEEP = 4096
 
 
 class _RuleState(msgspec.Struct, gc=False):
@@ -57,6 +59,14 @@ class EngineState:
 
     #: kept under its old name: callers check a configuration with it before building an engine
     _instantiate = staticmethod(instantiate_rules)
+
+    def _remember_episode(self, dedup: str, start: float, end: float) -> None:
+        """An episode off the board: a late reading inside it is of it, not a new alarm (late.py)."""
+        windows = self._late_windows
+        windows[dedup] = (start, end)
+        windows.move_to_end(dedup)
+        while len(windows) > LATE_KEEP:
+            windows.popitem(last=False)
 
     def __init__(
         self,
@@ -97,7 +107,8 @@ class EngineState:
         self._alarming: dict[str, int] = {}
         self._devices: dict[str, Any] = {}
         self._active_subjects: dict[str, int] = {}  # subject -> active alarms (skip clears of nothing)
-        #: late alarms (late.py): dedup key -> (started, recorded), and (dedup key, reading time) seen
+        #: late alarms (late.py): dedup key -> (started, ended) of its last episode off the board
+        #: (reloaded at start), and (dedup key, reading time) seen
         self._late_windows: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._late_seen: OrderedDict[tuple[str, float], None] = OrderedDict()
         self.late_alarms = 0

@@ -104,6 +104,14 @@ class AlarmStore:
         rows = await self.storage.fetchall("SELECT data FROM alarms WHERE active = 1 OR acknowledged = 0")
         return [_dec_alarm.decode(r[0]) for r in rows]
 
+    async def recent_episodes(self, limit: int) -> list[tuple[str, float, float]]:
+        """(dedup key, started, ended) of the newest alarms off the board, oldest first."""
+        rows = await self.storage.fetchall(
+            "SELECT dedup_key, start_ts, coalesce(json_extract(data, '$.clear_ts'), json_extract(data, '$.last_ts'))"
+            " FROM alarms WHERE active = 0 AND acknowledged = 1 ORDER BY start_ts DESC LIMIT ?", (limit,),
+        )
+        return [(r[0], float(r[1]), float(r[2] if r[2] is not None else r[1])) for r in reversed(rows)]
+
     async def get_alarm(self, alarm_id: str) -> Alarm | None:
         row = await self.storage.fetchone("SELECT data FROM alarms WHERE id = ?", (alarm_id,))
         return _dec_alarm.decode(row[0]) if row else None

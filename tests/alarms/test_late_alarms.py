@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,4 +98,53 @@ async def test_a_late_reading_raises_nothing_when_the_present_shows_the_alarm_or
         assert core.ingest.metrics()["late"] == 2
         board = core.alarms.open_alarms()
         assert len(board) == 1 and board[0].active and not board[0].late, board
+        assert core.alarms.metrics()["late_alarms"] == 0
+
+
+async def test_an_episode_off_the_board_is_not_raised_again_by_a_late_upload_even_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    """A live alarm acknowledged and cleared, and a late one acknowledged: re-uploads raise nothing."""
+    site = load_text(_site(tmp_path), "site.yaml")
+    t0 = time.time() - 600
+
+    async def through_the_engine(core: Any) -> None:
+        await core.storage.barrier()
+        last = core.journal.last_seq
+        consumer = core.alarms.consumer
+        await eventually(lambda: consumer.metrics()["cursor"] >= last and not core.alarms.busy,
+                         what="the engine through the readings")
+
+    async with running_core(site, autoload=False) as core:
+        live = await core.registry.resolve_device({"serial": "sd-3"}, driver="test", config_key="sd-3")
+        buffered = await core.registry.resolve_device({"serial": "sd-4"}, driver="test", config_key="sd-4")
+        for device in (live, buffered):
+            await core.registry.ensure_points(device.id, [PointSpec(key="smoke", point_class="smoke")])
+        # the live detector's clock is right: its readings' times are the engine's
+        core.ingest.apply(live, [Reading(point_key="smoke", value=True, ts=time.time())])
+        alarm = (await eventually(lambda: [a for a in core.alarms.open_alarms() if a.active], what="live alarm"))[0]
+        await core.alarms.acknowledge(alarm.id, "wang")
+        during = time.time()  # a reading of the episode, handed over out of order below
+        core.ingest.apply(live, [Reading(point_key="smoke", value=False, ts=time.time())])
+        await eventually(lambda: not core.alarms.open_alarms(), what="the live alarm off the board")
+        core.ingest.apply(buffered, [Reading(point_key="smoke", value=False, ts=t0 + 500)])
+        await core.storage.barrier()
+        core.ingest.apply(buffered, [Reading(point_key="smoke", value=True, ts=t0 + 150)])
+        late = (await eventually(lambda: core.alarms.open_alarms(), what="the late alarm"))[0]
+        assert late.late and late.device_id == buffered.id
+        await core.alarms.acknowledge(late.id, "wang")
+        await eventually(lambda: not core.alarms.open_alarms(), what="the late alarm off the board")
+        # a gateway hands over a reading of the live episode out of order
+        core.ingest.apply(live, [Reading(point_key="smoke", value=True, ts=during)])
+        await through_the_engine(core)
+        assert core.alarms.open_alarms() == [] and core.alarms.metrics()["late_alarms"] == 1
+
+    async with running_core(site, autoload=False) as core:
+        devices = {d.config_key: d for d in core.registry.devices.values()}
+        # both detectors upload their buffers again after our restart
+        core.ingest.apply(devices["sd-3"], [Reading(point_key="smoke", value=True, ts=during)])
+        core.ingest.apply(devices["sd-4"], [Reading(point_key="smoke", value=True, ts=t0 + 150),
+                                             Reading(point_key="smoke", value=True, ts=t0 + 160)])
+        await through_the_engine(core)
+        assert core.alarms.open_alarms() == [], "an episode recorded before the restart was raised again"
         assert core.alarms.metrics()["late_alarms"] == 0
