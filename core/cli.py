@@ -107,10 +107,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def run_site(loaded: Any, host: PluginHost, args: argparse.Namespace, demo: bool = False,
-                   announce: Callable[[str, tuple[str, str]], None] | None = None) -> None:
+                   announce: Callable[[str, tuple[str, str]], None] | None = None,
+                   interrupted: Callable[[], bool] | None = None) -> None:
     """Run the core and (unless --no-web) the panel until SIGINT/SIGTERM.
 
-    ``announce(url, (name, password))`` is called once the panel listens (the demo's guide)."""
+    ``announce(url, (name, password))`` is called once the panel listens (the demo's guide);
+    ``interrupted()`` says whether a signal came while starting that was lost (see demo.py)."""
     from .runtime import Core
     from .web import demo_credentials, ensure_first_admin, serve
 
@@ -137,11 +139,12 @@ async def run_site(loaded: Any, host: PluginHost, args: argparse.Namespace, demo
             if announce is not None:
                 announce(server.url, login)
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for _ in signals:
-                if server is not None:
-                    server.stop()  # the panel first, then the core
-                core.stop()
-                break
+            if interrupted is None or not interrupted():
+                async for _ in signals:
+                    break
+            if server is not None:
+                server.stop()  # the panel first, then the core
+            core.stop()
 
 
 def _site_database(args: argparse.Namespace) -> tuple[Path, Any]:

@@ -22,11 +22,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from contextlib import ExitStack
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import anyio
 
@@ -192,21 +193,95 @@ def _spawn(args: list[str], log: Path, stack: ExitStack) -> subprocess.Popen[byt
     return proc
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+class _Interrupt:
+    """Ctrl-C or SIGTERM while the demo starts, remembered as well as raised.
+
+    A KeyboardInterrupt raised while ``subprocess`` forks runs inside an at-fork hook
+    (logging's ``_releaseLock``), where Python reports it as unraisable and carries on:
+    the demo went on starting and ignored the Ctrl-C.  So the handler also sets a flag,
+    looked at after each process started, and the lost exception is not printed."""
+
+    requested = False
+
+    @classmethod
+    def handler(cls, signum: int, frame: Any) -> None:
+        cls.requested = True
+        raise KeyboardInterrupt
+
+    @classmethod
+    def note(cls, signum: int, frame: Any) -> None:
+        cls.requested = True
+
+    @classmethod
+    def remember_only(cls) -> None:
+        """From here on a signal is only noted: raised inside the event loop, it would tear
+        through the core's start-up tasks; run_site stops once its own handling is in place."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, cls.note)
+
+    @classmethod
+    def check(cls) -> None:
+        if cls.requested:
+            raise KeyboardInterrupt
+
+
+def _quiet_lost_interrupt(hook: Callable[[Any], None]) -> Callable[[Any], None]:
+    def unraisable(info: Any) -> None:
+        if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
+            return  # lost in an at-fork hook; _Interrupt.requested has it
+        hook(info)
+
+    return unraisable
+
+
+def _reap_children(timeout: float = 10.0) -> None:
+    """Stop any child still running: one started by a ``Popen`` that a Ctrl-C interrupted
+    after the fork never reached the exit stack (Linux: /proc lists a process's children)."""
+    pids: set[int] = set()
+    for task in Path("/proc/self/task").glob("*/children"):
+        try:
+            pids.update(int(pid) for pid in task.read_text().split())
+        except OSError:
+            continue
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while True:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                break  # already reaped (its Popen did)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                break
+            time.sleep(0.02)
 
 
 def run_demo(args: argparse.Namespace) -> int:
     # Ctrl-C or SIGTERM while starting: stop what has started, quietly (the core's own signal
     # handling takes over once it runs).
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    _Interrupt.requested = False
+    previous = {sig: signal.signal(sig, _Interrupt.handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_lost_interrupt(previous_hook)
     try:
         return _run_demo(args)
     except KeyboardInterrupt:
+        _Interrupt.remember_only()  # a second Ctrl-C while stopping: no traceback
+        _reap_children()
         print("demo: stopped", flush=True)
         return 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sys.unraisablehook = previous_hook
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -231,6 +306,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         broker = Mosquitto(data / "broker")
         stack.callback(broker.stop)  # before start: a Ctrl-C while it starts still stops it
         broker.start()
+        _Interrupt.check()
         env = {"FIREBUS_MQTT_PORT": str(broker.port), "FIREBUS_DATA": str(data)}
         display = ThreadingHTTPServer(("127.0.0.1", 0), _AlarmDisplay)
         threading.Thread(target=display.serve_forever, daemon=True).start()
@@ -242,10 +318,13 @@ def _run_demo(args: argparse.Namespace) -> int:
             env[variable] = str(_free_port())
             _spawn(["sim", "modbus", "--port", env[variable], "--scenario", str(scenario(plugin)),
                     "--loop", str(CYCLE_S)], logs, stack)
+            _Interrupt.check()
         _spawn(["sim", "smoke", "--port", str(broker.port), *SMOKE_FLEET, "--duration", str(HORIZON_S),
                 *repeated(SMOKE_EVENTS, "--alarm")], logs, stack)
+        _Interrupt.check()
         _spawn(["sim", "hydrant", "--port", str(broker.port), *HYDRANTS, "--duration", str(HORIZON_S),
                 *repeated(HYDRANT_EVENTS, "--event")], logs, stack)
+        _Interrupt.check()
         for variable in MODBUS_GATEWAYS:  # start the core once the gateways answer
             wait_port("127.0.0.1", int(env[variable]), timeout=30)
         print(f"demo: broker 127.0.0.1:{broker.port}, simulators logging to {logs}", flush=True)
@@ -261,8 +340,10 @@ def _run_demo(args: argparse.Namespace) -> int:
         def announce(url: str, login: tuple[str, str]) -> None:
             print(guide(url, login, resumed), flush=True)
 
+        _Interrupt.remember_only()
+        _Interrupt.check()
         try:
-            anyio.run(run_site, loaded, host, args, True, announce)
+            anyio.run(run_site, loaded, host, args, True, announce, lambda: _Interrupt.requested)
         except KeyboardInterrupt:
             pass
     return 0
