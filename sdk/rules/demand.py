@@ -78,7 +78,10 @@ class DemandFeedbackRule(AlarmRule):
                 if truthy(inp.value):
                     if demanded_at is None and not feedback_ok:
                         demanded_at = inp.ts
-                else:  # demand withdrawn: nothing is owed any more
+                elif demanded_at is None or inp.ts > demanded_at:  # withdrawn: nothing is owed any more
+                    # Only a reading received after the demand withdraws it.  Commands travel in
+                    # the alarm lane, so the engine can see a linkage's start before a poll of
+                    # the start signal taken earlier and still queued behind telemetry.
                     demanded_at, failed, why = None, False, ""
         elif isinstance(inp, CommandInput) and inp.key == opts.demand_key:
             if inp.ok is False:

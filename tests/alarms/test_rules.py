@@ -229,6 +229,35 @@ async def test_pump_running_in_time_raises_nothing(tmp_path):
         assert not h.alarm_events()
 
 
+def test_a_start_signal_read_before_the_command_does_not_withdraw_it():
+    """Commands travel in the alarm lane, so the engine may see a linkage's start before an
+    older poll of the start signal (False) still queued behind telemetry: that poll is not a
+    withdrawal.  A reading received after the command is."""
+    from firebus.sdk.rule import CommandInput, TickInput, ValueInput
+    from firebus.sdk.rules import DemandFeedbackRule
+
+    rule = DemandFeedbackRule()
+    run = pump_points()[0]
+    opts = rule.Options(**rule.defaults["pump_state"])
+    state: dict = {}
+    steps = [
+        CommandInput(ts=1000.0, key="start", value=True),
+        ValueInput(ts=999.5, key="start", value=False),  # polled before the command
+        TickInput(ts=1120.0),
+    ]
+    for inp in steps:
+        ev = rule.evaluate(run, opts, inp, state)
+        state = ev.state
+    assert [c.active for c in ev.conditions] == [True]
+    state = {}
+    for inp in [CommandInput(ts=1000.0, key="start", value=True),
+                ValueInput(ts=1001.0, key="start", value=False),  # the operator stopped it
+                TickInput(ts=1120.0)]:
+        ev = rule.evaluate(run, opts, inp, state)
+        state = ev.state
+    assert not ev.conditions and ev.wake_at is None
+
+
 async def test_commands_count_as_demands_and_a_failed_command_is_a_fault_at_once(tmp_path):
     async with running(tmp_path / "db.sqlite", pump_points()) as h:
         await h.value("run", False)
