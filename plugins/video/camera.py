@@ -160,6 +160,8 @@ class CameraDriver(ServiceDriver):
         self.state = "stopped"
         self.state_detail = ""
         self.counters = {"results": 0, "stills": 0, "clips": 0, "clip_errors": 0, "attached": 0, "track_events": 0}
+        #: the tracker's open tracks (the newest event of each), for the live view's boxes
+        self.tracks: dict[str, VideoTrackChanged] = {}
 
     def points(self) -> list[PointSpec]:
         return list(POINTS)
@@ -324,10 +326,15 @@ class CameraDriver(ServiceDriver):
             return
         for ev in events:
             t = ev.after
-            self.ctx.core.bus.publish(VideoTrackChanged(
+            changed = VideoTrackChanged(
                 device_id=self.device_id, track_id=t.id, kind=str(ev.kind), label=str(t.label), score=t.score,
                 top_score=t.top_score, box=(t.box[0], t.box[1], t.box[2], t.box[3]), first_seen=t.first_seen,
-                last_seen=t.last_seen, end_time=ev.end_time))
+                last_seen=t.last_seen, end_time=ev.end_time)
+            if changed.kind == "end":
+                self.tracks.pop(changed.track_id, None)
+            else:
+                self.tracks[changed.track_id] = changed
+            self.ctx.core.bus.publish(changed)
             self.counters["track_events"] += 1
 
     async def _result(self, ts: float, fire_on: bool, smoke_on: bool, fire: float, smoke: float) -> None:
@@ -403,6 +410,8 @@ class CameraDriver(ServiceDriver):
     async def _detector_fault(self, fault: Any) -> None:
         log.log(logging.WARNING if fault.raised else logging.INFO, "camera %s: detector %s %s: %s",
                 self.device_id, fault.kind, "raised" if fault.raised else "cleared", fault.detail)
+        if fault.raised:
+            self.tracks.clear()  # a restarted worker starts its tracker afresh: its old tracks never end
         supervisor = self.supervisor
         active = bool(supervisor.active_faults()) if supervisor is not None else fault.raised
         if active is not self._fault:
@@ -411,6 +420,8 @@ class CameraDriver(ServiceDriver):
 
     async def _camera_state(self, state: str, detail: str) -> None:
         self.state, self.state_detail = state, detail
+        if state != "streaming":
+            self.tracks.clear()  # no picture, nothing to box
         if state == "streaming":
             self.ctx.set_availability(Availability.AVAILABLE)
             if self._fault is None:  # first frames: the fault point says "no fault", not "never reported"

@@ -3,7 +3,9 @@
 * ``GET /cameras[?location=<place id>]`` — the cameras the caller may see (of one place);
 * ``GET /cameras/{device_id}/snapshot.jpg`` — the newest ring-buffer JPEG;
 * ``GET /cameras/{device_id}/live.mjpeg[?frames=N]`` — ``multipart/x-mixed-replace`` at
-  ``live_fps``, for at most ``LIVE_MAX_S`` (or ``N`` frames).
+  ``live_fps``, for at most ``LIVE_MAX_S`` (or ``N`` frames);
+* ``GET /cameras/{device_id}/tracks`` — the detector's open flame/smoke tracks (boxes for the
+  live view).
 
 A camera of a unit the caller is not assigned to is 404, exactly as if it did not exist
 (``Caller.sees`` with the camera's unit, like the core's API).
@@ -44,6 +46,7 @@ def routes(core: Any) -> list[Route]:
             "state": camera.state,
             "snapshot": f"/-/plugins/video/cameras/{camera.device_id}/snapshot.jpg",
             "live": f"/-/plugins/video/cameras/{camera.device_id}/live.mjpeg",
+            "tracks": f"/-/plugins/video/cameras/{camera.device_id}/tracks",
         } if points else None
 
     def visible(request: Request, camera: CameraDriver) -> dict[str, Any] | None:
@@ -77,6 +80,17 @@ def routes(core: Any) -> list[Route]:
             return _error(503, "no_frame", f"camera {camera.device_id} has sent no frame yet ({camera.state})")
         return Response(jpeg, media_type="image/jpeg", headers={"cache-control": "no-store"})
 
+    async def tracks(request: Request) -> Response:
+        camera, error = camera_of(request)
+        if camera is None:
+            return error  # type: ignore[return-value]
+        items = [{"track_id": t.track_id, "label": t.label, "score": round(t.score, 4),
+                  "top_score": round(t.top_score, 4), "box": [round(v, 4) for v in t.box],
+                  "first_seen": t.first_seen, "last_seen": t.last_seen}
+                 for t in sorted(camera.tracks.values(), key=lambda t: t.first_seen)]
+        return JSONResponse({"device_id": camera.device_id, "state": camera.state, "items": items,
+                             "total": len(items)}, headers={"cache-control": "no-store"})
+
     async def live(request: Request) -> Response:
         camera, error = camera_of(request)
         if camera is None:
@@ -107,4 +121,5 @@ def routes(core: Any) -> list[Route]:
         signed_in(Route("/cameras", listing)),
         signed_in(Route("/cameras/{device_id}/snapshot.jpg", snapshot)),
         signed_in(Route("/cameras/{device_id}/live.mjpeg", live)),
+        signed_in(Route("/cameras/{device_id}/tracks", tracks)),
     ]

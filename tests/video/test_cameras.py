@@ -154,6 +154,7 @@ async def test_furg_raises_a_flame_alarm_with_still_and_clip_and_a_quiet_scene_r
             r = await c.get(m["url"])
             assert r.status_code == 404 and r.json()["error"]["code"] == "media_not_found"
         assert (await c.get(f"/-/plugins/video/cameras/{fire_cam}/snapshot.jpg")).status_code == 404
+        assert (await c.get(f"/-/plugins/video/cameras/{fire_cam}/tracks")).status_code == 404
         listed = (await c.get("/-/plugins/video/cameras")).json()["items"]
         assert [x["device_id"] for x in listed] == [quiet_cam]
 
@@ -167,6 +168,17 @@ async def test_furg_raises_a_flame_alarm_with_still_and_clip_and_a_quiet_scene_r
         assert live.headers["content-type"].startswith("multipart/x-mixed-replace")
         assert live.content.count(b"--firebusframe\r\nContent-Type: image/jpeg\r\n") == 2
 
+        # Where the flame is now: the detector's open tracks, boxes normalised to the frame.
+        async def fire_boxes() -> list[dict[str, Any]]:
+            r = await c.get(listed[0]["tracks"])
+            assert r.status_code == 200, r.text
+            return [t for t in r.json()["items"] if t["label"] == "fire"]
+
+        await wait_until(fire_boxes, timeout=20)
+        for t in await fire_boxes():
+            x1, y1, x2, y2 = t["box"]
+            assert 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1 and 0 < t["score"] <= 1 and t["track_id"]
+
     # The panel's alarm page (a real Chromium, in Chinese): the still, the clip, the live view.
     async with anyio.create_task_group() as tg:
         server = await tg.start(serve, core, "127.0.0.1", 0)
@@ -176,6 +188,7 @@ async def test_furg_raises_a_flame_alarm_with_still_and_clip_and_a_quiet_scene_r
     assert seen["clip_src"].endswith(clip["id"]) and seen["clip_ready"] >= 1, seen
     assert seen["live_changed"], "the live snapshot must refresh"
     assert "现场图像" in seen["text"] and "报警录像" in seen["text"] and "现场实时画面" in seen["text"]
+    assert seen["box"].startswith("火焰 ") and seen["box"].endswith("%"), seen  # the flame's box over the live view
 
     # The fire-free scene played to its end without a fire alarm (it did analyse frames).
     quiet = cameras_of(core)[quiet_cam]
@@ -183,6 +196,7 @@ async def test_furg_raises_a_flame_alarm_with_still_and_clip_and_a_quiet_scene_r
     assert quiet.counters["results"] > 40, quiet.status()
     assert not [a for a in core.alarms.open_alarms() if a.device_id == quiet_cam and a.category is AlarmCategory.FIRE]
     assert core.ingest.states[core.registry.point(quiet_cam, "flame").id].value is False
+    assert quiet.tracks == {}
 
 
 def _alarm_page_in_browser(url: str, alarm_id: str) -> dict[str, Any]:
@@ -211,6 +225,8 @@ def _alarm_page_in_browser(url: str, alarm_id: str) -> dict[str, Any]:
         first = driver.execute_script(js, "img[data-camera]", "src")
         wait.until(lambda d: d.execute_script(js, "img[data-camera]", "src") != first)
         seen["live_changed"] = True
+        wait.until(lambda d: d.execute_script(js, "[data-tracks] .track-fire", "textContent"))
+        seen["box"] = driver.execute_script(js, "[data-tracks] .track-fire", "textContent")
         seen["text"] = driver.find_element(By.TAG_NAME, "main").text
     finally:
         driver.quit()

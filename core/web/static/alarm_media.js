@@ -72,14 +72,33 @@
     next.onerror = function () { img.classList.add("noframe"); setTimeout(function () { refresh(img, url); }, 3000); };
     next.src = url + "?t=" + Date.now();
   }
+  // The detector's open flame/smoke tracks, drawn over the picture (boxes are 0…1 of the frame).
+  function drawTracks(layer, url) {
+    var S = live.dataset;
+    getJSON(url).then(function (j) {
+      layer.textContent = "";
+      j.items.forEach(function (t) {
+        var b = t.box;
+        var box = el("div", { "class": "track track-" + t.label, "data-track": t.track_id,
+                              text: (t.label === "fire" ? S.sFire : S.sSmoke) + " " + Math.round(t.score * 100) + "%" });
+        box.style.left = (b[0] * 100) + "%"; box.style.top = (b[1] * 100) + "%";
+        box.style.width = ((b[2] - b[0]) * 100) + "%"; box.style.height = ((b[3] - b[1]) * 100) + "%";
+        layer.appendChild(box);
+      });
+      setTimeout(function () { drawTracks(layer, url); }, 1000);
+    }).catch(function () { setTimeout(function () { drawTracks(layer, url); }, 3000); });
+  }
   function showCameras(items) {
     var row = document.getElementById("alarm-live-items");
     var S = live.dataset;
     items.forEach(function (c) {
       var img = el("img", { alt: c.name + " · " + S.sNoframe, "data-camera": c.device_id });
+      var layer = el("div", { "class": "tracks", "data-tracks": c.device_id });
       var state = S["s" + c.state.charAt(0).toUpperCase() + c.state.slice(1)] || c.state;
-      row.appendChild(el("figure", {}, [img, el("figcaption", { text: c.name + " · " + state })]));
+      row.appendChild(el("figure", {}, [el("div", { "class": "cam-view" }, [img, layer]),
+                                        el("figcaption", { text: c.name + " · " + state })]));
       refresh(img, c.snapshot);
+      if (c.tracks) drawTracks(layer, c.tracks);
     });
     live.hidden = items.length === 0;
   }
