@@ -183,6 +183,7 @@ async def test_point_history_raw_and_aggregates(site) -> None:
     for value in (40, 60, 80):
         VALUES["A1"]["rc"] = value
         await wait_until(lambda v=value: site.core.ingest.states[point].value == v)
+    await site.core.storage.barrier()  # the API reads what is committed
     async with site.client("duty_a") as c:
         raw = (await c.get(f"/api/points/{point}/history?step=raw")).json()
         values = [p["value"] for p in raw["points"]]
