@@ -224,8 +224,9 @@ class Ingest:
                 # clear an alarm the newest reading still shows.
                 newest = state.last_reported if state.last_reported > state.last_changed else state.last_changed
                 if ts < newest and not self._recovers(state, point, rx, future, newest):
-                    # Late: history, not the present (redelivery, buffered upload).  An alarm-class
-                    # one still takes the alarm lane: the engine records an alarm it shows (补报).
+                    # Late: history, not the present (redelivery, buffered upload).  The engine
+                    # still evaluates it and records an alarm nobody was told of (补报); an
+                    # alarm-class one keeps the alarm lane on the way.
                     self.late += 1
                     late_lane = Lane.ALARM if point.alarm_class or lane is Lane.ALARM else Lane.TELEMETRY
                     alarm_lane = alarm_lane or late_lane is Lane.ALARM

@@ -76,6 +76,7 @@ class ReportInput(RuleInput, frozen=True, kw_only=True):
     key: str
     point_id: str = ""
     fault: str | None = None  # the repeated value is the invalid one reported before
+    value_ts: float | None = None  # the repeated reading's own timestamp
 
 
 class TickInput(RuleInput, frozen=True, kw_only=True):

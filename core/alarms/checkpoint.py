@@ -49,7 +49,6 @@ class Checkpoints(EngineState):
             self._open.pop(alarm.id, None)
             self._closed[alarm.id] = alarm
             self._last_update_pub.pop(alarm.id, None)
-            self._remember_episode(alarm.dedup_key, alarm.start_ts, alarm.clear_ts or now)
         self._history.append(history_row(Transition(
             alarm_id=alarm.id,
             ts=now,

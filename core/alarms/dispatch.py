@@ -16,7 +16,6 @@ from firebus.sdk import (
     CommandResult,
     ConditionReported,
     Event,
-    Lane,
     LinkChanged,
     PointInfo,
     StateChanged,
@@ -51,9 +50,8 @@ class Dispatch(LateReadings, Links):
             device = self._devices.get(data.device_id)
             if device is not None and device.discovered:
                 return  # not trusted to raise alarms until commissioned
-            if data.late:
-                if event.lane is Lane.ALARM:  # an alarm-class reading older than the present (补报)
-                    self._on_late(data, ts, event)
+            if data.late:  # older than the present: history, and maybe an alarm nobody heard of (补报)
+                self._on_late(data, ts, event)
                 return
             self._on_state(data, ts, event)
         elif isinstance(data, AvailabilityChanged):
@@ -145,7 +143,7 @@ class Dispatch(LateReadings, Links):
             if not keys:
                 continue
             inp = ReportInput(ts=event.time_fired, key=point.key, point_id=point.point_id,
-                              fault=self._invalid.get(point.point_id))
+                              fault=self._invalid.get(point.point_id), value_ts=data.ts)
             every = "*" in keys
             for rule in self._rules_of(point)[1]:
                 if every or rule.key in keys:

@@ -51,8 +51,9 @@ class Lifecycle(Escalation):
 
     def _apply(
         self, rule: AlarmRule, point: PointInfo, cond: Condition, cause: Cause, now: float, *,
-        observation: bool,
+        observation: bool, reading_ts: float | None = None,
     ) -> None:
+        """``reading_ts``: the device's own time of the reading evaluated (None for a tick)."""
         subject, point_id, device_id, location_id = _subject(point, cond)
         if not cond.active and subject not in self._active_subjects:
             return  # nothing to clear (most readings of most points)
@@ -81,6 +82,8 @@ class Lifecycle(Escalation):
                 peak_value=cond.value,
                 start_ts=now,
                 last_ts=now,
+                first_reading_ts=reading_ts,
+                last_reading_ts=reading_ts,
                 context_id=new_id(),
                 parent_context_id=parent_id,
             )
@@ -97,6 +100,8 @@ class Lifecycle(Escalation):
                 alarm.count += 1
             alarm.last_value = cond.value
             alarm.last_ts = now
+            if reading_ts is not None:
+                alarm.saw_reading(reading_ts)
             if _worse(cond, cond.value, alarm.peak_value):
                 alarm.peak_value = cond.value
             if cond.message:
@@ -124,6 +129,9 @@ class Lifecycle(Escalation):
                 self._touch_alarm(alarm)
         elif not cond.active and alarm is not None:
             ctx = Context(parent_id=parent_id, actor=ActorKind.RULE, actor_id=name)
+            if reading_ts is not None and alarm.first_reading_ts is not None:
+                alarm.saw_reading(reading_ts)  # the window ends at the reading that cleared it
+                alarm.ended_by_reading = True
             self._clear(alarm, ctx, now, by=f"rule:{name}", detail={"value": cond.value})
 
     def _clear(self, alarm: Alarm, ctx: Context, now: float, by: str, detail: dict[str, Any]) -> None:
@@ -138,6 +146,7 @@ class Lifecycle(Escalation):
             else:
                 self._active_subjects.pop(alarm.subject, None)
         self._set_escalation(alarm, None)
+        self._remember_episode(alarm, now)
         self._transition(alarm, AlarmTransition.CLEARED, ctx, now, detail)
 
     def _activate(self, alarm: Alarm) -> None:

@@ -9,7 +9,7 @@ went while the room was empty.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -85,6 +85,12 @@ class Alarm(msgspec.Struct, kw_only=True, omit_defaults=True):
     escalation_step: int = 0
     escalation_due: float | None = None  # when the next reminder is due (None: none armed)
     late: bool = False  # recorded from a reading that came after newer ones (补报): start_ts is when it happened
+    #: On the readings' own clock (the device's, not the engine's): the first reading that
+    #: showed the alarm and the last that showed or cleared it.  A late reading inside this
+    #: window is of this alarm — a redelivery of one already told raises nothing (late.py).
+    first_reading_ts: float | None = None
+    last_reading_ts: float | None = None
+    ended_by_reading: bool = False  # last_reading_ts is a reading that showed it gone
     context_id: str = ""  # the context of the NEW event; parent of everything the alarm causes
     parent_context_id: str | None = None  # the reading (or timer) that raised it
 
@@ -93,8 +99,32 @@ class Alarm(msgspec.Struct, kw_only=True, omit_defaults=True):
         """Still on the board: active, or cleared but not yet acknowledged."""
         return self.active or not self.acknowledged
 
+    def reading_window(self, now: float) -> tuple[float, float]:
+        """When the alarm held on its readings' clock; the engine's times where no reading said."""
+        if self.first_reading_ts is not None and self.last_reading_ts is not None:
+            return self.first_reading_ts, self.last_reading_ts
+        return self.start_ts, self.clear_ts if self.clear_ts is not None else now
+
+    def saw_reading(self, ts: float | None) -> None:
+        """A reading at ``ts`` (device clock) showed the alarm, or cleared it."""
+        if ts is None:
+            return
+        if self.first_reading_ts is None or ts < self.first_reading_ts:
+            self.first_reading_ts = ts
+        if self.last_reading_ts is None or ts > self.last_reading_ts:
+            self.last_reading_ts = ts
+
     def refresh_status(self) -> None:
         self.status = status_of(self.active, self.acknowledged)
+
+
+class Episode(NamedTuple):
+    """An alarm's episode that is over, on its readings' clock (late.py)."""
+
+    start: float
+    end: float
+    alarm_id: str
+    closed: bool  # ``end`` is a reading that showed the condition gone (not a person's reset, a timer)
 
 
 class Transition(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -29,10 +29,10 @@ class Replay(Dispatch):
             self._open[alarm.id] = alarm
             if alarm.active:
                 self._activate(alarm)
-        # Episodes already off the board: a device re-uploading its buffer after our restart
-        # must not raise them again as late alarms (late.py).
-        for dedup, started, ended in await self.store.recent_episodes(LATE_KEEP):
-            self._remember_episode(dedup, started, ended)
+        # Episodes already over: a device re-uploading its buffer after our restart must not
+        # raise them again as late alarms (late.py).
+        for dedup, episode in await self.store.recent_episodes(LATE_KEEP):
+            self._remember_window(dedup, episode)
         now = self.clock.time()
         # Each row brings its own copy of every string: ids are taken from the registry's
         # entries and repeated ones shared (40,000 rule states at 10,000 devices).

@@ -15,6 +15,7 @@ from firebus.sdk.rule import (
     Condition,
     Evaluation,
     RuleConfigError,
+    ReportInput,
     RuleInput,
     Scope,
     TickInput,
@@ -123,8 +124,10 @@ class RuleRuns(Lifecycle, RuleSelection):
         if conditions:
             if tick:
                 cause = entry.context_id if entry is not None else None
+            reading_ts = inp.value_ts if isinstance(inp, (ValueInput, ReportInput)) else None
             for cond in _merge(conditions) if len(conditions) > 1 else conditions:
-                self._apply(rule, point, cond, cause, inp.ts, observation=observation and not tick)
+                self._apply(rule, point, cond, cause, inp.ts, observation=observation and not tick,
+                            reading_ts=reading_ts)
         return ev
 
     def _device_input(self, device_id: str, inp: RuleInput, cause: Cause, related_only: str | None) -> None:

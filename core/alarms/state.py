@@ -24,14 +24,31 @@ from ..journal.consumer import DurableConsumer  # noqa: F401  (the type of self.
 from .config import AlarmConfig, instantiate_rules
 from .linkage import ActionHandler, make_write_point_handler
 from .linkage_runner import LinkageRunner
-from .model import Alarm
+from .model import Alarm, Episode
 from .store import AlarmStore
 
 # One logger for every part of the engine, named as it was when the engine was one module
 # (log settings and filters name it).
 log = logging.getLogger("firebus.core.alarms.engine")
-#: late readings, and episodes that left the board, remembered for late.py
+#: remembered for late.py: late readings seen, points with a late run, alarm keys with past episodes
 LATE_KEEP = 4096
+#: past episodes remembered per alarm key (subject, rule, category), newest last
+EPISODES_PER_KEY = 32
+
+
+class LateRun:
+    """One point's late readings handed over in time order (a buffered upload): the rules'
+    states on them, apart from the live ones, so an episode in it is one alarm (late.py)."""
+
+    __slots__ = ("last_ts", "states", "wake", "alarms")
+
+    def __init__(self) -> None:
+        self.last_ts = float("-inf")
+        self.states: dict[str, dict[str, Any]] = {}  # rule key -> its state on this run
+        self.wake: dict[str, float] = {}  # rule key -> the run's time it asked to be woken at
+        #: dedup key -> (rule key, alarm id, the late alarm if this run raised it): the episode
+        #: the run is in while its rule still shows the condition
+        self.alarms: dict[str, tuple[str, str, Alarm | None]] = {}
 
 
 class _RuleState(msgspec.Struct, gc=False):
@@ -60,11 +77,26 @@ class EngineState:
     #: kept under its old name: callers check a configuration with it before building an engine
     _instantiate = staticmethod(instantiate_rules)
 
-    def _remember_episode(self, dedup: str, start: float, end: float) -> None:
-        """An episode off the board: a late reading inside it is of it, not a new alarm (late.py)."""
+    def _remember_episode(self, alarm: Alarm, now: float) -> None:
+        """An episode that is over (cleared): a late reading inside it is of it, not a new alarm (late.py)."""
+        start, end = alarm.reading_window(now)
+        self._remember_window(alarm.dedup_key, Episode(start, end, alarm.id, alarm.ended_by_reading))
+
+    def _remember_window(self, dedup: str, episode: Episode) -> None:
         windows = self._late_windows
-        windows[dedup] = (start, end)
-        windows.move_to_end(dedup)
+        episodes = windows.get(dedup)
+        if episodes is None:
+            windows[dedup] = [episode]
+        else:
+            windows.move_to_end(dedup)
+            for i, known in enumerate(episodes):
+                if known.alarm_id == episode.alarm_id:
+                    episodes[i] = episode
+                    break
+            else:
+                episodes.append(episode)
+                if len(episodes) > EPISODES_PER_KEY:
+                    del episodes[0]
         while len(windows) > LATE_KEEP:
             windows.popitem(last=False)
 
@@ -107,10 +139,11 @@ class EngineState:
         self._alarming: dict[str, int] = {}
         self._devices: dict[str, Any] = {}
         self._active_subjects: dict[str, int] = {}  # subject -> active alarms (skip clears of nothing)
-        #: late alarms (late.py): dedup key -> (started, ended) of its last episode off the board
-        #: (reloaded at start), and (dedup key, reading time) seen
-        self._late_windows: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        #: late alarms (late.py): dedup key -> its newest cleared episodes on the readings' clock
+        #: (reloaded at start), (dedup key, reading time) seen, and each point's run of late readings
+        self._late_windows: OrderedDict[str, list[Episode]] = OrderedDict()
         self._late_seen: OrderedDict[tuple[str, float], None] = OrderedDict()
+        self._late_runs: OrderedDict[str, LateRun] = OrderedDict()
         self.late_alarms = 0
         self._links_down: dict[str, tuple[float, str, str]] = {}  # transport -> (since, reason, cause)
         self._unsubscribe_reports: Callable[[], None] | None = None

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable
 
 import msgspec
 
-from .model import Alarm, AlarmStatus, LinkageRecord, Transition
+from .model import Alarm, AlarmStatus, Episode, LinkageRecord, Transition
 
 _enc = msgspec.json.Encoder()
 _dec_alarm = msgspec.json.Decoder(Alarm)
@@ -104,13 +104,24 @@ class AlarmStore:
         rows = await self.storage.fetchall("SELECT data FROM alarms WHERE active = 1 OR acknowledged = 0")
         return [_dec_alarm.decode(r[0]) for r in rows]
 
-    async def recent_episodes(self, limit: int) -> list[tuple[str, float, float]]:
-        """(dedup key, started, ended) of the newest alarms off the board, oldest first."""
+    async def recent_episodes(self, limit: int) -> list[tuple[str, Episode]]:
+        """(dedup key, episode) of the newest cleared alarms, oldest first, on their readings'
+        clock where they have one (``Alarm.reading_window``)."""
         rows = await self.storage.fetchall(
-            "SELECT dedup_key, start_ts, coalesce(json_extract(data, '$.clear_ts'), json_extract(data, '$.last_ts'))"
-            " FROM alarms WHERE active = 0 AND acknowledged = 1 ORDER BY start_ts DESC LIMIT ?", (limit,),
+            "SELECT dedup_key, start_ts, json_extract(data, '$.first_reading_ts'),"
+            " json_extract(data, '$.last_reading_ts'),"
+            " coalesce(json_extract(data, '$.clear_ts'), json_extract(data, '$.last_ts')), id,"
+            " coalesce(json_extract(data, '$.ended_by_reading'), 0)"
+            " FROM alarms WHERE active = 0 ORDER BY start_ts DESC LIMIT ?", (limit,),
         )
-        return [(r[0], float(r[1]), float(r[2] if r[2] is not None else r[1])) for r in reversed(rows)]
+        out = []
+        for dedup, start, first, last, ended, alarm_id, closed in reversed(rows):
+            if first is not None and last is not None:
+                out.append((dedup, Episode(float(first), float(last), alarm_id, bool(closed))))
+            else:
+                out.append((dedup, Episode(float(start), float(ended if ended is not None else start), alarm_id,
+                                           False)))
+        return out
 
     async def get_alarm(self, alarm_id: str) -> Alarm | None:
         row = await self.storage.fetchone("SELECT data FROM alarms WHERE id = ?", (alarm_id,))

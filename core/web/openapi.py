@@ -154,6 +154,12 @@ def openapi_document() -> dict[str, Any]:
                     "late": {"type": "boolean", "description": "shown only by readings that came after newer ones "
                                                               "(补报): start_ts is when it happened, clear_ts when "
                                                               "it was recorded"},
+                    "first_reading_ts": {"type": ["number", "null"], "description": "on the readings' own (device) "
+                                         "clock: the first reading that showed the alarm (null: raised by a timer)"},
+                    "last_reading_ts": {"type": ["number", "null"], "description": "the device's time of the last "
+                                        "reading that showed the alarm, or that showed it gone"},
+                    "ended_by_reading": {"type": "boolean", "description": "last_reading_ts is a reading that "
+                                         "showed the condition gone"},
                     "message": {"type": "string"}, "message_zh": {"type": "string"},
                     "text": {"type": "string", "description": "the message in the reader's language (?lang=zh|en)"},
                     "text_original": {"type": "string", "description": "the rule's own (English) text when "

@@ -76,7 +76,16 @@ async def test_a_buffered_fire_alarm_is_recorded_once_as_a_late_alarm_and_surviv
         assert board[0].late and board[0].start_ts == pytest.approx(t0 + 100)
 
 
-async def test_a_late_reading_raises_nothing_when_the_present_shows_the_alarm_or_it_is_telemetry(
+async def _through_the_engine(core: Any) -> None:
+    await core.storage.barrier()
+    last = core.journal.last_seq
+    consumer = core.alarms.consumer
+    assert consumer is not None
+    await eventually(lambda: consumer.metrics()["cursor"] >= last and not core.alarms.busy,
+                     what="the engine through the readings")
+
+
+async def test_a_late_reading_the_present_shows_raises_nothing_and_late_telemetry_is_told(
     tmp_path: Path,
 ) -> None:
     t0 = time.time() - 600
@@ -88,17 +97,94 @@ async def test_a_late_reading_raises_nothing_when_the_present_shows_the_alarm_or
                                    Reading(point_key="t", value=20.0, ts=t0 + 500)])
         await eventually(lambda: [a for a in core.alarms.open_alarms() if a.active], what="the live alarm")
         core.ingest.apply(device, [Reading(point_key="smoke", value=True, ts=t0 + 100),  # the present shows it
-                                   Reading(point_key="t", value=95.0, ts=t0 + 100)])  # telemetry: history only
-        await core.storage.barrier()
-        last = core.journal.last_seq
-        consumer = core.alarms.consumer
-        assert consumer is not None
-        await eventually(lambda: consumer.metrics()["cursor"] >= last and not core.alarms.busy,
-                         what="the engine through the late readings")
+                                   Reading(point_key="t", value=95.0, ts=t0 + 100)])  # a hot cable, told late
+        await _through_the_engine(core)
         assert core.ingest.metrics()["late"] == 2
         board = core.alarms.open_alarms()
-        assert len(board) == 1 and board[0].active and not board[0].late, board
-        assert core.alarms.metrics()["late_alarms"] == 0
+        live = [a for a in board if not a.late]
+        late = [a for a in board if a.late]
+        assert len(live) == 1 and live[0].active and live[0].category == "fire", board
+        assert len(late) == 1, board
+        assert late[0].category == "electrical_alarm" and late[0].start_ts == pytest.approx(t0 + 100)
+        assert late[0].last_value == 95.0 and not late[0].active
+        assert core.alarms.metrics()["late_alarms"] == 1
+        assert core.ingest.state(core.registry.point(device.id, "t").id).value == 20.0, "the present stays"
+
+
+async def test_an_out_of_order_run_is_told_episode_by_episode_and_a_redelivery_of_told_readings_raises_nothing(
+    tmp_path: Path,
+) -> None:
+    """The SIGKILL case (tests/reliability/test_kill_alarms.py): a cable alternating 20 / 90 °C,
+    a newer reading committed first; the older ones arrive late, in time order, among
+    redeliveries of readings already told live.  The device's clock is days off the engine's,
+    so only windows on the readings' own clock can tell a redelivery from a new episode."""
+    base = time.time() - 5 * 86400  # the device's clock: days behind ours (within ingest's max_past_s)
+    async with running_core(load_text(_site(tmp_path), "site.yaml"), autoload=False) as core:
+        device = await core.registry.resolve_device({"serial": "cab-1"}, driver="test", config_key="cab-1")
+        await core.registry.ensure_points(device.id, [PointSpec(key="t", point_class="temperature", unit="°C")])
+
+        def apply(value: float, n: int) -> None:
+            core.ingest.apply(device, [Reading(point_key="t", value=value, ts=base + n * 0.1)])
+
+        def hot(n: int) -> float:
+            return 90.0 if n % 2 else 20.0
+
+        for n in range(6):  # told live: alarms for n = 1, 3, 5 (5 still active)
+            apply(hot(n), n)
+            await _through_the_engine(core)
+        apply(hot(20), 20)  # a newer reading first (20 °C: the live alarm of n = 5 clears)
+        await _through_the_engine(core)
+        assert len(core.alarms.open_alarms()) == 3 and core.alarms.metrics()["late_alarms"] == 0
+        for n in (3, 4, 5):  # redelivered: already told
+            apply(hot(n), n)
+        for n in range(6, 20):  # never evaluated: 7 hot readings, 7 episodes
+            apply(hot(n), n)
+        for n in (1, 7, 9):  # redelivered again after a second kill
+            apply(hot(n), n)
+        await _through_the_engine(core)
+        board = core.alarms.open_alarms()
+        late = sorted((a for a in board if a.late), key=lambda a: a.start_ts)
+        assert [round((a.start_ts - base) * 10) for a in late] == [7, 9, 11, 13, 15, 17, 19], board
+        assert all(a.count == 1 and not a.active and a.category == "electrical_alarm" for a in late)
+        assert len(board) == 3 + 7 and core.alarms.metrics()["late_alarms"] == 7
+        assert core.ingest.state(core.registry.point(device.id, "t").id).value == 20.0
+
+
+async def test_a_late_run_keeps_the_rules_state_hysteresis_and_on_delay_included(tmp_path: Path) -> None:
+    """A buffered upload in time order is evaluated as a run: a level held past its on-delay
+    raises one alarm from the time the delay ran out; hovering inside the hysteresis is the
+    same episode; a reading that starts older than the run begins a new one."""
+    t0 = time.time() - 3600
+    async with running_core(load_text(_site(tmp_path), "site.yaml"), autoload=False) as core:
+        device = await core.registry.resolve_device({"serial": "rc-1"}, driver="test", config_key="rc-1")
+        (point,) = await core.registry.ensure_points(
+            device.id, [PointSpec(key="i", point_class="residual_current", unit="mA")])
+        await core.registry.set_point_overrides(point.id, rules={"threshold": {"on_delay": 30}})
+
+        def apply(value: float, at: float) -> None:
+            core.ingest.apply(device, [Reading(point_key="i", value=value, ts=t0 + at)])
+
+        apply(50.0, 3000)  # the present
+        await _through_the_engine(core)
+        apply(350.0, 100)  # over 300 mA …
+        apply(350.0, 110)  # … for 10 s only: nothing
+        apply(50.0, 120)
+        apply(350.0, 200)  # over again, held 40 s: the alarm from 230 s on
+        apply(310.0, 240)
+        apply(290.0, 250)  # inside the 15 mA hysteresis: still the same episode
+        apply(320.0, 260)
+        apply(40.0, 300)  # restored
+        await _through_the_engine(core)
+        late = [a for a in core.alarms.open_alarms() if a.late and a.category == "electrical_alarm"]
+        assert len(late) == 1, late
+        assert late[0].start_ts == pytest.approx(t0 + 230)
+        assert late[0].count == 4, "readings at 240, 250, 260 are more of it"
+        assert late[0].peak_value == 350.0
+        assert (late[0].first_reading_ts, late[0].last_reading_ts) == (pytest.approx(t0 + 230), pytest.approx(t0 + 300))
+        told = core.alarms.metrics()["late_alarms"]  # this alarm, and the pre-alarm (200 mA) beside it
+        apply(350.0, 150)  # older than the run: a new run, one reading, the on-delay not reached
+        await _through_the_engine(core)
+        assert core.alarms.metrics()["late_alarms"] == told
 
 
 async def test_an_episode_off_the_board_is_not_raised_again_by_a_late_upload_even_after_a_restart(
